@@ -1,0 +1,1 @@
+"""Asyncio adapters and wiring: SMPP client, services, ingestion, admin API, CLI."""

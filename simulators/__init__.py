@@ -1,0 +1,1 @@
+"""Simulators of the network side: SMSC, handsets, billing/OCS, DPI/PCEF."""
