@@ -58,6 +58,7 @@ __all__ = [
     "Unbind",
     "UnbindResp",
     "UnsuccessSme",
+    "body_decoder",
     "decode_pdu",
     "encode_pdu",
     "pdu_class",
@@ -112,7 +113,10 @@ def _encode_layout(pdu: Pdu) -> bytes:
     out: list[bytes] = []
     layout = pdu._LAYOUT
     if layout and pdu._OPTIONAL_BODY and getattr(pdu, layout[0][0]) is None:
-        return encode_tlvs(getattr(pdu, "optional_parameters", ()))
+        # an absent body (section 4.4.2): anything else set would be lost on the wire
+        if [getattr(pdu, f.name) for f in fields(pdu)][3:] != _DEFAULTS[type(pdu)][1:]:  # type: ignore[arg-type]
+            raise LocalProtocolError(f"{layout[0][0]} is None (no body) but other body fields are set")
+        return b""
     for name, kind, limit, status in layout:
         value = getattr(pdu, name)
         if kind is _C:
@@ -122,6 +126,8 @@ def _encode_layout(pdu: Pdu) -> bytes:
                 raise LocalProtocolError(f"{name} must be an int 0..255, got {value!r}")
             out.append(bytes((value,)))
         elif kind is _SM:
+            if not isinstance(value, bytes | bytearray):
+                raise LocalProtocolError(f"short_message must be bytes, got {type(value).__name__}")
             if len(value) > limit:
                 raise LocalProtocolError(
                     f"short_message is {len(value)} octets, at most {limit}: use message_payload",
@@ -217,6 +223,12 @@ class UnsuccessSme:
 _U32 = Struct(">I")
 
 
+def _u8(value: Any, name: str) -> int:
+    if not isinstance(value, int) or not 0 <= value <= 255:
+        raise LocalProtocolError(f"{name} must be an int 0..255, got {value!r}")
+    return value
+
+
 def _encode_dests(dests: tuple[DestAddress | DistributionList, ...]) -> bytes:
     if not 1 <= len(dests) <= 254:
         raise LocalProtocolError("submit_multi takes 1..254 destinations", _S.ESME_RINVNUMDESTS)
@@ -224,9 +236,12 @@ def _encode_dests(dests: tuple[DestAddress | DistributionList, ...]) -> bytes:
     for d in dests:
         if isinstance(d, DestAddress):
             addr = _cstr(d.destination_addr, "destination_addr", 21, _S.ESME_RINVDSTADR)
-            out.append(bytes((1, d.dest_addr_ton, d.dest_addr_npi)) + addr + b"\x00")
-        else:
+            ton, npi = _u8(d.dest_addr_ton, "dest_addr_ton"), _u8(d.dest_addr_npi, "dest_addr_npi")
+            out.append(bytes((1, ton, npi)) + addr + b"\x00")
+        elif isinstance(d, DistributionList):
             out.append(b"\x02" + _cstr(d.dl_name, "dl_name", 21, _S.ESME_RINVDLNAME) + b"\x00")
+        else:
+            raise LocalProtocolError(f"dest_addresses holds a {type(d).__name__}", _S.ESME_RINVDESTFLAG)
     return b"".join(out)
 
 
@@ -262,7 +277,11 @@ def _encode_unsuccess(items: tuple[UnsuccessSme, ...]) -> bytes:
     out = [bytes((len(items),))]
     for u in items:
         addr = _cstr(u.destination_addr, "destination_addr", 21, _S.ESME_RINVDSTADR)
-        out.append(bytes((u.dest_addr_ton, u.dest_addr_npi)) + addr + b"\x00" + _U32.pack(u.error_status_code))
+        ton, npi = _u8(u.dest_addr_ton, "dest_addr_ton"), _u8(u.dest_addr_npi, "dest_addr_npi")
+        code = u.error_status_code
+        if not isinstance(code, int) or not 0 <= code <= 0xFFFFFFFF:
+            raise LocalProtocolError(f"error_status_code must be an int 0..0xFFFFFFFF, got {code!r}")
+        out.append(bytes((ton, npi)) + addr + b"\x00" + _U32.pack(code))
     return b"".join(out)
 
 
@@ -271,6 +290,8 @@ def _decode_unsuccess(body: bytes, pos: int) -> tuple[tuple[UnsuccessSme, ...], 
         raise DecodeError("PDU ends before no_unsuccess", _S.ESME_RINVCMDLEN)
     count = body[pos]
     pos += 1
+    if count > 254:  # the encoder's limit too: bounded by number_of_dests (section 4.5.1)
+        raise DecodeError(f"no_unsuccess {count} is more than 254", _S.ESME_RINVNUMDESTS)
     out: list[UnsuccessSme] = []
     for _ in range(count):
         if pos + 2 > len(body):
@@ -513,7 +534,14 @@ class _ShortMessagePdu(Pdu):
             dst = self.destination_addr.encode("latin-1")
             sched = self.schedule_delivery_time.encode("latin-1")
             val = self.validity_period.encode("latin-1")
-            if len(st) > 5 or len(src) > 20 or len(dst) > 20 or len(sched) > 16 or len(val) > 16 or len(sm) > 254:
+            if (
+                len(st) > 5
+                or len(src) > 20
+                or len(dst) > 20
+                or len(sched) > 16
+                or len(val) > 16
+                or len(sm) > 254
+            ):
                 raise ValueError("field too long")
             if b"\x00" in st + src + dst + sched + val:
                 raise ValueError("NUL inside a C-Octet string")
@@ -631,7 +659,13 @@ class SubmitSmResp(Pdu):
 
     def encode_body(self) -> bytes:
         mid = self.message_id
-        if mid is not None and not self.optional_parameters and len(mid) < 65 and mid.isascii():
+        if (
+            type(mid) is str
+            and not self.optional_parameters
+            and len(mid) < 65
+            and mid.isascii()
+            and "\0" not in mid
+        ):
             return mid.encode("ascii") + b"\x00"
         return _encode_layout(self)
 
@@ -968,6 +1002,7 @@ _DEFAULTS: dict[type[Pdu], list[Any]] = {
 }
 _MAKERS: dict[int, Callable[..., Pdu]] = {c.command_id: fast_constructor(c) for c in _ALL}
 
+
 def _make_decoder(cls: type[Pdu]) -> Callable[[int, int, bytes], Pdu]:
     make = _MAKERS[cls.command_id]
     if issubclass(cls, _ShortMessagePdu):
@@ -993,6 +1028,12 @@ def _make_decoder(cls: type[Pdu]) -> Callable[[int, int, bytes], Pdu]:
 
 
 _DECODERS: dict[int, Callable[[int, int, bytes], Pdu]] = {c.command_id: _make_decoder(c) for c in _ALL}
+
+
+def body_decoder(command_id: int) -> Callable[[int, int, bytes], Pdu] | None:
+    """The decoder ``(sequence_number, command_status, whole_pdu) -> Pdu`` of a command_id whose
+    header was already read and checked (the engine's fast path), or None for an unknown id."""
+    return _DECODERS.get(command_id)
 
 
 def pdu_class(command_id: int) -> type[Pdu] | None:

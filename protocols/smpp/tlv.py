@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from struct import Struct
+from struct import error as struct_error
 from typing import Any
 
 from protocols._fast import fast_constructor
@@ -160,7 +161,12 @@ class Tlv:
         elif kind is TlvKind.CSTRING:
             if not isinstance(value, str):
                 raise LocalProtocolError(f"TLV {Tag(tag).name} takes a str")
-            raw = value.encode("latin-1") + b"\x00"
+            try:
+                raw = value.encode("latin-1") + b"\x00"
+            except UnicodeEncodeError:
+                raise LocalProtocolError(f"TLV {Tag(tag).name} takes a latin-1 str, got {value!r}") from None
+            if 0 in raw[:-1]:
+                raise LocalProtocolError(f"TLV {Tag(tag).name} is a C-Octet string: no NUL inside")
         elif kind is TlvKind.OCTETS:
             if not isinstance(value, bytes | bytearray):
                 raise LocalProtocolError(f"TLV {Tag(tag).name} takes bytes")
@@ -215,7 +221,10 @@ def find_tlv(params: tuple[Tlv, ...], tag: int) -> Tlv | None:
 
 def encode_tlvs(params: tuple[Tlv, ...]) -> bytes:
     pack = _TL.pack
-    return b"".join(pack(t.tag, len(t.value)) + t.value for t in params)
+    try:
+        return b"".join(pack(t.tag, len(t.value)) + t.value for t in params)
+    except (struct_error, TypeError, AttributeError) as exc:  # a Tlv built by hand, not by Tlv.make
+        raise LocalProtocolError(f"cannot encode optional parameters: {exc}") from None
 
 
 def decode_tlvs(body: bytes, pos: int) -> tuple[Tlv, ...]:
