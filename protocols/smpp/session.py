@@ -171,6 +171,14 @@ class SmppSession:
         self._bind_system_id = ""
         self._enquire_outstanding = False
 
+    def connection_made(self, now: float) -> None:
+        """The transport is up: the idle timer for enquire_link starts now."""
+        self._last_received = now
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
+
     # --- state ------------------------------------------------------------------------------------
 
     def _set_state(self, state: SessionState) -> None:

@@ -3,7 +3,7 @@
 //
 //   node esme.js --port P --system-id X --password Y [--host H] [--count N] [--window W]
 //                [--bind transceiver|transmitter|receiver] [--text T] [--dlr] [--ucs2] [--long]
-//                [--expect-mo N] [--src A] [--dst A] [--timeout S]
+//                [--expect-mo N] [--expect-receipts N] [--src A] [--dst A] [--timeout S]
 //
 // Prints one JSON line at the end. Exit 0: everything answered; 1: error or timeout; 2: bind refused.
 // With --long each of the N messages is 3 concatenated submit_sm, so "submitted" counts PDUs (3N).
@@ -12,13 +12,13 @@ const smpp = require('smpp');
 function parseArgs(argv) {
   const o = {
     host: '127.0.0.1', port: null, systemId: '', password: '', count: 1, window: 1, bind: 'transceiver',
-    text: 'hello from node esme', dlr: false, ucs2: false, long: false, expectMo: 0,
+    text: 'hello from node esme', dlr: false, ucs2: false, long: false, expectMo: 0, expectReceipts: 0,
     src: '12345', dst: '31600000001', timeout: 60,
   };
   const take = { '--host': 'host', '--system-id': 'systemId', '--password': 'password', '--bind': 'bind',
     '--text': 'text', '--src': 'src', '--dst': 'dst' };
   const num = { '--port': 'port', '--count': 'count', '--window': 'window', '--expect-mo': 'expectMo',
-    '--timeout': 'timeout' };
+    '--expect-receipts': 'expectReceipts', '--timeout': 'timeout' };
   const flag = { '--dlr': 'dlr', '--ucs2': 'ucs2', '--long': 'long' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -123,9 +123,12 @@ function totalPdus() {
   return opts.long ? opts.count * 3 : opts.count;
 }
 
+// A receiver bind (or a transmitter whose receipts go to a receiver) waits with --expect-receipts.
 function done() {
-  return answered >= totalPdus() && (!opts.dlr || result.receipts >= totalPdus()) &&
-    result.mo.length >= opts.expectMo;
+  // A transmitter bind cannot receive deliver_sm, so --dlr there only sets registered_delivery.
+  const own = opts.dlr && opts.bind !== 'transmitter' ? totalPdus() : 0;
+  const receipts = Math.max(opts.expectReceipts, own);
+  return answered >= totalPdus() && result.receipts >= receipts && result.mo.length >= opts.expectMo;
 }
 
 let unbinding = false;
@@ -176,6 +179,8 @@ session.on('error', (e) => finish(1, { error: String(e.message || e) }));
 session.on('close', () => finish(1, { error: 'connection closed by peer' }));
 
 session.on('connect', () => {
+  // Without it, a deliver_sm_resp written behind an unacknowledged submit_sm waits ~40 ms for an ACK.
+  session.socket.setNoDelay(true);
   session['bind_' + opts.bind]({ system_id: opts.systemId, password: opts.password }, (pdu) => {
     result.bind_status = pdu.command_status;
     if (pdu.command_status !== 0) {

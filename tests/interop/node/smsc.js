@@ -55,6 +55,9 @@ function receiptText(sm) {
 function handleSession(session) {
   // Without an error listener an ECONNRESET from a peer that just drops kills the process (#236, #251).
   session.on('error', () => {});
+  // Nagle would hold a batch of receipts behind the unacknowledged submit_sm_resp until the peer's
+  // delayed ACK (~40 ms): fatal for stop-and-wait tests.
+  session.socket.setNoDelay(true);
   let bound = null; // 'transmitter' | 'receiver' | 'transceiver'
   let systemId = '';
   let queue = []; // encoded receipts, written in one batch per event-loop turn

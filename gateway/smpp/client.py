@@ -1,0 +1,527 @@
+"""The ESME: an asyncio SMPP 3.4 client over the sans-I/O session engine.
+
+What a production ESME needs and this one does: bind_transceiver (or tx / rx) with the credentials
+from config; an awaitable ``submit()`` that returns the message id; a window of outstanding
+requests; enquire_link keepalive; reconnect with exponential back-off and jitter, rebinding and
+re-sending what was in flight and not answered; a TPS limit sized to the SMSC licence (each
+submit_sm counts, so each part of a long message counts); ESME_RTHROTTLED and ESME_RMSGQFUL
+answered with back-off and retry, never by dropping; delivery receipts correlated to the submitted
+message whether the SMSC writes ids hex or decimal; MO deliver_sm dispatched to registered
+handlers (answered only after the handler took the message); graceful shutdown (stop taking work,
+drain the window, unbind).
+
+Delivery semantics: a submit whose connection broke before its response arrived is sent again on
+the next connection, so the SMSC may see it twice (at-least-once; SMPP 3.4 has no idempotency key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from protocols.errors import GatewayError, LocalProtocolError, TransportError
+from protocols.smpp.constants import CommandId, CommandStatus
+from protocols.smpp.events import (
+    BindCompleted,
+    BindFailed,
+    ConnectionClosed,
+    Event,
+    InvalidPduReceived,
+    OutbindReceived,
+    RequestReceived,
+    ResponseReceived,
+    ResponseTimedOut,
+    Unbound,
+)
+from protocols.smpp.pdu import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DataSm,
+    DeliverSm,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+)
+from protocols.smpp.receipt import DeliveryReceipt, message_id_keys, receipt_from_pdu
+from protocols.smpp.session import Role, SmppSession
+
+from gateway.smpp.connection import SessionProtocol
+
+__all__ = [
+    "BindError",
+    "ClientConfig",
+    "SmppClient",
+    "SubmitError",
+    "SubmitResult",
+    "TokenBucket",
+]
+
+log = logging.getLogger(__name__)
+
+_RETRY_LATER = frozenset((CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL))
+_AUTH_FAILURES = frozenset((CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID))
+
+
+class BindError(TransportError):
+    """The SMSC refused the bind (``status`` is its command_status)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"bind refused: {_status_name(status)} ({status:#010x})")
+        self.status = status
+
+
+class SubmitError(GatewayError):
+    """The SMSC rejected a submit with a status that retrying will not fix."""
+
+    def __init__(self, status: int, reason: str = "") -> None:
+        super().__init__(reason or f"submit rejected: {_status_name(status)} ({status:#010x})")
+        self.status = status
+
+
+def _status_name(status: int) -> str:
+    return CommandStatus(status).name
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    host: str
+    port: int
+    system_id: str
+    password: str
+    system_type: str = ""
+    bind_type: Literal["transceiver", "transmitter", "receiver"] = "transceiver"
+    address_range: str = ""
+    window: int = 100
+    response_timeout: float = 30.0
+    enquire_link_interval: float = 30.0
+    connect_timeout: float = 10.0
+    reconnect_initial: float = 0.5
+    reconnect_max: float = 30.0
+    tps: float | None = None  # the SMSC licence, in submit_sm per second; None: unlimited
+    throttle_initial: float = 0.2  # first pause after ESME_RTHROTTLED / ESME_RMSGQFUL
+    throttle_max: float = 10.0
+    submit_attempts: int = 3  # response timeouts tolerated before a submit fails
+    early_receipts: int = 10_000  # receipts kept while their submit_sm_resp is still on its way
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    message_id: str
+    response: SubmitSmResp
+
+
+class TokenBucket:
+    """TPS limiter: ``rate`` tokens per second, bursts up to ``burst``. Time comes from the loop."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        # a burst of one tenth of a second keeps the per-second rate honest at the SMSC
+        self.burst = burst if burst is not None else max(1.0, rate / 10)
+        self._tokens = self.burst
+        self._stamp: float | None = None
+
+    async def acquire(self, tokens: float = 1.0) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if self._stamp is None:
+                self._stamp = now
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= tokens:
+                self._tokens -= tokens
+                return
+            await asyncio.sleep((tokens - self._tokens) / self.rate)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    pdu: Pdu
+    future: asyncio.Future[Pdu]
+    attempts: int = 0
+
+
+MoHandler = Callable[[DeliverSm | DataSm], Awaitable[None] | None]
+ReceiptHandler = Callable[[DeliveryReceipt, DeliverSm | DataSm], Awaitable[None] | None]
+
+
+@dataclass(slots=True)
+class _Stats:
+    submitted: int = 0
+    resent: int = 0
+    throttled: int = 0
+    receipts: int = 0
+    mo: int = 0
+    reconnects: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+class SmppClient:
+    """An ESME bound to one SMSC. ``await start()`` connects and binds (raising ``BindError`` when
+    the very first bind is refused); afterwards the connection is kept up in the background."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.stats = _Stats()
+        self._protocol: SessionProtocol | None = None
+        self._bound = asyncio.Event()
+        self._closing = False
+        self._runner: asyncio.Task[None] | None = None
+        self._window = asyncio.Semaphore(config.window)
+        self._tps = TokenBucket(config.tps) if config.tps else None
+        self._inflight: dict[int, _InFlight] = {}  # seq on the current connection -> request
+        self._resend: list[_InFlight] = []  # waiting for the next bind
+        self._throttle_until = 0.0
+        self._throttle_delay = config.throttle_initial
+        self._mo_handlers: list[MoHandler] = []
+        self._receipt_handlers: list[ReceiptHandler] = []
+        self._receipt_waiters: dict[int | str, asyncio.Future[DeliveryReceipt]] = {}
+        self._early_receipts: OrderedDict[int | str, DeliveryReceipt] = OrderedDict()
+        self._first_bind: asyncio.Future[None] | None = None
+        self._bind_status: int | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._first_bind = loop.create_future()
+        self._runner = asyncio.create_task(self._run(), name="smpp-client")
+        try:
+            await self._first_bind
+        except BaseException:
+            await self._stop_runner()
+            raise
+
+    @property
+    def is_bound(self) -> bool:
+        return self._bound.is_set()
+
+    @property
+    def window_occupancy(self) -> int:
+        return len(self._inflight)
+
+    async def wait_bound(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._bound.wait(), timeout)
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        """Stop taking work, let the window drain, unbind, close."""
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout
+        while (self._inflight or self._resend) and loop.time() < deadline and self._protocol is not None:
+            await asyncio.sleep(0.01)
+        proto = self._protocol
+        if proto is not None and proto.session.is_bound:
+            with contextlib.suppress(LocalProtocolError):
+                proto.session.send(Unbind(), loop.time())
+                proto.flush()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proto.closed.wait(), min(5.0, self.config.response_timeout))
+        await self._stop_runner()
+        for item in [*self._inflight.values(), *self._resend]:
+            if not item.future.done():
+                item.future.set_exception(TransportError("client closed before the SMSC answered"))
+        self._inflight.clear()
+        self._resend.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _stop_runner(self) -> None:
+        self._closing = True
+        if self._protocol is not None:
+            self._protocol.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+
+    async def __aenter__(self) -> SmppClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- connection management --------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self.config.reconnect_initial
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                await self._connect_once(loop)
+                delay = self.config.reconnect_initial  # a bind succeeded: start back-off afresh
+            except BindError as exc:
+                if self._first_bind is not None and not self._first_bind.done():
+                    self._first_bind.set_exception(exc)
+                    return
+                log.error("SMPP bind to %s:%s refused: %s", self.config.host, self.config.port, exc)
+            except (OSError, TimeoutError, TransportError) as exc:
+                if self._first_bind is not None and not self._first_bind.done():
+                    self._first_bind.set_exception(
+                        TransportError(f"cannot connect to {self.config.host}:{self.config.port}: {exc}")
+                    )
+                    return
+                log.warning("SMPP connection to %s:%s failed: %s", self.config.host, self.config.port, exc)
+            if self._closing:
+                return
+            self.stats.reconnects += 1
+            # full jitter keeps a fleet of gateways from reconnecting in lock step
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(self.config.reconnect_max, delay * 2)
+
+    async def _connect_once(self, loop: asyncio.AbstractEventLoop) -> None:
+        cfg = self.config
+        session = SmppSession(
+            Role.ESME,
+            window=cfg.window + 1,  # +1: the bind itself; the semaphore enforces the configured window
+            response_timeout=cfg.response_timeout,
+            enquire_link_interval=cfg.enquire_link_interval,
+        )
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: SessionProtocol(session, self._on_event), cfg.host, cfg.port),
+            cfg.connect_timeout,
+        )
+        self._protocol = proto
+        bind_cls = {"transceiver": BindTransceiver, "transmitter": BindTransmitter, "receiver": BindReceiver}
+        self._bind_status = None
+        session.send(
+            bind_cls[cfg.bind_type](
+                system_id=cfg.system_id,
+                password=cfg.password,
+                system_type=cfg.system_type,
+                address_range=cfg.address_range,
+            ),
+            loop.time(),
+        )
+        proto.flush()
+        try:
+            await proto.closed.wait()
+        finally:
+            self._bound.clear()
+            self._protocol = None
+            # whatever was on the wire and unanswered goes out again after the next bind
+            pending = sorted(self._inflight.items())
+            self._inflight.clear()
+            self._resend = [item for _, item in pending] + self._resend
+            proto.close()
+        if self._bind_status is not None and not self._bound.is_set() and self._bind_status != 0:
+            raise BindError(self._bind_status)
+
+    def _on_event(self, proto: SessionProtocol, event: Event) -> None:
+        if isinstance(event, ResponseReceived):
+            self._on_response(event)
+        elif isinstance(event, RequestReceived):
+            self._on_request(proto, event.pdu)
+        elif isinstance(event, BindCompleted):
+            self._bind_status = 0
+            log.info("SMPP bound to %s as %s", proto.peer, CommandId(event.bind_command_id).name.lower())
+            self._bound.set()
+            if self._first_bind is not None and not self._first_bind.done():
+                self._first_bind.set_result(None)
+            self._resend_pending(proto)
+        elif isinstance(event, BindFailed):
+            self._bind_status = event.command_status
+            proto.close()
+        elif isinstance(event, ResponseTimedOut):
+            self._on_timeout(proto, event)
+        elif isinstance(event, Unbound | ConnectionClosed):
+            self._bound.clear()
+            proto.close()
+        elif isinstance(event, InvalidPduReceived):
+            log.warning("SMPP peer %s sent an invalid PDU: %s", proto.peer, event.reason)
+        elif isinstance(event, OutbindReceived):
+            log.info("SMPP outbind from %s ignored: this ESME binds by itself", proto.peer)
+
+    def _resend_pending(self, proto: SessionProtocol) -> None:
+        pending, self._resend = self._resend, []
+        now = proto.loop.time()
+        for item in pending:
+            if item.future.done():
+                continue
+            seq = proto.session.send(item.pdu, now)
+            self._inflight[seq] = item
+            self.stats.resent += 1
+        proto.flush()
+
+    # --- submitting ------------------------------------------------------------------------------------
+
+    async def submit(self, pdu: SubmitSm) -> SubmitResult:
+        """Submit one submit_sm and return the SMSC's message id.
+
+        Waits for the bind, the TPS budget and a window slot. Throttling answers are retried after
+        a back-off; a response timeout is retried up to ``submit_attempts`` times; other errors raise
+        ``SubmitError``."""
+        if self._closing:
+            raise TransportError("client is closing")
+        response = await self.request(pdu)
+        assert isinstance(response, SubmitSmResp)
+        return SubmitResult(response.message_id or "", response)
+
+    async def request(self, pdu: Pdu) -> Pdu:
+        """Send any request PDU with the submit semantics (window, TPS, throttling retry)."""
+        loop = asyncio.get_running_loop()
+        async with self._window:
+            while True:
+                if self._tps is not None:
+                    await self._tps.acquire()
+                if not self._bound.is_set():
+                    await self._bound.wait()
+                if self._throttle_until > loop.time():
+                    await asyncio.sleep(self._throttle_until - loop.time())
+                    continue
+                response = await self._send_and_wait(pdu, loop)
+                status = response.command_status
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+                if status == 0:
+                    self._throttle_delay = self.config.throttle_initial
+                    self.stats.submitted += 1
+                    return response
+                if status in _RETRY_LATER:
+                    self.stats.throttled += 1
+                    # one back-off for the whole bind: the SMSC is telling all of us to slow down
+                    until = loop.time() + self._throttle_delay
+                    if until > self._throttle_until:
+                        self._throttle_until = until
+                        self._throttle_delay = min(self.config.throttle_max, self._throttle_delay * 2)
+                    continue
+                raise SubmitError(status)
+
+    async def _send_and_wait(self, pdu: Pdu, loop: asyncio.AbstractEventLoop) -> Pdu:
+        proto = self._protocol
+        if proto is None or not proto.session.is_bound:
+            await self._bound.wait()
+            proto = self._protocol
+            assert proto is not None
+        future: asyncio.Future[Pdu] = loop.create_future()
+        seq = proto.session.send(pdu, loop.time())
+        self._inflight[seq] = _InFlight(pdu, future)
+        proto.schedule_flush()
+        await proto.drain()
+        return await future
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        item = self._inflight.pop(event.response.sequence_number, None)
+        if item is not None and not item.future.done():
+            item.future.set_result(event.response)
+
+    def _on_timeout(self, proto: SessionProtocol, event: ResponseTimedOut) -> None:
+        if event.request.command_id == CommandId.ENQUIRE_LINK:
+            log.warning("SMPP link to %s does not answer enquire_link; reconnecting", proto.peer)
+            proto.close()
+            return
+        item = self._inflight.pop(event.sequence_number, None)
+        if item is None or item.future.done():
+            return
+        item.attempts += 1
+        if item.attempts >= self.config.submit_attempts:
+            item.future.set_exception(
+                SubmitError(0, f"no response after {item.attempts} attempt(s) of {self.config.response_timeout}s")
+            )
+            return
+        if proto.session.is_bound:
+            seq = proto.session.send(item.pdu, proto.loop.time())
+            self._inflight[seq] = item
+            self.stats.resent += 1
+            proto.schedule_flush()
+        else:
+            self._resend.append(item)
+
+    # --- MO and receipts ---------------------------------------------------------------------------------
+
+    def add_mo_handler(self, handler: MoHandler) -> None:
+        """``handler(pdu)`` for every mobile-originated deliver_sm / data_sm (not receipts)."""
+        self._mo_handlers.append(handler)
+
+    def add_receipt_handler(self, handler: ReceiptHandler) -> None:
+        self._receipt_handlers.append(handler)
+
+    async def wait_receipt(self, message_id: str, timeout: float | None = None) -> DeliveryReceipt:
+        """The delivery receipt of ``message_id`` (hex or decimal, as the SMSC wrote either)."""
+        keys = message_id_keys(message_id)
+        for key in keys:
+            receipt = self._early_receipts.get(key)
+            if receipt is not None:
+                for stale in message_id_keys(receipt.id):
+                    self._early_receipts.pop(stale, None)
+                return receipt
+        future: asyncio.Future[DeliveryReceipt] = asyncio.get_running_loop().create_future()
+        for key in keys:
+            self._receipt_waiters[key] = future
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            for key in keys:
+                if self._receipt_waiters.get(key) is future:
+                    del self._receipt_waiters[key]
+
+    def _on_request(self, proto: SessionProtocol, pdu: Pdu) -> None:
+        if not isinstance(pdu, DeliverSm | DataSm):
+            # query/cancel/replace are ESME->SMSC operations; an SMSC sending them is confused
+            proto.session.answer(pdu, CommandStatus.ESME_RINVCMDID)
+            proto.schedule_flush()
+            return
+        receipt = receipt_from_pdu(pdu)
+        if receipt is not None:
+            self.stats.receipts += 1
+            self._deliver_receipt(receipt)
+            handlers: list[Callable[[], Awaitable[None] | None]] = [
+                (lambda h=h: h(receipt, pdu)) for h in self._receipt_handlers  # type: ignore[misc]
+            ]
+        else:
+            self.stats.mo += 1
+            handlers = [(lambda h=h: h(pdu)) for h in self._mo_handlers]  # type: ignore[misc]
+        if not handlers:
+            self._answer(proto, pdu, 0)
+            return
+        task = asyncio.create_task(self._run_handlers(proto, pdu, handlers))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_handlers(
+        self, proto: SessionProtocol, pdu: DeliverSm | DataSm, handlers: list[Callable[[], Awaitable[None] | None]]
+    ) -> None:
+        status = 0
+        try:
+            for call in handlers:
+                result = call()
+                if result is not None:
+                    await result
+        except Exception:
+            # a temporary application error makes the SMSC retry later: the message is not lost
+            log.exception("MO handler failed; answering ESME_RX_T_APPN so the SMSC retries")
+            status = CommandStatus.ESME_RX_T_APPN
+        self._answer(proto, pdu, status)
+
+    def _answer(self, proto: SessionProtocol, pdu: DeliverSm | DataSm, status: int) -> None:
+        if proto.transport is None or proto.transport.is_closing():
+            return  # the SMSC will re-deliver on the next bind
+        fields = {} if isinstance(pdu, DeliverSm) else {"message_id": ""}
+        if status:
+            fields = {"message_id": None}
+        proto.session.answer(pdu, status, **fields)
+        proto.schedule_flush()
+
+    def _deliver_receipt(self, receipt: DeliveryReceipt) -> None:
+        for key in message_id_keys(receipt.id):
+            future = self._receipt_waiters.get(key)
+            if future is not None and not future.done():
+                future.set_result(receipt)
+                return
+        early = self._early_receipts
+        for key in message_id_keys(receipt.id):
+            early[key] = receipt
+        while len(early) > self.config.early_receipts:
+            early.popitem(last=False)

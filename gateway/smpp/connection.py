@@ -1,0 +1,154 @@
+"""The thin asyncio adapter around ``protocols.smpp.SmppSession`` (one TCP connection, either role).
+
+It feeds received bytes to the engine, hands events to an owner callback, writes what the engine
+queued once per event-loop iteration (so a burst of PDUs becomes one ``write``), and keeps one
+timer armed at ``engine.get_timer()``. Both the ESME client and the SMSC simulator use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from protocols.errors import RemoteProtocolError
+from protocols.smpp.events import ConnectionClosed, Event
+from protocols.smpp.session import SmppSession
+
+__all__ = ["SessionProtocol"]
+
+log = logging.getLogger(__name__)
+
+
+class SessionProtocol(asyncio.Protocol):
+    """asyncio transport <-> SMPP engine. ``on_event`` runs synchronously for each engine event."""
+
+    def __init__(
+        self,
+        session: SmppSession,
+        on_event: Callable[[SessionProtocol, Event], None],
+        *,
+        on_connection_lost: Callable[[SessionProtocol], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.on_event = on_event
+        self.on_connection_lost = on_connection_lost
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.closed = asyncio.Event()
+        self.peer: str = ""
+        self._flush_pending = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._paused = False
+        self._resume_waiters: list[asyncio.Future[None]] = []
+
+    # --- asyncio.Protocol ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.session.connection_made(self.loop.time())
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.session.receive_data(data, self.loop.time())
+        except RemoteProtocolError as exc:
+            log.warning("SMPP peer %s broke the protocol: %s; closing", self.peer, exc)
+            self._drain_events()
+            self.flush()
+            self.close()
+            return
+        self._drain_events()
+        self.flush()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.session.state.value != "closed":
+            self.session.receive_data(b"", self.loop.time())
+            self._drain_events()
+        else:
+            self.on_event(self, ConnectionClosed())
+        for waiter in self._resume_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._resume_waiters.clear()
+        self.closed.set()
+        if self.on_connection_lost is not None:
+            self.on_connection_lost(self)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        for waiter in self._resume_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._resume_waiters.clear()
+
+    # --- engine plumbing -----------------------------------------------------------------------------
+
+    def _drain_events(self) -> None:
+        next_event = self.session.next_event
+        on_event = self.on_event
+        while (event := next_event()) is not None:
+            on_event(self, event)
+
+    def schedule_flush(self) -> None:
+        """Write what the engine queued at the end of this loop iteration (one write per burst)."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        data = self.session.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        # events raised by our own sends (e.g. BindCompleted when the SMSC answers a bind)
+        if self.session.has_events:
+            self._drain_events()
+            data = self.session.data_to_send()
+            if data and self.transport is not None and not self.transport.is_closing():
+                self.transport.write(data)
+        self._arm_timer()
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if self._paused and self.transport is not None and not self.transport.is_closing():
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self._resume_waiters.append(waiter)
+            await waiter
+
+    def _arm_timer(self) -> None:
+        at = self.session.get_timer()
+        if at is None:
+            return
+        if self._timer is not None:
+            if self._timer_at is not None and self._timer_at <= at:
+                return  # the armed timer fires first; it re-arms for what remains
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.session.handle_timer(self.loop.time())
+        self._drain_events()
+        self.flush()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
