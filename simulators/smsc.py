@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from gateway.smpp.connection import SessionProtocol
 from protocols.errors import ConfigError
 from protocols.smpp.constants import CommandStatus, MessageState
 from protocols.smpp.events import (
@@ -52,8 +53,6 @@ from protocols.smpp.pdu import (
 from protocols.smpp.receipt import DeliveryReceipt, build_receipt_pdu
 from protocols.smpp.session import Role, SessionState, SmppSession
 from protocols.smpp.tlv import Tlv
-
-from gateway.smpp.connection import SessionProtocol
 
 __all__ = ["MtMessage", "Personality", "SmscSimulator", "parse_personality"]
 
@@ -199,11 +198,13 @@ class SmscSimulator:
         self.outcomes = outcomes or {"DELIVRD": 1.0}
         for stat in self.outcomes:
             if stat not in _OUTCOME_STATES:
-                raise ConfigError(f"unknown receipt outcome {stat!r}: choose from {', '.join(_OUTCOME_STATES)}")
+                raise ConfigError(
+                    f"unknown receipt outcome {stat!r}: choose from {', '.join(_OUTCOME_STATES)}"
+                )
         self.window = window
         self.enquire_link_interval = enquire_link_interval
         self.stats = SmscStats()
-        self._random = random.Random(seed)  # noqa: S311 - simulation, not security
+        self._random = random.Random(seed)
         self._server: asyncio.Server | None = None
         self._clients: set[_Client] = set()
         self._by_proto: dict[int, _Client] = {}
@@ -313,7 +314,9 @@ class SmscSimulator:
         )
         return await self.deliver(pdu, system_id=system_id, timeout=timeout)
 
-    async def deliver(self, pdu: DeliverSm | DataSm, *, system_id: str | None = None, timeout: float = 10.0) -> int:
+    async def deliver(
+        self, pdu: DeliverSm | DataSm, *, system_id: str | None = None, timeout: float = 10.0
+    ) -> int:
         """Send a deliver_sm / data_sm to a bound ESME and wait for its response status."""
         client = self._receiver_for(system_id)
         if client is None:
@@ -370,6 +373,7 @@ class SmscSimulator:
         session = proto.session
         if isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
             expected = self.accounts.get(pdu.system_id)
+            status: int
             if expected is None:
                 status = S.ESME_RINVSYSID
             elif expected != pdu.password:
@@ -404,11 +408,15 @@ class SmscSimulator:
         elif isinstance(pdu, DataSm):
             session.answer(pdu, 0, message_id=self._take_id())
         elif isinstance(pdu, QuerySm):
-            session.answer(pdu, 0, message_id=pdu.message_id, final_date="", message_state=MessageState.DELIVERED)
+            session.answer(
+                pdu, 0, message_id=pdu.message_id, final_date="", message_state=MessageState.DELIVERED
+            )
         elif isinstance(pdu, CancelSm | ReplaceSm):
             session.answer(pdu, 0)
         else:
-            session.answer(pdu, S.ESME_RINVCMDID, **({"message_id": None} if hasattr(pdu, "short_message") else {}))
+            session.answer(
+                pdu, S.ESME_RINVCMDID, **({"message_id": None} if hasattr(pdu, "short_message") else {})
+            )
         proto.schedule_flush()
 
     def _take_id(self) -> str:
@@ -544,6 +552,7 @@ def parse_account(spec: str) -> tuple[str, str]:
     if not sep or not system_id:
         raise ConfigError(f"account {spec!r} must be SYSTEM_ID:PASSWORD")
     if len(system_id) > 15 or len(password) > 8:
-        raise ConfigError(f"account {spec!r}: system_id is at most 15 characters and password at most 8 (SMPP 3.4)")
+        raise ConfigError(
+            f"account {spec!r}: system_id is at most 15 characters and password at most 8 (SMPP 3.4)"
+        )
     return system_id, password
-

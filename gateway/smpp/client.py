@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gateway.smpp.connection import SessionProtocol
 from protocols.errors import GatewayError, LocalProtocolError, TransportError
 from protocols.smpp.constants import CommandId, CommandStatus
 from protocols.smpp.events import (
@@ -52,8 +53,6 @@ from protocols.smpp.pdu import (
 )
 from protocols.smpp.receipt import DeliveryReceipt, message_id_keys, receipt_from_pdu
 from protocols.smpp.session import Role, SmppSession
-
-from gateway.smpp.connection import SessionProtocol
 
 __all__ = [
     "BindError",
@@ -428,7 +427,9 @@ class SmppClient:
         item.attempts += 1
         if item.attempts >= self.config.submit_attempts:
             item.future.set_exception(
-                SubmitError(0, f"no response after {item.attempts} attempt(s) of {self.config.response_timeout}s")
+                SubmitError(
+                    0, f"no response after {item.attempts} attempt(s) of {self.config.response_timeout}s"
+                )
             )
             return
         if proto.session.is_bound:
@@ -474,29 +475,31 @@ class SmppClient:
             proto.schedule_flush()
             return
         receipt = receipt_from_pdu(pdu)
+        calls: list[tuple[Callable[..., Awaitable[None] | None], tuple[object, ...]]]
         if receipt is not None:
             self.stats.receipts += 1
             self._deliver_receipt(receipt)
-            handlers: list[Callable[[], Awaitable[None] | None]] = [
-                (lambda h=h: h(receipt, pdu)) for h in self._receipt_handlers  # type: ignore[misc]
-            ]
+            calls = [(h, (receipt, pdu)) for h in self._receipt_handlers]
         else:
             self.stats.mo += 1
-            handlers = [(lambda h=h: h(pdu)) for h in self._mo_handlers]  # type: ignore[misc]
-        if not handlers:
+            calls = [(h, (pdu,)) for h in self._mo_handlers]
+        if not calls:
             self._answer(proto, pdu, 0)
             return
-        task = asyncio.create_task(self._run_handlers(proto, pdu, handlers))
+        task = asyncio.create_task(self._run_handlers(proto, pdu, calls))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run_handlers(
-        self, proto: SessionProtocol, pdu: DeliverSm | DataSm, handlers: list[Callable[[], Awaitable[None] | None]]
+        self,
+        proto: SessionProtocol,
+        pdu: DeliverSm | DataSm,
+        calls: list[tuple[Callable[..., Awaitable[None] | None], tuple[object, ...]]],
     ) -> None:
         status = 0
         try:
-            for call in handlers:
-                result = call()
+            for handler, args in calls:
+                result = handler(*args)
                 if result is not None:
                     await result
         except Exception:
@@ -508,7 +511,7 @@ class SmppClient:
     def _answer(self, proto: SessionProtocol, pdu: DeliverSm | DataSm, status: int) -> None:
         if proto.transport is None or proto.transport.is_closing():
             return  # the SMSC will re-deliver on the next bind
-        fields = {} if isinstance(pdu, DeliverSm) else {"message_id": ""}
+        fields: dict[str, str | None] = {} if isinstance(pdu, DeliverSm) else {"message_id": ""}
         if status:
             fields = {"message_id": None}
         proto.session.answer(pdu, status, **fields)

@@ -72,7 +72,7 @@ class SessionProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.session.state.value != "closed":
+        if self.session.is_open:
             self.session.receive_data(b"", self.loop.time())
             self._drain_events()
         else:

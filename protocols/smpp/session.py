@@ -15,6 +15,7 @@ It never reads a clock.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -187,6 +188,11 @@ class SmppSession:
         self._allowed_in = self._peer_requests[state]
 
     @property
+    def is_open(self) -> bool:
+        """The connection is usable (not closed by either side or by a fatal error)."""
+        return self.state is not St.CLOSED
+
+    @property
     def is_bound(self) -> bool:
         return self.state in (St.BOUND_TX, St.BOUND_RX, St.BOUND_TRX)
 
@@ -255,7 +261,8 @@ class SmppSession:
         cls = pdu_class(request.command_id | _RESP)
         if cls is None or request.command_id in _NO_RESPONSE:
             raise LocalProtocolError(f"{type(request).__name__} has no response")
-        resp = cls(sequence_number=request.sequence_number, command_status=command_status, **fields)
+        make: Callable[..., Pdu] = cls
+        resp = make(sequence_number=request.sequence_number, command_status=command_status, **fields)
         return self._send_response(resp)
 
     def _take_seq(self) -> int:
@@ -313,7 +320,7 @@ class SmppSession:
                 dispatch(data[pos:end], cid, status, seq, now)
                 pos = end
         finally:
-            if pos < n and self.state is not St.CLOSED:
+            if pos < n and self.is_open:
                 self._buffer += data[pos:]
 
     def _fatal_length(self, length: int, cid: int, seq: int) -> None:
@@ -380,14 +387,17 @@ class SmppSession:
             fields = {"message_id": None} if "message_id" in resp_cls.__dataclass_fields__ else {}  # type: ignore[attr-defined]
             if "system_id" in resp_cls.__dataclass_fields__:  # type: ignore[attr-defined]
                 fields = {"system_id": None}
-            self._out.append(encode_pdu(resp_cls(sequence_number=seq, command_status=code, **fields)))
+            make: Callable[..., Pdu] = resp_cls
+            self._out.append(encode_pdu(make(sequence_number=seq, command_status=code, **fields)))
         self._events.append(InvalidPduReceived(cid, seq, code, reason))
 
     def _on_response(self, raw: bytes, cid: int, seq: int) -> None:
         entry = self._outstanding.get(seq)
         if entry is None:
             self._events.append(
-                InvalidPduReceived(cid, seq, None, f"response to sequence_number {seq}, which is not outstanding")
+                InvalidPduReceived(
+                    cid, seq, None, f"response to sequence_number {seq}, which is not outstanding"
+                )
             )
             return
         request = entry[0]

@@ -32,14 +32,25 @@ def check_time(value: str) -> bool:
     # absolute time: month 01-12, day 01-31, hour < 24, minute and second < 60, tenths, quarter hours <= 48
     month, day = int(value[2:4]), int(value[4:6])
     hour, minute, second = int(value[6:8]), int(value[8:10]), int(value[10:12])
-    return 1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60 and int(value[13:15]) <= 48
+    return (
+        1 <= month <= 12
+        and 1 <= day <= 31
+        and hour < 24
+        and minute < 60
+        and second < 60
+        and int(value[13:15]) <= 48
+    )
 
 
 def _check_addr(ton: int, npi: int, src: bool) -> tuple[int, str] | None:
     if ton not in _TONS:
-        return (S.ESME_RINVSRCTON if src else S.ESME_RINVDSTTON), f"{'source' if src else 'dest'}_addr_ton {ton}"
+        return (
+            S.ESME_RINVSRCTON if src else S.ESME_RINVDSTTON
+        ), f"{'source' if src else 'dest'}_addr_ton {ton}"
     if npi not in _NPIS:
-        return (S.ESME_RINVSRCNPI if src else S.ESME_RINVDSTNPI), f"{'source' if src else 'dest'}_addr_npi {npi}"
+        return (
+            S.ESME_RINVSRCNPI if src else S.ESME_RINVDSTNPI
+        ), f"{'source' if src else 'dest'}_addr_npi {npi}"
     return None
 
 
