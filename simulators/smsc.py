@@ -20,7 +20,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from gateway.smpp.connection import SessionProtocol
@@ -144,7 +144,6 @@ class SmscStats:
     receipts_lost: int = 0
     mo_sent: int = 0
     invalid: int = 0
-    by_system_id: dict[str, int] = field(default_factory=dict)
 
 
 class _Licence:

@@ -263,7 +263,7 @@ def receipt_from_pdu(pdu: DeliverSm | DataSm) -> DeliveryReceipt | None:
     message_payload when short_message is empty. Raises DecodeError when no id or no state can be
     found in either.
     """
-    if int(pdu.esm_class) & EsmClass.MESSAGE_TYPE_MASK not in _RECEIPT_TYPES:
+    if (int(pdu.esm_class) & EsmClass.MESSAGE_TYPE_MASK) not in _RECEIPT_TYPES:
         return None
     params = pdu.optional_parameters
     raw = pdu.short_message if isinstance(pdu, DeliverSm) else b""

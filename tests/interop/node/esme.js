@@ -176,7 +176,8 @@ function onSubmitResp(pdu) {
 }
 
 session.on('error', (e) => finish(1, { error: String(e.message || e) }));
-session.on('close', () => finish(1, { error: 'connection closed by peer' }));
+// Strict on purpose: an SMSC that drops the line instead of sending unbind_resp breaks SMPP 3.4 4.2.2.
+session.on('close', () => finish(1, { error: unbinding ? 'closed before unbind_resp' : 'connection closed by peer' }));
 
 session.on('connect', () => {
   // Without it, a deliver_sm_resp written behind an unacknowledged submit_sm waits ~40 ms for an ACK.

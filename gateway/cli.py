@@ -1,0 +1,163 @@
+"""The ``tgw`` command line: gateway commands.
+
+``tgw send-sms`` binds to an SMSC, submits one message, prints its message id and, with ``--dlr``,
+waits for the delivery receipt and prints its final state. Exit status: 0 success, 1 connection
+failure, 2 bind refused, 3 submit rejected, 4 no receipt in time, 5 the receipt reports a failure.
+
+The simulator commands (``tgw sim ...``, ``tgw demo``) are added by ``simulators.cli``, which owns
+the console script, because the gateway package must not import the simulators.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from gateway.smpp.client import BindError, ClientConfig, SmppClient, SubmitError
+from protocols.errors import ConfigError, GatewayError, TransportError
+from protocols.smpp.pdu import SubmitSm
+from protocols.smpp.tlv import Tlv
+
+__all__ = ["build_parser", "encode_text", "main", "parse_host_port", "run"]
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def encode_text(text: str) -> tuple[int, bytes]:
+    """(data_coding, octets) for a text: ASCII as SMSC default alphabet (0), else UCS-2 (8).
+
+    Characters outside the BMP are refused: UCS-2 cannot carry them."""
+    if text.isascii():
+        return 0, text.encode("ascii")
+    if any(ord(c) > 0xFFFF for c in text):
+        raise ConfigError(
+            "text holds characters outside the Basic Multilingual Plane, which UCS-2 cannot carry"
+        )
+    return 8, text.encode("utf-16-be")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="tgw", description="Telecom campaign gateway")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    send = sub.add_parser("send-sms", help="submit one SMS over SMPP and print its message id")
+    send.add_argument("--smsc", required=True, type=parse_host_port, metavar="HOST:PORT")
+    send.add_argument("--system-id", required=True)
+    send.add_argument("--password", required=True)
+    send.add_argument("--system-type", default="")
+    send.add_argument("--from", dest="source", required=True, metavar="ADDR")
+    send.add_argument("--to", dest="destination", required=True, metavar="ADDR")
+    send.add_argument("--text", required=True)
+    send.add_argument("--dlr", action="store_true", help="wait for the delivery receipt and print its state")
+    send.add_argument("--dlr-timeout", type=float, default=60.0, metavar="SECONDS")
+    send.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="connect and bind timeout"
+    )
+    send.set_defaults(func=_send_sms)
+    return parser, sub
+
+
+def _address_ton_npi(addr: str) -> tuple[int, int]:
+    if addr.isdigit() and len(addr) > 8:
+        return 1, 1  # international, E.164
+    if addr.isdigit():
+        return 0, 1
+    return 5, 0  # alphanumeric sender
+
+
+async def _send_sms_async(args: argparse.Namespace) -> int:
+    host, port = args.smsc
+    config = ClientConfig(
+        host,
+        port,
+        args.system_id,
+        args.password,
+        system_type=args.system_type,
+        window=1,
+        connect_timeout=args.timeout,
+        response_timeout=args.timeout,
+    )
+    data_coding, octets = encode_text(args.text)
+    src_ton, src_npi = _address_ton_npi(args.source)
+    dst_ton, dst_npi = _address_ton_npi(args.destination)
+    limit = 160 if data_coding == 0 else 140
+    long_text = len(octets) > limit
+    pdu = SubmitSm(
+        source_addr_ton=src_ton,
+        source_addr_npi=src_npi,
+        source_addr=args.source,
+        dest_addr_ton=dst_ton,
+        dest_addr_npi=dst_npi,
+        destination_addr=args.destination,
+        registered_delivery=1 if args.dlr else 0,
+        data_coding=data_coding,
+        short_message=b"" if long_text else octets,
+        # one PDU carries the whole text; the SMSC splits it (SMPP 3.4 section 5.3.2.32)
+        optional_parameters=(Tlv.make("message_payload", octets),) if long_text else (),
+    )
+    client = SmppClient(config)
+    try:
+        await asyncio.wait_for(client.start(), args.timeout)
+    except BindError as exc:
+        print(f"tgw: {exc}", file=sys.stderr)
+        return 2
+    except (TransportError, OSError, TimeoutError) as exc:
+        print(f"tgw: cannot connect to {host}:{port}: {exc or 'timed out'}", file=sys.stderr)
+        return 1
+    try:
+        try:
+            result = await client.submit(pdu)
+        except SubmitError as exc:
+            print(f"tgw: {exc}", file=sys.stderr)
+            return 3
+        print(result.message_id)
+        if args.dlr:
+            try:
+                receipt = await client.wait_receipt(result.message_id, args.dlr_timeout)
+            except TimeoutError:
+                print(f"tgw: no delivery receipt within {args.dlr_timeout:g} s", file=sys.stderr)
+                return 4
+            print(receipt.stat)
+            if receipt.stat != "DELIVRD":
+                return 5
+        return 0
+    finally:
+        await client.close(drain_timeout=2.0)
+
+
+def _send_sms(args: argparse.Namespace) -> int:
+    return asyncio.run(_send_sms_async(args))
+
+
+def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser) -> int:
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"tgw: {exc}", file=sys.stderr)
+        return 64  # EX_USAGE
+    except GatewayError as exc:
+        print(f"tgw: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Gateway-only entry point (the ``tgw`` script adds the simulators, see simulators.cli)."""
+    parser, _ = build_parser()
+    return run(argv, parser)
