@@ -212,5 +212,17 @@ class MessageState(_KeepUnknown):
 
     @property
     def is_final(self) -> bool:
-        # ENROUTE is the only intermediate state; UNKNOWN means the SMSC cannot tell
-        return self not in (MessageState.ENROUTE, MessageState.UNKNOWN)
+        # listed explicitly so unregistered values (e.g. SMPP 5.0 SCHEDULED = 0) count as not final
+        return self in _FINAL_STATES
+
+
+_FINAL_STATES = frozenset(
+    (
+        MessageState.DELIVERED,
+        MessageState.EXPIRED,
+        MessageState.DELETED,
+        MessageState.UNDELIVERABLE,
+        MessageState.ACCEPTED,
+        MessageState.REJECTED,
+    )
+)

@@ -123,9 +123,9 @@ function totalPdus() {
   return opts.long ? opts.count * 3 : opts.count;
 }
 
-// A receiver bind (or a transmitter whose receipts go to a receiver) waits with --expect-receipts.
+// A transmitter bind cannot receive deliver_sm, so --dlr there only sets registered_delivery; a
+// receiver bind (getting a transmitter's receipts) waits for them with --expect-receipts.
 function done() {
-  // A transmitter bind cannot receive deliver_sm, so --dlr there only sets registered_delivery.
   const own = opts.dlr && opts.bind !== 'transmitter' ? totalPdus() : 0;
   const receipts = Math.max(opts.expectReceipts, own);
   return answered >= totalPdus() && result.receipts >= receipts && result.mo.length >= opts.expectMo;
@@ -138,13 +138,13 @@ function maybeUnbind() {
   clearTimeout(timer);
   // The rate covers bind_resp .. last answer (and last receipt with --dlr), not the unbind.
   result.elapsed_s = Number(elapsed().toFixed(4));
-  const close = () => {
+  // Don't hang on an SMSC that never answers unbind, but report it.
+  const timeout = setTimeout(() => finish(1, { error: 'no unbind_resp' }), 2000);
+  session.unbind(() => {
+    clearTimeout(timeout);
     session.close();
     finish(0);
-  };
-  // Some SMSCs never answer unbind; don't hang on them.
-  setTimeout(close, 2000).unref();
-  if (!session.unbind(close)) close();
+  });
 }
 
 // Keeps at most `window` submit_sm unanswered: node smpp has no window of its own.

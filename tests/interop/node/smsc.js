@@ -68,8 +68,8 @@ function handleSession(session) {
     return ++session.sequence;
   }
 
-  // Receipts bypass session.send(): it costs one socket.write per PDU, and batching is what keeps
-  // the receipt stream from halving the submit rate. No response callback is kept per receipt either.
+  // Receipts bypass session.send() (one socket.write per PDU): a burst goes out in one write per
+  // event-loop turn, so with --dlr the SMSC stays cheaper than the ESME that has to answer them all.
   session._queueRaw = (buf) => {
     if (queue.length === 0) setImmediate(flush);
     queue.push(buf);
