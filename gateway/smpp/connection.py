@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from protocols.errors import RemoteProtocolError
 from protocols.smpp.events import ConnectionClosed, Event
@@ -46,8 +47,8 @@ class SessionProtocol(asyncio.Protocol):
     # --- asyncio.Protocol ----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only compatible with them
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.session.connection_made(self.loop.time())
@@ -150,5 +151,9 @@ class SessionProtocol(asyncio.Protocol):
         self.flush()
 
     def close(self) -> None:
+        """Close after writing what the engine still queued (an unbind_resp, a generic_nack)."""
         if self.transport is not None and not self.transport.is_closing():
+            data = self.session.data_to_send()
+            if data:
+                self.transport.write(data)
             self.transport.close()

@@ -167,6 +167,7 @@ class SmppSession:
         # the same timeout and ``now`` never goes back, so the head is always the next to expire
         self._outstanding: dict[int, tuple[Pdu, float]] = {}
         self._awaiting_answer: dict[int, int] = {}  # peer's seq -> its command_id
+        self._duplicates: dict[int, int] = {}  # peer reused a seq still awaiting our answer
         self._next_seq = 1
         self._last_received = 0.0
         self._bind_system_id = ""
@@ -270,15 +271,30 @@ class SmppSession:
         self._next_seq = 1 if seq >= _MAX_SEQUENCE else seq + 1
         return seq
 
+    def _await_answer(self, seq: int, cid: int) -> None:
+        awaiting = self._awaiting_answer
+        if seq in awaiting:
+            # a peer that reuses a sequence number still gets one answer per request
+            self._duplicates[seq] = self._duplicates.get(seq, 0) + 1
+        else:
+            awaiting[seq] = cid
+
     def _send_response(self, pdu: Pdu) -> int:
         seq = pdu.sequence_number
         cid = pdu.command_id
-        req_cid = self._awaiting_answer.pop(seq, None)
+        req_cid = self._awaiting_answer.get(seq)
         if req_cid is None:
             raise LocalProtocolError(f"no request with sequence_number {seq} is waiting for an answer")
-        if cid != req_cid | _RESP and cid != C.GENERIC_NACK:
-            self._awaiting_answer[seq] = req_cid
+        if cid != req_cid | _RESP and cid != _GENERIC_NACK:
             raise LocalProtocolError(f"{type(pdu).__name__} does not answer {C(req_cid).name.lower()}")
+        if self._duplicates and seq in self._duplicates:
+            left = self._duplicates[seq] - 1
+            if left:
+                self._duplicates[seq] = left
+            else:
+                del self._duplicates[seq]
+        else:
+            del self._awaiting_answer[seq]
         self._out.append(encode_pdu(pdu))
         if req_cid in _BINDS:
             if pdu.command_status == 0 and cid != C.GENERIC_NACK:
@@ -356,7 +372,7 @@ class SmppSession:
                 if bad is not None:
                     self._reject(cid, seq, bad[0], bad[1], nack=False)
                     return
-            self._awaiting_answer[seq] = cid
+            self._await_answer(seq, cid)
             self._events.append(_request_received(pdu))
         elif cid == _ENQUIRE_LINK:
             self._out.append(encode_pdu(EnquireLinkResp(seq)))
@@ -366,7 +382,7 @@ class SmppSession:
             self._events.append(Unbound(by_peer=True))
         elif cid in _BINDS:
             self._bind_system_id = pdu.system_id  # type: ignore[attr-defined]
-            self._awaiting_answer[seq] = cid
+            self._await_answer(seq, cid)
             self._set_state(St.BINDING)
             self._events.append(RequestReceived(pdu))
         elif isinstance(pdu, Outbind):
@@ -374,7 +390,7 @@ class SmppSession:
         elif isinstance(pdu, AlertNotification):
             self._events.append(AlertNotificationReceived(pdu))
         else:  # query_sm, cancel_sm, replace_sm
-            self._awaiting_answer[seq] = cid
+            self._await_answer(seq, cid)
             self._events.append(RequestReceived(pdu))
 
     def _reject(self, cid: int, seq: int, code: int, reason: str, *, nack: bool) -> None:
