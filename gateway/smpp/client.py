@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -176,7 +176,8 @@ class SmppClient:
         self._bound = asyncio.Event()
         self._closing = False
         self._runner: asyncio.Task[None] | None = None
-        self._window = asyncio.Semaphore(config.window)
+        self._slots = config.window
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._tps = TokenBucket(config.tps) if config.tps else None
         self._inflight: dict[int, _InFlight] = {}  # seq on the current connection -> request
         self._resend: list[_InFlight] = []  # waiting for the next bind
@@ -372,18 +373,32 @@ class SmppClient:
     async def request(self, pdu: Pdu) -> Pdu:
         """Send any request PDU with the submit semantics (window, TPS, throttling retry)."""
         loop = asyncio.get_running_loop()
-        async with self._window:
+        # the window: a counter and a queue of waiters is cheaper per message than a Semaphore
+        if self._slots > 0 and not self._slot_waiters:
+            self._slots -= 1
+        else:
+            await self._wait_for_slot(loop)
+        try:
             while True:
                 if self._tps is not None:
                     await self._tps.acquire()
-                if not self._bound.is_set():
+                proto = self._protocol
+                if proto is None or not proto.session.is_bound:
                     await self._bound.wait()
+                    continue
                 if self._throttle_until > loop.time():
                     await asyncio.sleep(self._throttle_until - loop.time())
                     continue
-                response = await self._send_and_wait(pdu, loop)
+                future: asyncio.Future[Pdu] = loop.create_future()
+                seq = proto.session.send(pdu, loop.time())
+                self._inflight[seq] = _InFlight(pdu, future)
+                proto.schedule_flush()
+                if proto.writing_paused:
+                    await proto.drain()
+                response = await future
                 status = response.command_status
-                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+                by_status = self.stats.by_status
+                by_status[status] = by_status.get(status, 0) + 1
                 if status == 0:
                     self._throttle_delay = self.config.throttle_initial
                     self.stats.submitted += 1
@@ -397,19 +412,27 @@ class SmppClient:
                         self._throttle_delay = min(self.config.throttle_max, self._throttle_delay * 2)
                     continue
                 raise SubmitError(status)
+        finally:
+            self._release_slot()
 
-    async def _send_and_wait(self, pdu: Pdu, loop: asyncio.AbstractEventLoop) -> Pdu:
-        proto = self._protocol
-        if proto is None or not proto.session.is_bound:
-            await self._bound.wait()
-            proto = self._protocol
-            assert proto is not None
-        future: asyncio.Future[Pdu] = loop.create_future()
-        seq = proto.session.send(pdu, loop.time())
-        self._inflight[seq] = _InFlight(pdu, future)
-        proto.schedule_flush()
-        await proto.drain()
-        return await future
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release_slot()  # the slot was handed to us just as we were cancelled
+            raise
+
+    def _release_slot(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the next waiter
+                return
+        self._slots += 1
 
     def _on_response(self, event: ResponseReceived) -> None:
         item = self._inflight.pop(event.response.sequence_number, None)

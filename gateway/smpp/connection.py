@@ -123,6 +123,10 @@ class SessionProtocol(asyncio.Protocol):
                 self.transport.write(data)
         self._arm_timer()
 
+    @property
+    def writing_paused(self) -> bool:
+        return self._paused
+
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
         if self._paused and self.transport is not None and not self.transport.is_closing():

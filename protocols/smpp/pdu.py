@@ -670,6 +670,14 @@ class SubmitSmResp(Pdu):
         return _encode_layout(self)
 
 
+def _decode_submit_sm_resp(cls: type[Pdu], make: Callable[..., Pdu], seq: int, status: int, b: bytes) -> Pdu:
+    """submit_sm_resp, the PDU an ESME reads most: a message_id and, rarely, TLVs."""
+    end = b.find(0, HEADER_LENGTH, HEADER_LENGTH + 65)
+    if end == len(b) - 1:
+        return make(seq, status, b[HEADER_LENGTH:end].decode("latin-1"), ())
+    return _decode_layout(cls, make, seq, status, b[HEADER_LENGTH:])
+
+
 @dataclass(frozen=True, slots=True)
 class DeliverSm(_ShortMessagePdu):
     """deliver_sm, section 4.6.1 (MO messages and delivery receipts)."""
@@ -1011,6 +1019,12 @@ def _make_decoder(cls: type[Pdu]) -> Callable[[int, int, bytes], Pdu]:
             return _decode_short_message_pdu(cls, make, seq, status, data)
 
         return decode_sm
+    if cls is SubmitSmResp:
+
+        def decode_resp(seq: int, status: int, data: bytes) -> Pdu:
+            return _decode_submit_sm_resp(cls, make, seq, status, data)
+
+        return decode_resp
     if not cls._LAYOUT:
 
         def decode_empty(seq: int, status: int, data: bytes) -> Pdu:

@@ -77,18 +77,19 @@ class SessionState(Enum):
 
 St = SessionState
 
+# command ids as plain ints: on the per-PDU path enum members cost more than the comparisons
 _BOUND_BY_BIND = {
-    C.BIND_TRANSMITTER: St.BOUND_TX,
-    C.BIND_RECEIVER: St.BOUND_RX,
-    C.BIND_TRANSCEIVER: St.BOUND_TRX,
+    int(C.BIND_TRANSMITTER): St.BOUND_TX,
+    int(C.BIND_RECEIVER): St.BOUND_RX,
+    int(C.BIND_TRANSCEIVER): St.BOUND_TRX,
 }
 _BINDS = frozenset(_BOUND_BY_BIND)
 
 _ESME_TX = frozenset(
-    (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM, C.ENQUIRE_LINK, C.UNBIND)
+    int(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM, C.ENQUIRE_LINK, C.UNBIND)
 )
-_KEEPALIVE = frozenset((C.ENQUIRE_LINK, C.UNBIND))
-_SMSC_RX = frozenset((C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION, C.ENQUIRE_LINK, C.UNBIND))
+_KEEPALIVE = frozenset((int(C.ENQUIRE_LINK), int(C.UNBIND)))
+_SMSC_RX = frozenset(int(c) for c in (C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION, C.ENQUIRE_LINK, C.UNBIND))
 
 # Which requests each role may send in each state (SMPP 3.4 section 2.3 and the "bound state"
 # columns of section 4). A request outside its row is answered with ESME_RINVBNDSTS.
@@ -103,7 +104,7 @@ REQUESTS_ALLOWED: dict[Role, dict[SessionState, frozenset[int]]] = {
         St.CLOSED: frozenset(),
     },
     Role.SMSC: {
-        St.OPEN: frozenset((C.OUTBIND,)),
+        St.OPEN: frozenset((int(C.OUTBIND),)),
         St.BINDING: frozenset(),
         St.BOUND_TX: _KEEPALIVE,
         St.BOUND_RX: _SMSC_RX,
@@ -114,7 +115,7 @@ REQUESTS_ALLOWED: dict[Role, dict[SessionState, frozenset[int]]] = {
 }
 
 # requests that get no response (section 4.1.7, 4.12)
-_NO_RESPONSE = frozenset((C.OUTBIND, C.ALERT_NOTIFICATION))
+_NO_RESPONSE = frozenset((int(C.OUTBIND), int(C.ALERT_NOTIFICATION)))
 _MESSAGES = frozenset((C.SUBMIT_SM, C.DELIVER_SM, C.DATA_SM, C.SUBMIT_MULTI))
 
 _unpack_header = HEADER.unpack_from
@@ -251,9 +252,9 @@ class SmppSession:
         outstanding[seq] = (pdu, now + self.response_timeout)
         if cid in _BINDS:
             self._set_state(St.BINDING)
-        elif cid == C.UNBIND:
+        elif cid == _UNBIND:
             self._set_state(St.UNBINDING)
-        elif cid == C.ENQUIRE_LINK:
+        elif cid == _ENQUIRE_LINK:
             self._enquire_outstanding = True
         return seq
 
@@ -299,7 +300,7 @@ class SmppSession:
         if req_cid in _BINDS:
             if pdu.command_status == 0 and cid != C.GENERIC_NACK:
                 self.bound_system_id = self._bind_system_id
-                self._set_state(_BOUND_BY_BIND[C(req_cid)])
+                self._set_state(_BOUND_BY_BIND[req_cid])
                 self._events.append(BindCompleted(req_cid, self.bound_system_id))
             else:
                 self._set_state(St.OPEN)
@@ -436,13 +437,13 @@ class SmppSession:
         if req_cid in _BINDS:
             if response.command_status == 0 and cid != C.GENERIC_NACK:
                 self.bound_system_id = getattr(response, "system_id", None) or ""
-                self._set_state(_BOUND_BY_BIND[C(req_cid)])
+                self._set_state(_BOUND_BY_BIND[req_cid])
                 self._events.append(BindCompleted(req_cid, self.bound_system_id))
             else:
                 self._set_state(St.OPEN)
                 self._events.append(BindFailed(response.command_status))
             return
-        if req_cid == C.UNBIND:
+        if req_cid == _UNBIND:
             self._set_state(St.CLOSED)
             self._events.append(Unbound(by_peer=False))
             return
@@ -468,7 +469,7 @@ class SmppSession:
             if deadline > now:
                 break
             del outstanding[seq]
-            if request.command_id == C.ENQUIRE_LINK:
+            if request.command_id == _ENQUIRE_LINK:
                 self._enquire_outstanding = False
             elif request.command_id in _BINDS:
                 self._set_state(St.OPEN)
