@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from gateway.smpp.connection import SessionProtocol
+from protocols._fast import fast_constructor
 from protocols.errors import ConfigError
 from protocols.smpp.constants import CommandStatus, MessageState
 from protocols.smpp.events import (
@@ -58,6 +59,7 @@ __all__ = ["MtMessage", "Personality", "SmscSimulator", "parse_personality"]
 
 log = logging.getLogger(__name__)
 S = CommandStatus
+_submit_sm_resp = fast_constructor(SubmitSmResp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,8 @@ class SmscSimulator:
         self._receipts: deque[tuple[float, str, DeliverSm]] = deque()
         self._receipt_task: asyncio.Task[None] | None = None
         self._mo_waiters: dict[tuple[int, int], asyncio.Future[int]] = {}
+        p = self.personality
+        self._straight = not (p.blackhole or p.response_delay or p.disconnect_every)
         self.messages: deque[MtMessage] = deque(maxlen=10_000)  # recent MT traffic, for tests and testers
         self.on_submit: Callable[[MtMessage], Awaitable[None] | None] | None = None
 
@@ -346,6 +350,10 @@ class SmscSimulator:
         client = self._by_proto.get(id(proto))
         if client is None:
             return
+        if self._straight and type(event) is RequestReceived and type(event.pdu) is SubmitSm:
+            # the hot path: no personality delays or drops this submit, and data_received flushes
+            self._on_submit(client, event.pdu)
+            return
         client.pdus += 1
         every = self.personality.disconnect_every
         if every is not None and client.pdus % every == 0:
@@ -442,7 +450,7 @@ class SmscSimulator:
                 return
         self._next_id += 1
         message_id = format(self._next_id, "x")
-        session.send(SubmitSmResp(seq, 0, message_id), 0.0)
+        session.send(_submit_sm_resp(seq, 0, message_id, ()), 0.0)
         self.stats.submits += 1
         if self._handsets or self.on_submit is not None or pdu.registered_delivery & 0x03:
             self._route(client, pdu, message_id)
