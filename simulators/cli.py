@@ -47,6 +47,7 @@ async def _run_smsc(args: argparse.Namespace) -> int:
         receipt_delay=args.receipt_delay,
         outcomes=_parse_outcomes(args.outcomes),
         seed=args.seed,
+        record_messages=False,  # nobody reads them from a separate process
     )
     host, port = args.listen
     bound = await sim.start(host, port)

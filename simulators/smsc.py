@@ -146,6 +146,7 @@ class SmscStats:
     receipts_lost: int = 0
     mo_sent: int = 0
     invalid: int = 0
+    unbinds: int = 0  # sessions the ESME ended with unbind (a clean close), not by dropping the link
 
 
 class _Licence:
@@ -191,6 +192,7 @@ class SmscSimulator:
         seed: int | None = None,
         window: int = 1000,
         enquire_link_interval: float | None = 60.0,
+        record_messages: bool = True,
     ) -> None:
         self.accounts = dict(accounts)
         self.personality = personality or Personality()
@@ -217,7 +219,9 @@ class SmscSimulator:
         self._mo_waiters: dict[tuple[int, int], asyncio.Future[int]] = {}
         p = self.personality
         self._straight = not (p.blackhole or p.response_delay or p.disconnect_every)
-        self.messages: deque[MtMessage] = deque(maxlen=10_000)  # recent MT traffic, for tests and testers
+        # recent MT traffic, for tests and testers; a load run turns it off to keep the hot path lean
+        self.record_messages = record_messages
+        self.messages: deque[MtMessage] = deque(maxlen=10_000)
         self.on_submit: Callable[[MtMessage], Awaitable[None] | None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -373,6 +377,8 @@ class SmscSimulator:
             self.stats.invalid += 1
             log.info("SMSC simulator: invalid PDU from %s: %s", proto.peer, event.reason)
         elif isinstance(event, Unbound | ConnectionClosed):
+            if isinstance(event, Unbound):
+                self.stats.unbinds += 1
             proto.close()
 
     def _on_request(self, client: _Client, pdu: Pdu) -> None:
@@ -452,7 +458,12 @@ class SmscSimulator:
         message_id = format(self._next_id, "x")
         session.send(_submit_sm_resp(seq, 0, message_id, ()), 0.0)
         self.stats.submits += 1
-        if self._handsets or self.on_submit is not None or pdu.registered_delivery & 0x03:
+        if (
+            self.record_messages
+            or self._handsets
+            or self.on_submit is not None
+            or pdu.registered_delivery & 0x03
+        ):
             self._route(client, pdu, message_id)
 
     def _route(self, client: _Client, pdu: SubmitSm, message_id: str) -> None:

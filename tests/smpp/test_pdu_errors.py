@@ -78,7 +78,9 @@ def test_command_length_shorter_than_data() -> None:
     decode_error(wire[:-1], S.ESME_RINVCMDLEN)
 
 
-@pytest.mark.parametrize("command_id", [0x0000000A, 0x00000016, 0x80000102, 0x8000000B, 0x12345678, 0xFFFFFFFF])
+@pytest.mark.parametrize(
+    "command_id", [0x0000000A, 0x00000016, 0x80000102, 0x8000000B, 0x12345678, 0xFFFFFFFF]
+)
 def test_unknown_command_id(command_id: int) -> None:
     exc = decode_error(frame(command_id, b"", seq=0x01020304), S.ESME_RINVCMDID)
     assert exc.command_id == command_id
@@ -94,7 +96,15 @@ def test_body_decoder_decodes_a_checked_pdu() -> None:
     assert decoder(5, 0, wire) == p.SubmitSmResp(sequence_number=5, message_id="x")
 
 
-HEADER_ONLY = [p.Unbind, p.UnbindResp, p.GenericNack, p.EnquireLink, p.EnquireLinkResp, p.CancelSmResp, p.ReplaceSmResp]
+HEADER_ONLY = [
+    p.Unbind,
+    p.UnbindResp,
+    p.GenericNack,
+    p.EnquireLink,
+    p.EnquireLinkResp,
+    p.CancelSmResp,
+    p.ReplaceSmResp,
+]
 
 
 @pytest.mark.parametrize("cls", HEADER_ONLY, ids=lambda c: c.__name__)
@@ -253,19 +263,34 @@ def test_every_pdu_truncation_is_rejected_or_drops_whole_tlvs() -> None:
         p.BindTransceiver(system_id="sys", password="pw", system_type="t", address_range="^1"),
         p.BindTransceiverResp(system_id="smsc", optional_parameters=tlvs(sc_interface_version=0x34)),
         p.Outbind(system_id="a", password="b"),
-        p.SubmitSm(service_type="s", source_addr="1", destination_addr="2", validity_period="v",
-                   schedule_delivery_time="t", short_message=b"hey", optional_parameters=params),
+        p.SubmitSm(
+            service_type="s",
+            source_addr="1",
+            destination_addr="2",
+            validity_period="v",
+            schedule_delivery_time="t",
+            short_message=b"hey",
+            optional_parameters=params,
+        ),
         p.DeliverSm(source_addr="1", destination_addr="2", short_message=b"hi", optional_parameters=params),
         p.SubmitSmResp(message_id="m1", optional_parameters=params),
-        p.SubmitMulti(source_addr="1", dest_addresses=(p.DestAddress(1, 1, "22"), p.DistributionList("dl")),
-                      short_message=b"m", optional_parameters=params),
-        p.SubmitMultiResp(message_id="m", unsuccess_smes=(p.UnsuccessSme(1, 1, "9", 0x45),), optional_parameters=params),
+        p.SubmitMulti(
+            source_addr="1",
+            dest_addresses=(p.DestAddress(1, 1, "22"), p.DistributionList("dl")),
+            short_message=b"m",
+            optional_parameters=params,
+        ),
+        p.SubmitMultiResp(
+            message_id="m", unsuccess_smes=(p.UnsuccessSme(1, 1, "9", 0x45),), optional_parameters=params
+        ),
         p.DataSm(source_addr="1", destination_addr="2", optional_parameters=params),
         p.QuerySm(message_id="m", source_addr="1"),
         p.QuerySmResp(message_id="m", final_date="d", message_state=2, optional_parameters=params),
         p.CancelSm(service_type="s", message_id="m", source_addr="1", destination_addr="2"),
         p.ReplaceSm(message_id="m", source_addr="1", short_message=b"new"),
-        p.AlertNotification(source_addr="1", esme_addr="2", optional_parameters=tlvs(ms_availability_status=1)),
+        p.AlertNotification(
+            source_addr="1", esme_addr="2", optional_parameters=tlvs(ms_availability_status=1)
+        ),
     ]
     for pdu in samples:
         wire = encode_pdu(pdu)
@@ -295,7 +320,9 @@ def test_every_pdu_truncation_is_rejected_or_drops_whole_tlvs() -> None:
 # --- short_message ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [p.SubmitSm, p.DeliverSm, p.ReplaceSm, p.SubmitMulti], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [p.SubmitSm, p.DeliverSm, p.ReplaceSm, p.SubmitMulti], ids=lambda c: c.__name__
+)
 @pytest.mark.parametrize("extra", [1, 200])
 def test_sm_length_runs_past_the_pdu(cls: type[Pdu], extra: int) -> None:
     wire = bytearray(encode_pdu(cls(sequence_number=4, short_message=b"abc")))
@@ -313,14 +340,18 @@ def test_sm_length_into_tlvs_is_a_tlv_fault_not_a_crash() -> None:
     decode_error(bytes(wire), S.ESME_RINVOPTPARSTREAM)
 
 
-@pytest.mark.parametrize("cls", [p.SubmitSm, p.DeliverSm, p.ReplaceSm, p.SubmitMulti], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [p.SubmitSm, p.DeliverSm, p.ReplaceSm, p.SubmitMulti], ids=lambda c: c.__name__
+)
 def test_pdu_ends_before_sm_length(cls: type[Pdu]) -> None:
     wire = encode_pdu(cls(short_message=b""))
     exc = decode_error(refit(wire[:-1]), S.ESME_RINVCMDLEN)
     assert "sm_length" in str(exc)
 
 
-@pytest.mark.parametrize("cls", [p.SubmitSm, p.DeliverSm, p.ReplaceSm, p.SubmitMulti], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [p.SubmitSm, p.DeliverSm, p.ReplaceSm, p.SubmitMulti], ids=lambda c: c.__name__
+)
 def test_encoding_short_message_over_254(cls: type[Pdu]) -> None:
     assert decode_pdu(encode_pdu(cls(short_message=b"x" * 254))).short_message == b"x" * 254  # type: ignore[attr-defined]
     with pytest.raises(LocalProtocolError, match="short_message") as info:
@@ -338,7 +369,9 @@ def test_encoding_short_message_not_bytes(cls: type[Pdu], bad: Any) -> None:
 def test_short_message_bytearray_is_accepted() -> None:
     wire = encode_pdu(p.ReplaceSm(short_message=bytearray(b"ab")))
     assert decode_pdu(wire) == p.ReplaceSm(short_message=b"ab")
-    assert encode_pdu(p.SubmitSm(short_message=bytearray(b"ab"))) == encode_pdu(p.SubmitSm(short_message=b"ab"))
+    assert encode_pdu(p.SubmitSm(short_message=bytearray(b"ab"))) == encode_pdu(
+        p.SubmitSm(short_message=b"ab")
+    )
 
 
 # --- integers -----------------------------------------------------------------------------------------
@@ -366,7 +399,9 @@ def test_encoding_int_out_of_range(cls: type[Pdu], field: str, bad: Any) -> None
         encode_pdu(cls(**{field: bad}))
 
 
-@pytest.mark.parametrize("header", [{"sequence_number": 1 << 32}, {"sequence_number": -1}, {"command_status": 1 << 32}])
+@pytest.mark.parametrize(
+    "header", [{"sequence_number": 1 << 32}, {"sequence_number": -1}, {"command_status": 1 << 32}]
+)
 def test_encoding_header_out_of_range(header: dict[str, int]) -> None:
     with pytest.raises(LocalProtocolError, match="header"):
         encode_pdu(p.EnquireLink(**header))
@@ -390,7 +425,9 @@ def test_encoding_sequence_override_out_of_range() -> None:
         p.QuerySmResp(command_status=0x67, message_id=None, final_date="x"),
         p.QuerySmResp(command_status=0x67, message_id=None, message_state=2),
         p.SubmitMultiResp(command_status=8, message_id=None, unsuccess_smes=(p.UnsuccessSme(),)),
-        p.BindTransmitterResp(command_status=0x0D, system_id=None, optional_parameters=tlvs(sc_interface_version=0x34)),
+        p.BindTransmitterResp(
+            command_status=0x0D, system_id=None, optional_parameters=tlvs(sc_interface_version=0x34)
+        ),
     ],
     ids=lambda x: type(x).__name__,
 )
@@ -405,7 +442,9 @@ def test_absent_body_encodes_header_only() -> None:
     assert wire == frame(CommandId.SUBMIT_MULTI_RESP, b"", seq=2, status=8)
 
 
-@pytest.mark.parametrize("cls", [p.Outbind, p.QuerySm, p.CancelSm, p.ReplaceSm, p.SubmitSm], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [p.Outbind, p.QuerySm, p.CancelSm, p.ReplaceSm, p.SubmitSm], ids=lambda c: c.__name__
+)
 def test_empty_body_of_a_request_is_a_length_error(cls: type[Pdu]) -> None:
     # only responses may leave their body out
     exc = decode_error(frame(cls.command_id, b"", seq=3), S.ESME_RINVCMDLEN)
@@ -558,8 +597,9 @@ def test_encoding_too_many_unsuccess_smes() -> None:
 # --- optional parameters (section 3.2.1.6, 5.3.2) ---------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [p.SubmitSm, p.DeliverSm, p.DataSm, p.SubmitSmResp, p.AlertNotification],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [p.SubmitSm, p.DeliverSm, p.DataSm, p.SubmitSmResp, p.AlertNotification], ids=lambda c: c.__name__
+)
 @pytest.mark.parametrize(
     "tail",
     [
@@ -786,7 +826,9 @@ def test_fuzz_framed_bodies(command_id: int, status: int, body: bytes) -> None:
     _decode_or_decode_error(frame(command_id, body, status=status))
 
 
-MUTATION = st.tuples(st.sampled_from(["flip", "set", "insert", "delete"]), st.integers(0, 10_000), st.integers(0, 255))
+MUTATION = st.tuples(
+    st.sampled_from(["flip", "set", "insert", "delete"]), st.integers(0, 10_000), st.integers(0, 255)
+)
 
 
 @given(ANY_PDU, st.lists(MUTATION, min_size=1, max_size=4), st.booleans())

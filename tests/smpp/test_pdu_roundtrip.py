@@ -194,7 +194,12 @@ BODY_FIELDS: dict[type[Pdu], dict[str, st.SearchStrategy[Any]]] = {
         "optional_parameters": TLVS,
     },
     p.DataSmResp: _MESSAGE_ID_RESP_FIELDS,
-    p.QuerySm: {"message_id": cstr(65), "source_addr_ton": U8, "source_addr_npi": U8, "source_addr": cstr(21)},
+    p.QuerySm: {
+        "message_id": cstr(65),
+        "source_addr_ton": U8,
+        "source_addr_npi": U8,
+        "source_addr": cstr(21),
+    },
     p.QuerySmResp: {
         "message_id": cstr(65),
         "final_date": cstr(17),
@@ -375,15 +380,23 @@ PIECE = st.one_of(
     st.binary(max_size=6),
     st.just(b"\x00"),
     st.text(LATIN1_NO_NUL, max_size=22).map(lambda s: s.encode("latin-1") + b"\x00"),
-    st.builds(lambda tag, v: tag.to_bytes(2, "big") + len(v).to_bytes(2, "big") + v, st.integers(0, 0xFFFF), st.binary(max_size=4)),
+    st.builds(
+        lambda tag, v: tag.to_bytes(2, "big") + len(v).to_bytes(2, "big") + v,
+        st.integers(0, 0xFFFF),
+        st.binary(max_size=4),
+    ),
 )
 BODY = st.lists(PIECE, max_size=24).map(b"".join)
 
 
 def _frame(command_id: int, status: int, seq: int, body: bytes) -> bytes:
-    return (HEADER_LENGTH + len(body)).to_bytes(4, "big") + command_id.to_bytes(4, "big") + status.to_bytes(
-        4, "big"
-    ) + seq.to_bytes(4, "big") + body
+    return (
+        (HEADER_LENGTH + len(body)).to_bytes(4, "big")
+        + command_id.to_bytes(4, "big")
+        + status.to_bytes(4, "big")
+        + seq.to_bytes(4, "big")
+        + body
+    )
 
 
 def _reencodes_identically(data: bytes) -> bool:
@@ -398,7 +411,9 @@ def _reencodes_identically(data: bytes) -> bool:
 
 @given(COMMAND_IDS, U32, U32, BODY)
 @settings(max_examples=500, deadline=None)
-def test_any_decodable_bytes_reencode_identically(command_id: int, status: int, seq: int, body: bytes) -> None:
+def test_any_decodable_bytes_reencode_identically(
+    command_id: int, status: int, seq: int, body: bytes
+) -> None:
     _reencodes_identically(_frame(command_id, status, seq, body))
 
 

@@ -118,7 +118,11 @@ def test_is_response_follows_bit_31() -> None:
 
 
 def test_absent_body_vectors_reencode_without_body() -> None:
-    absent = [v for v in VECTORS if v["fields"].get("message_id", "") is None or v["fields"].get("system_id", "") is None]
+    absent = [
+        v
+        for v in VECTORS
+        if v["fields"].get("message_id", "") is None or v["fields"].get("system_id", "") is None
+    ]
     assert len(absent) >= 3
     for vector in absent:
         data = bytes.fromhex(vector["hex"])
