@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from gateway.cli import build_parser, encode_text, parse_host_port, run
 from gateway.smpp.client import ClientConfig, SmppClient
-from protocols.errors import ConfigError
+from protocols.errors import ConfigError, TransportError
 from protocols.smpp.pdu import SubmitSm
 from protocols.smpp.tlv import Tlv
 from simulators.smsc import SmscSimulator, parse_account, parse_personality
@@ -50,12 +50,16 @@ async def _run_smsc(args: argparse.Namespace) -> int:
         record_messages=False,  # nobody reads them from a separate process
     )
     host, port = args.listen
-    bound = await sim.start(host, port)
-    print(f"SMSC simulator listening on {bound[0]}:{bound[1]} personality={sim.personality.name}", flush=True)
+    # signal handlers first: whoever reads the "listening" line may signal us at once
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        bound = await sim.start(host, port)
+    except OSError as exc:  # port taken, address not local: one line, not a traceback
+        raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    print(f"SMSC simulator listening on {bound[0]}:{bound[1]} personality={sim.personality.name}", flush=True)
     try:
         await stop.wait()
     finally:

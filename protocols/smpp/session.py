@@ -86,10 +86,22 @@ _BOUND_BY_BIND = {
 _BINDS = frozenset(_BOUND_BY_BIND)
 
 _ESME_TX = frozenset(
-    int(c) for c in (C.SUBMIT_SM, C.SUBMIT_MULTI, C.DATA_SM, C.QUERY_SM, C.CANCEL_SM, C.REPLACE_SM, C.ENQUIRE_LINK, C.UNBIND)
+    int(c)
+    for c in (
+        C.SUBMIT_SM,
+        C.SUBMIT_MULTI,
+        C.DATA_SM,
+        C.QUERY_SM,
+        C.CANCEL_SM,
+        C.REPLACE_SM,
+        C.ENQUIRE_LINK,
+        C.UNBIND,
+    )
 )
 _KEEPALIVE = frozenset((int(C.ENQUIRE_LINK), int(C.UNBIND)))
-_SMSC_RX = frozenset(int(c) for c in (C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION, C.ENQUIRE_LINK, C.UNBIND))
+_SMSC_RX = frozenset(
+    int(c) for c in (C.DELIVER_SM, C.DATA_SM, C.ALERT_NOTIFICATION, C.ENQUIRE_LINK, C.UNBIND)
+)
 
 # Which requests each role may send in each state (SMPP 3.4 section 2.3 and the "bound state"
 # columns of section 4). A request outside its row is answered with ESME_RINVBNDSTS.
@@ -288,6 +300,7 @@ class SmppSession:
             raise LocalProtocolError(f"no request with sequence_number {seq} is waiting for an answer")
         if cid != req_cid | _RESP and cid != _GENERIC_NACK:
             raise LocalProtocolError(f"{type(pdu).__name__} does not answer {C(req_cid).name.lower()}")
+        self._out.append(encode_pdu(pdu))  # may raise: then the request stays answerable
         if self._duplicates and seq in self._duplicates:
             left = self._duplicates[seq] - 1
             if left:
@@ -296,7 +309,6 @@ class SmppSession:
                 del self._duplicates[seq]
         else:
             del self._awaiting_answer[seq]
-        self._out.append(encode_pdu(pdu))
         if req_cid in _BINDS:
             if pdu.command_status == 0 and cid != C.GENERIC_NACK:
                 self.bound_system_id = self._bind_system_id
@@ -334,7 +346,8 @@ class SmppSession:
                 end = pos + length
                 if end > n:
                     break
-                dispatch(data[pos:end], cid, status, seq, now)
+                if dispatch(data[pos:end], cid, status, seq, now):
+                    break  # an unbind closed the session: nothing after it is read
                 pos = end
         finally:
             if pos < n and self.is_open:
@@ -349,30 +362,30 @@ class SmppSession:
             f"command_length {length} outside 16..{self.max_pdu_length}", S.ESME_RINVCMDLEN
         )
 
-    def _dispatch(self, raw: bytes, cid: int, status: int, seq: int, now: float) -> None:
+    def _dispatch(self, raw: bytes, cid: int, status: int, seq: int, now: float) -> bool | None:
+        """Handle one PDU; True when it closed the session (an unbind or its answer)."""
         if cid & _RESP:
-            self._on_response(raw, cid, seq)
-            return
+            return self._on_response(raw, cid, seq)
         decoder = _DECODER.get(cid)
         if decoder is None:
             self._reject(cid, seq, S.ESME_RINVCMDID, f"unknown command_id {cid:#010x}", nack=True)
-            return
+            return None
         if cid not in self._allowed_in:
             code = S.ESME_RALYBND if cid in _BINDS and self.is_bound else S.ESME_RINVBNDSTS
             reason = f"{C(cid).name.lower()} not allowed in state {self.state.value}"
             self._reject(cid, seq, code, reason, nack=cid in _NO_RESPONSE)
-            return
+            return None
         try:
             pdu = decoder(seq, status, raw)
         except DecodeError as exc:
             self._reject(cid, seq, exc.status or S.ESME_RSYSERR, str(exc), nack=cid in _NO_RESPONSE)
-            return
+            return None
         if cid in _MESSAGE_IDS:
             if self.validate:
                 bad = check_message(pdu)
                 if bad is not None:
                     self._reject(cid, seq, bad[0], bad[1], nack=False)
-                    return
+                    return None
             self._await_answer(seq, cid)
             self._events.append(_request_received(pdu))
         elif cid == _ENQUIRE_LINK:
@@ -381,6 +394,7 @@ class SmppSession:
             self._out.append(encode_pdu(UnbindResp(seq)))
             self._set_state(St.CLOSED)
             self._events.append(Unbound(by_peer=True))
+            return True
         elif cid in _BINDS:
             self._bind_system_id = pdu.system_id  # type: ignore[attr-defined]
             self._await_answer(seq, cid)
@@ -393,6 +407,7 @@ class SmppSession:
         else:  # query_sm, cancel_sm, replace_sm
             self._await_answer(seq, cid)
             self._events.append(RequestReceived(pdu))
+        return None
 
     def _reject(self, cid: int, seq: int, code: int, reason: str, *, nack: bool) -> None:
         resp_cls = None if nack else pdu_class(cid | _RESP)
@@ -408,7 +423,7 @@ class SmppSession:
             self._out.append(encode_pdu(make(sequence_number=seq, command_status=code, **fields)))
         self._events.append(InvalidPduReceived(cid, seq, code, reason))
 
-    def _on_response(self, raw: bytes, cid: int, seq: int) -> None:
+    def _on_response(self, raw: bytes, cid: int, seq: int) -> bool | None:
         entry = self._outstanding.get(seq)
         if entry is None:
             self._events.append(
@@ -416,24 +431,24 @@ class SmppSession:
                     cid, seq, None, f"response to sequence_number {seq}, which is not outstanding"
                 )
             )
-            return
+            return None
         request = entry[0]
         req_cid = request.command_id
         if cid != req_cid | _RESP and cid != _GENERIC_NACK:
             self._events.append(
                 InvalidPduReceived(cid, seq, None, f"{cid:#010x} does not answer {C(req_cid).name.lower()}")
             )
-            return
+            return None
         try:
             response = _DECODER[cid](seq, _unpack_header(raw)[2], raw)  # type: ignore[misc]
         except DecodeError as exc:
             # an unreadable response is no response: the request stays outstanding until it times out
             self._events.append(InvalidPduReceived(cid, seq, None, str(exc)))
-            return
+            return None
         del self._outstanding[seq]
         if req_cid == _ENQUIRE_LINK:
             self._enquire_outstanding = False
-            return
+            return None
         if req_cid in _BINDS:
             if response.command_status == 0 and cid != C.GENERIC_NACK:
                 self.bound_system_id = getattr(response, "system_id", None) or ""
@@ -442,12 +457,13 @@ class SmppSession:
             else:
                 self._set_state(St.OPEN)
                 self._events.append(BindFailed(response.command_status))
-            return
+            return None
         if req_cid == _UNBIND:
             self._set_state(St.CLOSED)
             self._events.append(Unbound(by_peer=False))
-            return
+            return True
         self._events.append(_response_received(request, response))
+        return None
 
     # --- timers --------------------------------------------------------------------------------------
 
@@ -473,6 +489,8 @@ class SmppSession:
                 self._enquire_outstanding = False
             elif request.command_id in _BINDS:
                 self._set_state(St.OPEN)
+            elif request.command_id == _UNBIND:
+                self._set_state(St.CLOSED)  # the peer did not confirm; the link is finished either way
             self._events.append(ResponseTimedOut(request, seq))
         if (
             self.enquire_link_interval is not None

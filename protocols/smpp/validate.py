@@ -22,7 +22,8 @@ def check_time(value: str) -> bool:
     """SMPP time format, section 7.1.1: empty, or ``YYMMDDhhmmsstnnp`` with p one of + - R."""
     if not value:
         return True
-    if len(value) != 16 or not value[:15].isdigit():
+    digits = value[:15]
+    if len(value) != 16 or not (digits.isascii() and digits.isdigit()):  # latin-1 '\xb2' isdigit()
         return False
     p = value[15]
     if p == "R":
@@ -114,6 +115,10 @@ def check_message(pdu: Pdu) -> tuple[int, str] | None:
             return bad
         if pdu.esm_class & 0x3C not in _SUBMIT_TYPES:
             return S.ESME_RINVESMCLASS, f"esm_class {pdu.esm_class:#04x} has a message type not allowed here"
+        if pdu.priority_flag > 3:
+            return S.ESME_RINVPRTFLG, f"priority_flag {pdu.priority_flag}"
+        if pdu.replace_if_present_flag > 1:
+            return S.ESME_RINVREPFLAG, f"replace_if_present_flag {pdu.replace_if_present_flag}"
         if not check_time(pdu.schedule_delivery_time):
             return S.ESME_RINVSCHED, f"schedule_delivery_time {pdu.schedule_delivery_time!r}"
         if not check_time(pdu.validity_period):
