@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 _RETRY_LATER = frozenset((CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL))
 _AUTH_FAILURES = frozenset((CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID))
+_BINDS = frozenset((CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER))
 
 
 class BindError(TransportError):
@@ -173,8 +174,10 @@ class SmppClient:
         self.config = config
         self.stats = _Stats()
         self._protocol: SessionProtocol | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._bound = asyncio.Event()
         self._closing = False
+        self._stopped = asyncio.Event()  # close() finished: nothing will bind again
         self._runner: asyncio.Task[None] | None = None
         self._slots = config.window
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
@@ -186,7 +189,9 @@ class SmppClient:
         self._mo_handlers: list[MoHandler] = []
         self._receipt_handlers: list[ReceiptHandler] = []
         self._receipt_waiters: dict[int | str, asyncio.Future[DeliveryReceipt]] = {}
-        self._early_receipts: OrderedDict[int | str, DeliveryReceipt] = OrderedDict()
+        # receipts nobody waits for yet, oldest first, by normalized id; the index finds them by any key
+        self._early_receipts: OrderedDict[str, DeliveryReceipt] = OrderedDict()
+        self._early_index: dict[int | str, str] = {}
         self._first_bind: asyncio.Future[None] | None = None
         self._bind_status: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,7 +199,7 @@ class SmppClient:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._first_bind = loop.create_future()
         self._runner = asyncio.create_task(self._run(), name="smpp-client")
         try:
@@ -219,16 +224,20 @@ class SmppClient:
         self._closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_timeout
-        while (self._inflight or self._resend) and loop.time() < deadline and self._protocol is not None:
+        # the window holds every request not yet answered: on the wire, waiting to be re-sent, or
+        # backing off after ESME_RTHROTTLED
+        while self._slots < self.config.window and loop.time() < deadline and self._protocol is not None:
             await asyncio.sleep(0.01)
         proto = self._protocol
         if proto is not None and proto.session.is_bound:
+            self._bound.clear()  # nothing new goes out after the unbind
             with contextlib.suppress(LocalProtocolError):
                 proto.session.send(Unbind(), loop.time())
                 proto.flush()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(proto.closed.wait(), min(5.0, self.config.response_timeout))
         await self._stop_runner()
+        self._stopped.set()  # requests still waiting for a bind give up
         for item in [*self._inflight.values(), *self._resend]:
             if not item.future.done():
                 item.future.set_exception(TransportError("client closed before the SMSC answered"))
@@ -317,7 +326,9 @@ class SmppClient:
             self._inflight.clear()
             self._resend = [item for _, item in pending] + self._resend
             proto.close()
-        if self._bind_status is not None and not self._bound.is_set() and self._bind_status != 0:
+        if self._bind_status is None:
+            raise TransportError("connection closed before the SMSC answered the bind")
+        if self._bind_status != 0:
             raise BindError(self._bind_status)
 
     def _on_event(self, proto: SessionProtocol, event: Event) -> None:
@@ -372,7 +383,8 @@ class SmppClient:
 
     async def request(self, pdu: Pdu) -> Pdu:
         """Send any request PDU with the submit semantics (window, TPS, throttling retry)."""
-        loop = asyncio.get_running_loop()
+        # the loop cached at start(): get_running_loop() costs a getpid() system call each time
+        loop = self._loop or asyncio.get_running_loop()
         # the window: a counter and a queue of waiters is cheaper per message than a Semaphore
         if self._slots > 0 and not self._slot_waiters:
             self._slots -= 1
@@ -384,7 +396,7 @@ class SmppClient:
                     await self._tps.acquire()
                 proto = self._protocol
                 if proto is None or not proto.session.is_bound:
-                    await self._bound.wait()
+                    await self._wait_bound()
                     continue
                 if self._throttle_until > loop.time():
                     await asyncio.sleep(self._throttle_until - loop.time())
@@ -405,15 +417,30 @@ class SmppClient:
                     return response
                 if status in _RETRY_LATER:
                     self.stats.throttled += 1
-                    # one back-off for the whole bind: the SMSC is telling all of us to slow down
-                    until = loop.time() + self._throttle_delay
-                    if until > self._throttle_until:
-                        self._throttle_until = until
+                    # one back-off for the whole bind: the SMSC is telling all of us to slow down. The
+                    # answers to a burst sent before the pause began are one episode, not one each: only a
+                    # throttle after the pause has ended starts a new, longer one
+                    now = loop.time()
+                    if now >= self._throttle_until:
+                        self._throttle_until = now + self._throttle_delay
                         self._throttle_delay = min(self.config.throttle_max, self._throttle_delay * 2)
                     continue
                 raise SubmitError(status)
         finally:
             self._release_slot()
+
+    async def _wait_bound(self) -> None:
+        """Wait for the (re)bind; raise TransportError if the client is closed first."""
+        if not self._stopped.is_set():
+            bound = asyncio.ensure_future(self._bound.wait())
+            stopped = asyncio.ensure_future(self._stopped.wait())
+            try:
+                await asyncio.wait((bound, stopped), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                bound.cancel()
+                stopped.cancel()
+        if not self._bound.is_set():
+            raise TransportError("client closed before the request could be sent")
 
     async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop) -> None:
         waiter: asyncio.Future[None] = loop.create_future()
@@ -440,8 +467,13 @@ class SmppClient:
             item.future.set_result(event.response)
 
     def _on_timeout(self, proto: SessionProtocol, event: ResponseTimedOut) -> None:
-        if event.request.command_id == CommandId.ENQUIRE_LINK:
-            log.warning("SMPP link to %s does not answer enquire_link; reconnecting", proto.peer)
+        command_id = event.request.command_id
+        if command_id == CommandId.ENQUIRE_LINK or command_id in _BINDS:
+            log.warning(
+                "SMPP link to %s does not answer %s; reconnecting",
+                proto.peer,
+                CommandId(command_id).name.lower(),
+            )
             proto.close()
             return
         item = self._inflight.pop(event.sequence_number, None)
@@ -476,11 +508,9 @@ class SmppClient:
         """The delivery receipt of ``message_id`` (hex or decimal, as the SMSC wrote either)."""
         keys = message_id_keys(message_id)
         for key in keys:
-            receipt = self._early_receipts.get(key)
-            if receipt is not None:
-                for stale in message_id_keys(receipt.id):
-                    self._early_receipts.pop(stale, None)
-                return receipt
+            early_id = self._early_index.get(key)
+            if early_id is not None:
+                return self._forget_early(early_id)
         future: asyncio.Future[DeliveryReceipt] = asyncio.get_running_loop().create_future()
         for key in keys:
             self._receipt_waiters[key] = future
@@ -546,8 +576,20 @@ class SmppClient:
             if future is not None and not future.done():
                 future.set_result(receipt)
                 return
+        keys = message_id_keys(receipt.id)
+        if not keys:
+            return
         early = self._early_receipts
-        for key in message_id_keys(receipt.id):
-            early[key] = receipt
+        early[str(keys[0])] = receipt  # the first key is the normalized id string
+        for key in keys:
+            self._early_index[key] = str(keys[0])
+        # the limit counts receipts, not the two or three keys each is indexed by
         while len(early) > self.config.early_receipts:
-            early.popitem(last=False)
+            self._forget_early(next(iter(early)))
+
+    def _forget_early(self, early_id: str) -> DeliveryReceipt:
+        receipt = self._early_receipts.pop(early_id)
+        for key in message_id_keys(receipt.id):
+            if self._early_index.get(key) == early_id:
+                del self._early_index[key]
+        return receipt

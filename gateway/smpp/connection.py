@@ -19,6 +19,7 @@ from protocols.smpp.session import SmppSession
 __all__ = ["SessionProtocol"]
 
 log = logging.getLogger(__name__)
+_SLICE = 4096  # octets of input handled between two writes
 
 
 class SessionProtocol(asyncio.Protocol):
@@ -55,16 +56,25 @@ class SessionProtocol(asyncio.Protocol):
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            self.session.receive_data(data, self.loop.time())
-        except RemoteProtocolError as exc:
-            log.warning("SMPP peer %s broke the protocol: %s; closing", self.peer, exc)
+        # A big read is handled in slices, writing the answers to each slice before reading the
+        # next: the peer gets them sooner and refills its window while we work, so both sides
+        # stay busy instead of taking turns.
+        size = len(data)
+        step = _SLICE if size > _SLICE else size
+        now = self.loop.time()
+        for start in range(0, size, step):
+            try:
+                self.session.receive_data(data[start : start + step] if step < size else data, now)
+            except RemoteProtocolError as exc:
+                log.warning("SMPP peer %s broke the protocol: %s; closing", self.peer, exc)
+                self._drain_events()
+                self.flush()
+                self.close()
+                return
             self._drain_events()
             self.flush()
-            self.close()
-            return
-        self._drain_events()
-        self.flush()
+            if not self.session.is_open:
+                return
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

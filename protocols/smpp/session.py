@@ -168,6 +168,7 @@ class SmppSession:
         self.max_pdu_length = max_pdu_length
         self.validate = validate
         self.state = SessionState.OPEN
+        self.is_bound = False  # kept by _set_state: read on every submit, so not a property
         self.bound_system_id = ""
         self._our_requests = REQUESTS_ALLOWED[role]
         self._peer_requests = REQUESTS_ALLOWED[Role.SMSC if role is Role.ESME else Role.ESME]
@@ -198,6 +199,7 @@ class SmppSession:
 
     def _set_state(self, state: SessionState) -> None:
         self.state = state
+        self.is_bound = state in (St.BOUND_TX, St.BOUND_RX, St.BOUND_TRX)
         self._allowed_out = self._our_requests[state]
         self._allowed_in = self._peer_requests[state]
 
@@ -205,10 +207,6 @@ class SmppSession:
     def is_open(self) -> bool:
         """The connection is usable (not closed by either side or by a fatal error)."""
         return self.state is not St.CLOSED
-
-    @property
-    def is_bound(self) -> bool:
-        return self.state in (St.BOUND_TX, St.BOUND_RX, St.BOUND_TRX)
 
     @property
     def outstanding(self) -> int:

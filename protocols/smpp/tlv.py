@@ -222,6 +222,9 @@ def find_tlv(params: tuple[Tlv, ...], tag: int) -> Tlv | None:
 def encode_tlvs(params: tuple[Tlv, ...]) -> bytes:
     pack = _TL.pack
     try:
+        if len(params) == 1:  # the usual case; skips the generator
+            t = params[0]
+            return pack(t.tag, len(t.value)) + t.value
         return b"".join(pack(t.tag, len(t.value)) + t.value for t in params)
     except (struct_error, TypeError, AttributeError) as exc:  # a Tlv built by hand, not by Tlv.make
         raise LocalProtocolError(f"cannot encode optional parameters: {exc}") from None
@@ -234,9 +237,16 @@ def decode_tlvs(body: bytes, pos: int) -> tuple[Tlv, ...]:
     ESME_RINVPARLEN. Unknown tags are kept as they are.
     """
     end = len(body)
-    out: list[Tlv] = []
     unpack = _TL.unpack_from
     kinds = _KINDS
+    if end - pos >= 4:
+        # one TLV filling the rest of the PDU is the usual case: no list, no loop
+        tag, length = unpack(body, pos)
+        if pos + 4 + length == end:
+            spec = kinds.get(tag)
+            if spec is None or spec[1] <= length <= spec[2]:
+                return (_make_tlv(tag, body[pos + 4 : end]),)
+    out: list[Tlv] = []
     while pos < end:
         if end - pos < 4:
             raise DecodeError("truncated TLV header", CommandStatus.ESME_RINVOPTPARSTREAM)

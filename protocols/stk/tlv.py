@@ -15,9 +15,10 @@ Simple data objects (TS 102 223 section 8, TS 31.111 section 8): command details
 identities (8.7), duration (8.8), alpha identifier (8.2), address (8.1), text string (8.15), item
 (8.9), response length (8.11), USSD string (TS 31.111 8.17), icon identifier (8.31). Objects whose
 payload is text keep the coded octets, so every object re-encodes byte for byte; ``text`` decodes
-them and ``of(...)`` builds them from a ``str``. The GSM 7-bit default alphabet (TS 23.038 section
-6.2.1 and its extension table 6.2.1.1) and the septet packing of TS 23.038 section 6.1.2 are coded
-here privately, because the toolkit needs only these few codings.
+them and ``of(...)`` builds them from a ``str``. The GSM 7-bit default alphabet, its packing and UCS2
+(TS 23.038 section 6) come from ``protocols.gsm.alphabet``; the SMS data coding scheme of a text
+string is read with ``protocols.gsm.dcs`` (TS 23.038 section 4), the CBS one of a USSD string here
+(section 5). Packed 7-bit text carries no septet count, so it follows the <CR> rule of 6.1.2.3.1.
 
 A ``DecodeError`` raised here carries in ``status`` the general result (TS 102 223 section 8.12) a
 terminal answers such bytes with: '32' command data not understood, '36' required values missing.
@@ -31,6 +32,17 @@ from enum import IntEnum
 from typing import Any, ClassVar
 
 from protocols.errors import DecodeError, LocalProtocolError
+from protocols.gsm.alphabet import (
+    Coding,
+    decode_gsm7,
+    decode_ucs2,
+    encode_gsm7,
+    encode_ucs2,
+    is_gsm7,
+    pack_septets,
+    unpack_septets,
+)
+from protocols.gsm.dcs import decode_dcs
 
 __all__ = [
     "MAX_LENGTH",
@@ -423,144 +435,57 @@ def encode_ber_tlv(tag: int, tlvs: Iterable[ComprehensionTlv]) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------
-# GSM 7-bit default alphabet (TS 23.038 section 6.2.1), its extension table (6.2.1.1) and packing (6.1.2)
+# text codings: the GSM 7-bit default alphabet, its packing and UCS2 come from protocols.gsm.alphabet
+# (TS 23.038 sections 6.2.1, 6.1.2 and 6.2.3); errors are re-raised with the general result '32'.
 
-_ESC = 0x1B
-_CR = 0x0D
-_GSM_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXTENSION = {
-    0x0A: "\f",
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
-_GSM_ENCODE: dict[str, bytes] = {char: bytes((code,)) for code, char in enumerate(_GSM_BASIC) if code != _ESC}
-_GSM_ENCODE.update({char: bytes((_ESC, code)) for code, char in _GSM_EXTENSION.items()})
-
-
-def _gsm_encodable(text: str) -> bool:
-    return all(char in _GSM_ENCODE for char in text)
+_GSM7, _EIGHT_BIT, _UCS2 = Coding.GSM7, Coding.EIGHT_BIT, Coding.UCS2
 
 
 def _gsm_encode(text: str) -> bytes:
     """``text`` as GSM default alphabet codes, one per octet (bit 8 = 0); extension characters take two."""
-    try:
-        return b"".join(_GSM_ENCODE[char] for char in text)
-    except KeyError as exc:
-        raise LocalProtocolError(f"{exc.args[0]!r} is not in the GSM 7-bit default alphabet") from None
+    return bytes(encode_gsm7(text))
 
 
 def _gsm_decode(codes: bytes) -> str:
-    """GSM default alphabet codes (one per octet) to text.
-
-    An escape followed by a code the extension table does not define shows the default-alphabet
-    character of that code (TS 23.038 section 6.2.1.1); a trailing lone escape shows as a space.
-    """
-    chars: list[str] = []
-    escaped = False
-    for code in codes:
-        if code > 0x7F:
-            raise DecodeError(f"octet 0x{code:02X} is not a GSM 7-bit code", COMMAND_DATA_NOT_UNDERSTOOD)
-        if escaped:
-            chars.append(_GSM_EXTENSION.get(code, " " if code == _ESC else _GSM_BASIC[code]))
-            escaped = False
-        elif code == _ESC:
-            escaped = True
-        else:
-            chars.append(_GSM_BASIC[code])
-    if escaped:
-        chars.append(" ")
-    return "".join(chars)
-
-
-def _pack_septets(septets: bytes) -> bytes:
-    """Pack 7-bit codes LSB first (TS 23.038 section 6.1.2.1); 8n-1 codes are padded with CR (6.1.2.3.1)."""
-    if len(septets) % 8 == 7:
-        septets += bytes((_CR,))
-    accumulator = bits = 0
-    out = bytearray()
-    for septet in septets:
-        accumulator |= (septet & 0x7F) << bits
-        bits += 7
-        while bits >= 8:
-            out.append(accumulator & 0xFF)
-            accumulator >>= 8
-            bits -= 8
-    if bits:
-        out.append(accumulator)
-    return bytes(out)
-
-
-def _unpack_septets(packed: bytes) -> bytes:
-    """Unpack 7-bit codes; a CR filling the last septet of a whole octet group is padding and is dropped."""
-    count = len(packed) * 8 // 7
-    value = int.from_bytes(packed, "little")
-    septets = bytes((value >> (7 * i)) & 0x7F for i in range(count))
-    if count and count % 8 == 0 and septets[-1] == _CR:
-        septets = septets[:-1]
-    return septets
-
-
-def _ucs2_encode(text: str) -> bytes:
-    if any(ord(char) > 0xFFFF for char in text):
-        raise LocalProtocolError("UCS2 codes only the Basic Multilingual Plane")
-    return text.encode("utf-16-be", "surrogatepass")
+    try:
+        return decode_gsm7(codes)
+    except DecodeError as exc:
+        raise DecodeError(str(exc), COMMAND_DATA_NOT_UNDERSTOOD) from None
 
 
 def _ucs2_decode(data: bytes) -> str:
-    if len(data) % 2:
-        raise DecodeError("UCS2 text has an odd number of octets", COMMAND_DATA_NOT_UNDERSTOOD)
     try:
-        return data.decode("utf-16-be")
-    except UnicodeDecodeError:
-        raise DecodeError("UCS2 text holds an unpaired surrogate", COMMAND_DATA_NOT_UNDERSTOOD) from None
+        return decode_ucs2(data)
+    except DecodeError as exc:
+        raise DecodeError(str(exc), COMMAND_DATA_NOT_UNDERSTOOD) from None
 
 
-def _sms_alphabet(dcs: int) -> int | None:
-    """Character set of an SMS data coding scheme (TS 23.038 section 4): 0 GSM 7-bit, 1 8-bit, 2 UCS2.
-
-    None for compressed text. Reserved codings count as the GSM 7-bit default alphabet, as section 4
-    tells a receiving entity to assume.
-    """
-    group = dcs >> 4
-    if group <= 0x7:  # general data coding / automatic deletion; bit 6 = compressed
-        alphabet = (dcs >> 2) & 0x03
-        return None if dcs & 0x20 else (0 if alphabet == 3 else alphabet)
-    if group == 0xE:  # message waiting indication, UCS2
-        return 2
-    if group == 0xF:  # data coding / message class
-        return (dcs >> 2) & 0x01
-    return 0  # message waiting indication groups C, D (GSM 7-bit) and reserved groups 8-B
+def _sms_alphabet(dcs: int) -> Coding | None:
+    """Character set of an SMS data coding scheme (TS 23.038 section 4); None for compressed text."""
+    scheme = decode_dcs(dcs)
+    return None if scheme.compressed else scheme.alphabet
 
 
-def _decode_by_alphabet(alphabet: int | None, data: bytes, what: str, dcs: int) -> str:
-    if alphabet == 0:
-        return _gsm_decode(_unpack_septets(data))
-    if alphabet == 1:
+def _decode_by_alphabet(alphabet: Coding | None, data: bytes, what: str, dcs: int) -> str:
+    if alphabet == _GSM7:
+        return _gsm_decode(bytes(unpack_septets(data)))
+    if alphabet == _EIGHT_BIT:
         return _gsm_decode(data)
-    if alphabet == 2:
+    if alphabet == _UCS2:
         return _ucs2_decode(data)
     raise DecodeError(
         f"{what} data coding scheme 0x{dcs:02X} is not a text coding", COMMAND_DATA_NOT_UNDERSTOOD
     )
 
 
-def _encode_by_alphabet(alphabet: int | None, text: str, what: str, dcs: int) -> bytes:
-    if alphabet == 0:
-        return _pack_septets(_gsm_encode(text))
-    if alphabet == 1:
+def _encode_by_alphabet(alphabet: Coding | None, text: str, what: str, dcs: int) -> bytes:
+    """Packed 7-bit with the <CR> rule of TS 23.038 6.1.2.3.1 (no septet count travels), 8-bit, or UCS2."""
+    if alphabet == _GSM7:
+        return pack_septets(encode_gsm7(text), cr_pad=True)
+    if alphabet == _EIGHT_BIT:
         return _gsm_encode(text)
-    if alphabet == 2:
-        return _ucs2_encode(text)
+    if alphabet == _UCS2:
+        return encode_ucs2(text)
     raise LocalProtocolError(f"{what} data coding scheme 0x{dcs:02X} is not a text coding")
 
 
@@ -591,22 +516,25 @@ def _alpha_decode(data: bytes) -> str:
                 "alpha identifier has fewer characters than announced", COMMAND_DATA_NOT_UNDERSTOOD
             )
         chars: list[str] = []
+        gsm_run = bytearray()  # GSM codes in a row, decoded together so that ESC + code stays one char
         for code in codes:
             if code & 0x80:
                 point = base + (code & 0x7F)
                 if 0xD800 <= point <= 0xDFFF or point > 0xFFFF:
                     raise DecodeError("alpha identifier points outside UCS2", COMMAND_DATA_NOT_UNDERSTOOD)
-                chars.append(chr(point))
+                chars.extend((_gsm_decode(bytes(gsm_run)), chr(point)))
+                gsm_run.clear()
             else:
-                chars.append(_gsm_decode(bytes((code,))))
+                gsm_run.append(code)
+        chars.append(_gsm_decode(bytes(gsm_run)))
         return "".join(chars)
     return _gsm_decode(data.rstrip(b"\xff"))
 
 
 def _alpha_encode(text: str) -> bytes:
-    if _gsm_encodable(text):
+    if is_gsm7(text):
         return _gsm_encode(text)
-    return b"\x80" + _ucs2_encode(text)
+    return b"\x80" + encode_ucs2(text)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -731,7 +659,7 @@ class TextString(_DataObject):
     def of(cls, text: str, dcs: int | None = None) -> TextString:
         """Code ``text`` with ``dcs`` (by default '04' if the GSM alphabet holds it, else '08')."""
         if dcs is None:
-            dcs = DataCodingScheme.GSM_8BIT if _gsm_encodable(text) else DataCodingScheme.UCS2
+            dcs = DataCodingScheme.GSM_8BIT if is_gsm7(text) else DataCodingScheme.UCS2
         _check_byte("data coding scheme", dcs)
         return cls(DataCodingScheme(dcs), _encode_by_alphabet(_sms_alphabet(dcs), text, "text string", dcs))
 
@@ -916,7 +844,10 @@ class Address(_DataObject):
         return cls(value[0], "".join(_BCD_DIGITS[nibble] for nibble in nibbles))
 
 
-def _cbs_alphabet(dcs: int) -> tuple[int | None, int]:
+_GENERAL_ALPHABETS = (_GSM7, _EIGHT_BIT, _UCS2, _GSM7)  # '11' is reserved: read as GSM 7-bit
+
+
+def _cbs_alphabet(dcs: int) -> tuple[Coding | None, int]:
     """(character set, octets of language prefix) of a CBS data coding scheme (TS 23.038 section 5).
 
     None for compressed text, text behind a user data header (group 9) and WAP (group E); reserved
@@ -924,15 +855,14 @@ def _cbs_alphabet(dcs: int) -> tuple[int | None, int]:
     """
     group = dcs >> 4
     if dcs == 0x11:  # UCS2 preceded by a language coded in two GSM 7-bit packed octets
-        return 2, 2
+        return _UCS2, 2
     if 0x4 <= group <= 0x7:  # general data coding; bit 6 = compressed
-        alphabet = (dcs >> 2) & 0x03
-        return (None if dcs & 0x20 else (0 if alphabet == 3 else alphabet)), 0
+        return (None if dcs & 0x20 else _GENERAL_ALPHABETS[(dcs >> 2) & 0x03]), 0
     if group in (0x9, 0xE):
         return None, 0
     if group == 0xF:
-        return (dcs >> 2) & 0x01, 0
-    return 0, 0  # languages in GSM 7-bit (groups 0-3, incl. '10' with the language in the text), reserved
+        return (_EIGHT_BIT if dcs & 0x04 else _GSM7), 0
+    return _GSM7, 0  # languages in GSM 7-bit (groups 0-3, incl. '10' with the language in the text), reserved
 
 
 @dataclass(frozen=True, slots=True)
