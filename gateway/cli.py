@@ -28,7 +28,7 @@ Command = Callable[[argparse.Namespace], int]
 
 def parse_host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
         raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
     return host, int(port)
 
