@@ -378,7 +378,11 @@ class SmppClient:
         if self._closing:
             raise TransportError("client is closing")
         response = await self.request(pdu)
-        assert isinstance(response, SubmitSmResp)
+        if not isinstance(response, SubmitSmResp):
+            # a generic_nack with status 0 answers nothing: the SMSC did not take the message
+            raise SubmitError(
+                CommandStatus.ESME_RUNKNOWNERR, f"SMSC answered {type(response).__name__} with status 0"
+            )
         return SubmitResult(response.message_id or "", response)
 
     async def request(self, pdu: Pdu) -> Pdu:
