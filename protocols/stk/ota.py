@@ -91,6 +91,8 @@ _CLEAR_HEADER = 10  # CPL(2) CHL(1) SPI(2) KIc(1) KID(1) TAR(3): never ciphered
 _CHL_BASE = 13  # SPI(2) KIc(1) KID(1) TAR(3) CNTR(5) PCNTR(1)
 _RHL_BASE = 10  # TAR(3) CNTR(5) PCNTR(1) status(1)
 _RESPONSE_CLEAR = 6  # RPL(2) RHL(1) TAR(3)
+_COUNTERS = 6  # CNTR(5) PCNTR(1): first in the ciphered part of a command
+_RESPONSE_COUNTERS = 7  # CNTR(5) PCNTR(1) status(1): first in the ciphered part of a PoR
 _MAX_LENGTH_FIELD = 0xFFFF  # CPL and RPL are 2 octets
 
 
@@ -108,7 +110,7 @@ class _KeepUnknown(IntEnum):
 
 
 class ResponseStatus(_KeepUnknown):
-    """Response Status Codes of the PoR, TS 102 225 section 5.2 (Table 5.x); 0x0B/0x0C from TS 31.115."""
+    """Response Status Codes of the PoR, TS 102 225 section 5.2; 0x0B and 0x0C are defined by TS 31.115."""
 
     POR_OK = 0x00
     RC_CC_DS_FAILED = 0x01
@@ -371,6 +373,8 @@ class OtaSecurityError(RemoteProtocolError):
     receiver can address its PoR (TS 102 225 5.2).
     """
 
+    status: ResponseStatus
+
     def __init__(
         self,
         message: str,
@@ -583,7 +587,7 @@ def max_payload(spi: Spi, kic: Kic, kid: Kid, udh_length: int = 3, *, cc_length:
     if spi.ciphering:
         block = _block_size(kic.algorithm)
         room -= room % block
-    return max(0, room - (_CHL_BASE - 7) - signature)
+    return max(0, room - _COUNTERS - signature)
 
 
 def build_command_packet(  # noqa: PLR0917 - the field order of the packet, as callers expect
@@ -627,7 +631,7 @@ def build_command_packet(  # noqa: PLR0917 - the field order of the packet, as c
             )
     padding = b""
     if cipher is not None:
-        padding = bytes(-(_CHL_BASE - 7 + signature_length + len(payload)) % cipher.block_size)
+        padding = bytes(-(_COUNTERS + signature_length + len(payload)) % cipher.block_size)
     chl = _CHL_BASE + signature_length
     cpl = 1 + chl + len(payload) + len(padding)
     if cpl > _MAX_LENGTH_FIELD:
@@ -711,10 +715,10 @@ def parse_command_packet(data: bytes, keys_lookup: KeyLookup) -> tuple[CommandPa
         body = cipher.decrypt(body)
     cntr = int.from_bytes(body[:5], "big")
     pcntr = body[5]
-    received = bytes(body[6 : 6 + signature_length])
-    secured = bytes(body[6 + signature_length :])
+    received = bytes(body[_COUNTERS : _COUNTERS + signature_length])
+    secured = bytes(body[_COUNTERS + signature_length :])
     expected = _signature(
-        spi.integrity, kid, keys.kid_key, data[:_CLEAR_HEADER] + body[:6] + secured, signature_length
+        spi.integrity, kid, keys.kid_key, data[:_CLEAR_HEADER] + body[:_COUNTERS] + secured, signature_length
     )
     if not hmac.compare_digest(received, expected):
         raise OtaSecurityError(
@@ -797,7 +801,7 @@ def build_response_packet(
     padding = b""
     if cipher is not None:
         padding = bytes(
-            -(_RHL_BASE - 3 + signature_length + len(additional_response_data)) % cipher.block_size
+            -(_RESPONSE_COUNTERS + signature_length + len(additional_response_data)) % cipher.block_size
         )
     rhl = _RHL_BASE + signature_length
     rpl = 1 + rhl + len(additional_response_data) + len(padding)
@@ -860,11 +864,11 @@ def parse_response_packet(user_data: bytes, *, spi: Spi, kic: Kic, kid: Kid, key
         body = cipher.decrypt(body)
     cntr = int.from_bytes(body[:5], "big")
     pcntr = body[5]
-    received = bytes(body[7 : 7 + signature_length])
-    secured = bytes(body[7 + signature_length :])
+    received = bytes(body[_RESPONSE_COUNTERS : _RESPONSE_COUNTERS + signature_length])
+    secured = bytes(body[_RESPONSE_COUNTERS + signature_length :])
     if secured_as_asked:
         _check_kid_key(spi.por_integrity, kid, keys.kid_key)
-        covered = udh + rest[:_RESPONSE_CLEAR] + body[:7] + secured
+        covered = udh + rest[:_RESPONSE_CLEAR] + body[:_RESPONSE_COUNTERS] + secured
         expected = _signature(spi.por_integrity, kid, keys.kid_key, covered, signature_length)
         if not hmac.compare_digest(received, expected):
             raise OtaSecurityError(
