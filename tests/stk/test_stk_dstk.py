@@ -93,8 +93,10 @@ def test_bad_answers_raise_decode_error(raw: bytes) -> None:
 @settings(max_examples=300)
 @given(st.binary(max_size=64))
 def test_any_bytes_decode_or_raise_decode_error(raw: bytes) -> None:
-    for decode in (DstkOffer.decode, DstkAnswer.decode):
+    for cls in (DstkOffer, DstkAnswer):
         try:
-            decode(raw)
+            value = cls.decode(raw)
         except DecodeError:
-            pass
+            continue
+        # whatever decodes re-encodes to the same bytes
+        assert value.encode() == raw
