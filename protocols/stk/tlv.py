@@ -293,11 +293,8 @@ def _check_byte(name: str, value: int) -> None:
 
 
 def _encode_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes((length,))
-    if length <= MAX_LENGTH:
-        return bytes((0x81, length))
-    raise LocalProtocolError(f"a CAT length cannot exceed {MAX_LENGTH} octets, got {length}")
+    """One octet below 0x80, else '81' and one octet; the TLV constructors keep lengths within 255."""
+    return bytes((length,)) if length < 0x80 else bytes((0x81, length))
 
 
 def _decode_length(data: bytes, offset: int) -> tuple[int, int]:
