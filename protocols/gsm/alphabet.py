@@ -188,9 +188,9 @@ def pack_septets(septets: Sequence[int], fill_bits: int = 0, *, cr_pad: bool = F
     """
     _check_fill_bits(fill_bits)
     values = list(septets)
-    if cr_pad and values:
+    if cr_pad:
         total = fill_bits + 7 * len(values)
-        if total % 8 == 1 or (total % 8 == 0 and values[-1] == CR):
+        if total % 8 == 1 or (total % 8 == 0 and values and values[-1] == CR):
             values.append(CR)
     out = bytearray()
     acc = 0
@@ -361,13 +361,14 @@ def encode_parts(
     concatenation header of ``concat``. An extension character (ESC + code) and a surrogate pair
     are never cut.
     """
+    header_length = _concat_header_length(concat)
     chosen = choose_coding(content) if coding is None else Coding(coding)
     units = _units(content, chosen)
     width = 2 if chosen is Coding.UCS2 else 1  # UCS-2 capacity counts 16-bit code units
     total = sum(len(u) for u in units) // width
     if total <= part_capacity(chosen):
         return chosen, [b"".join(units)]
-    capacity = part_capacity(chosen, _concat_header_length(concat))
+    capacity = part_capacity(chosen, header_length)
     parts: list[bytes] = []
     current: list[bytes] = []
     used = 0

@@ -15,9 +15,11 @@ Fields carry the spec's names (``tp_mti`` ... ``tp_ud``). Parts:
   7-bit data and octets otherwise. ``user_data(...)`` builds the three fields from text or bytes;
   ``user_data_header()`` / ``user_data_text()`` read them back by TP-DCS.
 
-``decode(t.encode()) == t`` for every TPDU, and ``encode(decode(b)) == b`` for well-formed bytes.
+``decode(t.encode()) == t`` for every TPDU (one exception, below), and ``encode(decode(b)) == b``
+for well-formed bytes.
 Decoding is lenient only where the spec says to ignore something (the unused bit 4 of the
-SMS-DELIVER first octet, the extension bit of the type of address, the filler semi-octet, a
+SMS-DELIVER first octet, the extension bit of the type of address, the filler semi-octet, an
+alphanumeric Address-Length that is not the canonical one, a
 negative zero time zone); bytes that cannot be parsed raise DecodeError, never another error.
 
 A GSM 7-bit alphanumeric address of 8 septets whose last septet is "@" is ambiguous with the
