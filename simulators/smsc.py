@@ -6,6 +6,14 @@ for handsets, USSD and the SIM toolkit), generates delivery receipts when regist
 (configurable delay and outcome mix), injects MO messages from handsets as deliver_sm, and enforces
 a TPS licence (ESME_RTHROTTLED above it).
 
+Long MT messages are reassembled before a handset sees them (``protocols.gsm.split.Reassembler``: UDH
+concatenation with 8- or 16-bit references, TS 23.040 9.2.3.24.1 / 9.2.3.24.8; the SAR TLVs and
+message_payload of SMPP 3.4 5.3.2): each part still gets its own message id and receipt (a part the
+handset keeps until the rest arrives counts as delivered, the last one gets the handset's verdict),
+and the handset is called once with the whole text in ``MtMessage.text``. SIM data download
+(TP-PID 0x7F, TS 31.111 7.1.1) and binary messages are handed over part by part, as they came: the SIM
+reassembles concatenated SMS-PP itself.
+
 Failure personalities, by name (``throttle:50`` sets the parameter): happy, throttle (above N TPS),
 blackhole (binds, then never answers), slow (answers after a delay), disconnect (drops the
 connection every N PDUs), nack (generic_nack every N submits), lossy-receipts (each receipt lost
@@ -25,7 +33,9 @@ from datetime import UTC, datetime
 
 from gateway.smpp.connection import SessionProtocol
 from protocols._fast import fast_constructor
-from protocols.errors import ConfigError
+from protocols.errors import ConfigError, DecodeError
+from protocols.gsm.dcs import PID_SIM_DATA_DOWNLOAD
+from protocols.gsm.split import Reassembler, decode_short_message
 from protocols.smpp.constants import CommandStatus, MessageState
 from protocols.smpp.events import (
     BindCompleted,
@@ -121,6 +131,7 @@ class MtMessage:
     short_message: bytes
     optional_parameters: tuple[Tlv, ...]
     system_id: str
+    text: str | None = None  # for a handset: the whole text, reassembled from its parts and decoded
 
 
 # A handset returns the final state of the delivery (None: delivered).
@@ -193,6 +204,7 @@ class SmscSimulator:
         window: int = 1000,
         enquire_link_interval: float | None = 60.0,
         record_messages: bool = True,
+        reassembly_timeout: float = 600.0,
     ) -> None:
         self.accounts = dict(accounts)
         self.personality = personality or Personality()
@@ -213,6 +225,8 @@ class SmscSimulator:
         self._by_proto: dict[int, _Client] = {}
         self._licences: dict[str, _Licence] = {}
         self._handsets: dict[str, HandsetHandler] = {}
+        self._reassembler = Reassembler(reassembly_timeout)
+        self._text_codings: dict[int, bool] = {}
         self._next_id = 0x10000
         self._receipts: deque[tuple[float, str, DeliverSm]] = deque()
         self._receipt_task: asyncio.Task[None] | None = None
@@ -482,11 +496,15 @@ class SmscSimulator:
         state: MessageState | None = None
         handset = self._handsets.get(pdu.destination_addr)
         if handset is not None:
-            try:
-                state = handset(mt)
-            except Exception:
-                log.exception("handset %s failed on an MT message", pdu.destination_addr)
-                state = MessageState.UNDELIVERABLE
+            whole = self._for_handset(mt, pdu, client.proto.loop.time())
+            if whole is None:
+                state = MessageState.DELIVERED  # a part the handset keeps until the others arrive
+            else:
+                try:
+                    state = handset(whole)
+                except Exception:
+                    log.exception("handset %s failed on an MT message", pdu.destination_addr)
+                    state = MessageState.UNDELIVERABLE
         if self.on_submit is not None:
             result = self.on_submit(mt)
             if result is not None:
@@ -497,6 +515,37 @@ class SmscSimulator:
         wanted = pdu.registered_delivery & 0x03
         if wanted == 1 or (wanted == 2 and state is not MessageState.DELIVERED):
             self._queue_receipt(client, pdu, message_id, state)
+
+    def _for_handset(self, mt: MtMessage, pdu: SubmitSm, now: float) -> MtMessage | None:
+        """What a handset gets for this submit: the whole text once its last part is in (None before),
+        or the message as it came for SIM data download and binary data."""
+        if pdu.protocol_id == PID_SIM_DATA_DOWNLOAD or not self._is_text(pdu.data_coding):
+            return mt
+        reassembler = self._reassembler
+        if len(reassembler):
+            reassembler.expire(now)
+        try:
+            text = reassembler.add(pdu, now)
+        except DecodeError as exc:
+            log.info(
+                "SMSC simulator: MT %s to %s is not decodable text: %s",
+                mt.message_id,
+                mt.destination_addr,
+                exc,
+            )
+            return mt
+        return None if text is None else replace(mt, text=text)
+
+    def _is_text(self, data_coding: int) -> bool:
+        known = self._text_codings.get(data_coding)
+        if known is None:
+            try:
+                decode_short_message(data_coding, b"")
+                known = True
+            except DecodeError:
+                known = False
+            self._text_codings[data_coding] = known
+        return known
 
     def _draw_outcome(self) -> MessageState:
         if len(self.outcomes) == 1:
