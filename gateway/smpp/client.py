@@ -23,10 +23,12 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.smpp.connection import SessionProtocol
 from protocols.errors import GatewayError, LocalProtocolError, TransportError
+from protocols.gsm.alphabet import ConcatScheme, parts_needed
+from protocols.gsm.split import Method, build_submits
 from protocols.smpp.constants import CommandId, CommandStatus
 from protocols.smpp.events import (
     BindCompleted,
@@ -68,6 +70,7 @@ log = logging.getLogger(__name__)
 _RETRY_LATER = frozenset((CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL))
 _AUTH_FAILURES = frozenset((CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID))
 _BINDS = frozenset((CommandId.BIND_TRANSMITTER, CommandId.BIND_RECEIVER, CommandId.BIND_TRANSCEIVER))
+_MAX_CONCAT_DESTINATIONS = 100_000  # reference counters kept; the least recently used is forgotten
 
 
 class BindError(TransportError):
@@ -195,6 +198,8 @@ class SmppClient:
         self._first_bind: asyncio.Future[None] | None = None
         self._bind_status: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # concatenation reference counters by destination (least recently used first), for send_text
+        self._concat_refs: OrderedDict[str, int] = OrderedDict()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -384,6 +389,53 @@ class SmppClient:
                 CommandStatus.ESME_RUNKNOWNERR, f"SMSC answered {type(response).__name__} with status 0"
             )
         return SubmitResult(response.message_id or "", response)
+
+    async def send_text(
+        self,
+        source_addr: str,
+        destination_addr: str,
+        text: str,
+        *,
+        method: Method = "udh",
+        registered_delivery: int = 0,
+        **submit_fields: Any,
+    ) -> list[SubmitResult]:
+        """Send ``text``, choosing its coding and splitting it (TS 23.038, TS 23.040 9.2.3.24.1/.8).
+
+        ``method`` is how a long text travels (``protocols.gsm.split``): "udh" (concatenation UDH,
+        ``concat="8bit"`` IEI 0x00 or "16bit" IEI 0x08), "sar" (SMPP 3.4 5.3.2.22-24 TLVs) or
+        "payload" (one message_payload). The concatenation reference comes from a counter kept per
+        destination, so consecutive long texts to one handset never share one. Each part is one
+        ``submit()``, in order, and so counts against the TPS licence and the window. Other
+        ``submit_fields`` (``coding``, ``concat``, ``esm_class``, ``validity_period``, ...) pass to
+        ``build_submits``. Returns one result per part; a rejected part raises ``SubmitError`` and
+        the parts after it are not sent.
+        """
+        concat: ConcatScheme = submit_fields.get("concat", "8bit")
+        reference: int | None = None
+        if method != "payload" and parts_needed(text, submit_fields.get("coding"), concat) > 1:
+            reference = self._next_concat_reference(
+                destination_addr, 256 if method == "udh" and concat == "8bit" else 65536
+            )
+        submits = build_submits(
+            text,
+            source_addr,
+            destination_addr,
+            method=method,
+            reference=reference,
+            registered_delivery=registered_delivery,
+            **submit_fields,
+        )
+        return [await self.submit(pdu) for pdu in submits]
+
+    def _next_concat_reference(self, destination_addr: str, modulus: int) -> int:
+        """The next concatenation reference for ``destination_addr``: 1, 2, ... wrapping to 0 at ``modulus``."""
+        refs = self._concat_refs
+        value = refs.pop(destination_addr, 0) + 1
+        refs[destination_addr] = value  # re-inserted last: the dict stays in order of use
+        if len(refs) > _MAX_CONCAT_DESTINATIONS:
+            del refs[next(iter(refs))]
+        return value % modulus
 
     async def request(self, pdu: Pdu) -> Pdu:
         """Send any request PDU with the submit semantics (window, TPS, throttling retry)."""
