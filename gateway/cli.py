@@ -1,7 +1,8 @@
 """The ``tgw`` command line: gateway commands.
 
-``tgw send-sms`` binds to an SMSC, submits one message, prints its message id and, with ``--dlr``,
-waits for the delivery receipt and prints its final state. Exit status: 0 success, 1 connection
+``tgw send-sms`` binds to an SMSC, sends one text (GSM 7-bit or UCS-2 as the text needs, split into
+parts when long), prints the message id of each part and, with ``--dlr``, waits for each part's
+delivery receipt and prints its final state. Exit status: 0 success, 1 connection
 failure, 2 bind refused, 3 submit rejected, 4 no receipt in time, 5 the receipt reports a failure.
 
 The simulator commands (``tgw sim ...``, ``tgw demo``) are added by ``simulators.cli``, which owns
@@ -18,10 +19,8 @@ from collections.abc import Callable, Sequence
 
 from gateway.smpp.client import BindError, ClientConfig, SmppClient, SubmitError
 from protocols.errors import ConfigError, GatewayError, TransportError
-from protocols.smpp.pdu import SubmitSm
-from protocols.smpp.tlv import Tlv
 
-__all__ = ["build_parser", "encode_text", "main", "parse_host_port", "run"]
+__all__ = ["build_parser", "main", "parse_host_port", "run"]
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -31,19 +30,6 @@ def parse_host_port(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
         raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT")
     return host, int(port)
-
-
-def encode_text(text: str) -> tuple[int, bytes]:
-    """(data_coding, octets) for a text: ASCII as SMSC default alphabet (0), else UCS-2 (8).
-
-    Characters outside the BMP are refused: UCS-2 cannot carry them."""
-    if text.isascii():
-        return 0, text.encode("ascii")
-    if any(ord(c) > 0xFFFF for c in text):
-        raise ConfigError(
-            "text holds characters outside the Basic Multilingual Plane, which UCS-2 cannot carry"
-        )
-    return 8, text.encode("utf-16-be")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
@@ -59,7 +45,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[
     send.add_argument("--from", dest="source", required=True, metavar="ADDR")
     send.add_argument("--to", dest="destination", required=True, metavar="ADDR")
     send.add_argument("--text", required=True)
-    send.add_argument("--dlr", action="store_true", help="wait for the delivery receipt and print its state")
+    send.add_argument(
+        "--dlr", action="store_true", help="wait for the delivery receipts and print their states"
+    )
+    send.add_argument(
+        "--split",
+        choices=("udh", "sar", "payload"),
+        default="udh",
+        help="how a long text travels: concatenation UDH, SAR TLVs, or one message_payload",
+    )
     send.add_argument("--dlr-timeout", type=float, default=60.0, metavar="SECONDS")
     send.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS", help="connect and bind timeout"
@@ -84,28 +78,12 @@ async def _send_sms_async(args: argparse.Namespace) -> int:
         args.system_id,
         args.password,
         system_type=args.system_type,
-        window=1,
+        window=10,
         connect_timeout=args.timeout,
         response_timeout=args.timeout,
     )
-    data_coding, octets = encode_text(args.text)
     src_ton, src_npi = _address_ton_npi(args.source)
     dst_ton, dst_npi = _address_ton_npi(args.destination)
-    limit = 160 if data_coding == 0 else 140
-    long_text = len(octets) > limit
-    pdu = SubmitSm(
-        source_addr_ton=src_ton,
-        source_addr_npi=src_npi,
-        source_addr=args.source,
-        dest_addr_ton=dst_ton,
-        dest_addr_npi=dst_npi,
-        destination_addr=args.destination,
-        registered_delivery=1 if args.dlr else 0,
-        data_coding=data_coding,
-        short_message=b"" if long_text else octets,
-        # one PDU carries the whole text; the SMSC splits it (SMPP 3.4 section 5.3.2.32)
-        optional_parameters=(Tlv.make("message_payload", octets),) if long_text else (),
-    )
     client = SmppClient(config)
     try:
         await asyncio.wait_for(client.start(), args.timeout)
@@ -117,21 +95,39 @@ async def _send_sms_async(args: argparse.Namespace) -> int:
         return 1
     try:
         try:
-            result = await client.submit(pdu)
+            # the coding (GSM 7-bit or UCS-2) and the split into parts follow the text
+            results = await client.send_text(
+                args.source,
+                args.destination,
+                args.text,
+                method=args.split,
+                registered_delivery=1 if args.dlr else 0,
+                source_addr_ton=src_ton,
+                source_addr_npi=src_npi,
+                dest_addr_ton=dst_ton,
+                dest_addr_npi=dst_npi,
+            )
         except SubmitError as exc:
             print(f"tgw: {exc}", file=sys.stderr)
             return 3
-        print(result.message_id)
-        if args.dlr:
+        for result in results:
+            print(result.message_id)
+        if not args.dlr:
+            return 0
+        worst = 0
+        for result in results:  # one receipt per part
             try:
                 receipt = await client.wait_receipt(result.message_id, args.dlr_timeout)
             except TimeoutError:
-                print(f"tgw: no delivery receipt within {args.dlr_timeout:g} s", file=sys.stderr)
+                print(
+                    f"tgw: no delivery receipt for {result.message_id} within {args.dlr_timeout:g} s",
+                    file=sys.stderr,
+                )
                 return 4
             print(receipt.stat)
             if receipt.stat != "DELIVRD":
-                return 5
-        return 0
+                worst = 5
+        return worst
     finally:
         await client.close(drain_timeout=2.0)
 

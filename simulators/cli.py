@@ -1,9 +1,7 @@
 """The ``tgw`` console script: the gateway commands of ``gateway.cli`` plus the simulators.
 
 ``tgw sim smsc`` runs the SMSC simulator until interrupted. ``tgw demo`` runs the richest end-to-end
-flow there is so far: the SMSC simulator and the gateway's ESME in one process over loopback, SMS
-sent with delivery receipts requested, each receipt printed as it comes back, then a burst through
-the window to show throughput.
+flow there is so far (see ``simulators.demo``).
 """
 
 from __future__ import annotations
@@ -13,14 +11,11 @@ import asyncio
 import contextlib
 import signal
 import sys
-import time
 from collections.abc import Sequence
 
-from gateway.cli import build_parser, encode_text, parse_host_port, run
-from gateway.smpp.client import ClientConfig, SmppClient
+from gateway.cli import build_parser, parse_host_port, run
 from protocols.errors import ConfigError, TransportError
-from protocols.smpp.pdu import SubmitSm
-from protocols.smpp.tlv import Tlv
+from simulators.demo import run_demo
 from simulators.smsc import SmscSimulator, parse_account, parse_personality
 
 __all__ = ["main"]
@@ -68,68 +63,6 @@ async def _run_smsc(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo_async(args: argparse.Namespace) -> int:
-    sim = SmscSimulator(
-        {"demo": "secret"},
-        personality=parse_personality("mixed-ids"),  # receipts carry decimal ids, submits hex
-        receipt_delay=0.2,
-        outcomes={"DELIVRD": 0.8, "UNDELIV": 0.1, "EXPIRED": 0.1},
-        seed=2,
-    )
-    host, port = await sim.start("127.0.0.1", 0)
-    print(f"SMSC simulator on {host}:{port} (receipts in decimal, message ids in hex)")
-    client = SmppClient(ClientConfig(host, port, "demo", "secret", window=100, enquire_link_interval=5))
-    await client.start()
-    print("gateway ESME bound as transceiver\n")
-    texts = [
-        "Your 500 MB package is active. Enjoy!",
-        "Hello from the campaign gateway",
-        "Grüße aus dem Gateway: ÄÖÜ €",
-        "Long message: " + "the quick brown fox jumps over the lazy dog " * 5,
-        "Package exhausted? Dial *123*500# to buy 500 MB now, pay later.",
-    ]
-    try:
-        rows = []
-        for i, text in enumerate(texts * 2):
-            data_coding, octets = encode_text(text)
-            long_text = len(octets) > (160 if data_coding == 0 else 140)
-            pdu = SubmitSm(
-                source_addr="12345",
-                dest_addr_ton=1,
-                dest_addr_npi=1,
-                destination_addr=f"3161234{i:04d}",
-                registered_delivery=1,
-                data_coding=data_coding,
-                short_message=b"" if long_text else octets,
-                optional_parameters=(Tlv.make("message_payload", octets),) if long_text else (),
-            )
-            result = await client.submit(pdu)
-            rows.append((result.message_id, pdu.destination_addr, text))
-        print(f"{'message id':>10}  {'to':<12}  {'receipt':<8} {'receipt id':>10}  text")
-        for message_id, dest, text in rows:
-            receipt = await client.wait_receipt(message_id, 10)
-            print(f"{message_id:>10}  {dest:<12}  {receipt.stat:<8} {receipt.id:>10}  {text[:40]}")
-        count = args.burst
-        sub = SubmitSm(source_addr="12345", destination_addr="31600000000", short_message=b"burst")
-        started = time.perf_counter()
-
-        async def worker(n: int) -> None:
-            for _ in range(n):
-                await client.submit(sub)
-
-        await asyncio.gather(*(worker(count // 100) for _ in range(100)))
-        elapsed = time.perf_counter() - started
-        print(
-            f"\nburst: {count} submit_sm through a window of 100 in {elapsed:.2f} s = {count / elapsed:,.0f}/s"
-        )
-        print(f"ESME: {client.stats}")
-        print(f"SMSC: {sim.stats}")
-    finally:
-        await client.close()
-        await sim.stop()
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser, sub = build_parser()
     sim = sub.add_parser("sim", help="run a simulator")
@@ -151,9 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     smsc.add_argument("--seed", type=int, default=None)
     smsc.set_defaults(func=lambda a: asyncio.run(_run_smsc(a)))
-    demo = sub.add_parser("demo", help="SMSC simulator + gateway: send SMS and print their receipts")
+    demo = sub.add_parser(
+        "demo", help="SMSC simulator, handsets and gateway: SMS with receipts, SIM toolkit offers"
+    )
     demo.add_argument("--burst", type=int, default=20_000, help="messages in the throughput burst")
-    demo.set_defaults(func=lambda a: asyncio.run(_demo_async(a)))
+    demo.set_defaults(func=lambda a: asyncio.run(run_demo(lambda line: print(line, flush=True), a.burst)))
     return run(argv, parser)
 
 

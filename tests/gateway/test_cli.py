@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import encode_text, parse_host_port
+from gateway.cli import parse_host_port
 from gateway.smpp.client import TokenBucket
 from protocols.errors import ConfigError
 from simulators.cli import _parse_outcomes
@@ -117,13 +117,26 @@ async def test_send_sms_with_receipt(sim_smsc: SmscProcess) -> None:
 
 
 async def test_send_sms_long_unicode_text(sim_smsc: SmscProcess) -> None:
-    """A text over 70 UCS-2 characters goes as one message_payload and still gets its receipt."""
+    """A text over 70 UCS-2 characters goes in concatenated parts, each with its id and receipt."""
     port = await sim_smsc()
     args = send_args(port, "--dlr")
-    args[args.index("hi")] = "Grüße aus dem Gateway €" * 4
+    args[args.index("hi")] = "Привет из шлюза " * 6  # 96 UCS-2 characters: 2 parts of <= 67
     code, out, err = await run_tgw(*args)
     assert code == 0, err
-    assert out.split()[-1] == "DELIVRD"
+    lines = out.split()
+    assert len(lines) == 4  # two message ids, then two receipts
+    assert [int(mid, 16) for mid in lines[:2]] == sorted(int(mid, 16) for mid in lines[:2])
+    assert lines[2:] == ["DELIVRD", "DELIVRD"]
+
+
+@pytest.mark.parametrize("split", ["sar", "payload"])
+async def test_send_sms_split_methods(sim_smsc: SmscProcess, split: str) -> None:
+    port = await sim_smsc()
+    args = send_args(port, "--split", split)
+    args[args.index("hi")] = "x" * 200  # GSM 7-bit, over 160 septets
+    code, out, err = await run_tgw(*args)
+    assert code == 0, err
+    assert len(out.split()) == (2 if split == "sar" else 1)
 
 
 async def test_send_sms_wrong_password(sim_smsc: SmscProcess) -> None:
@@ -156,12 +169,13 @@ async def test_send_sms_without_dlr_prints_only_the_id(sim_smsc: SmscProcess) ->
     assert len(out.split()) == 1
 
 
-async def test_send_sms_refuses_text_ucs2_cannot_carry(free_port: Callable[[], int]) -> None:
-    args = send_args(free_port())
+async def test_send_sms_text_outside_the_bmp_goes_as_surrogate_pairs(sim_smsc: SmscProcess) -> None:
+    port = await sim_smsc()
+    args = send_args(port, "--dlr")
     args[args.index("hi")] = "party \U0001f389"
-    code, _, err = await run_tgw(*args)
-    assert code == 64
-    assert "Basic Multilingual Plane" in err
+    code, out, err = await run_tgw(*args)
+    assert code == 0, err
+    assert out.split()[-1] == "DELIVRD"
 
 
 async def test_sim_stops_cleanly_on_sigterm(free_port: Callable[[], int]) -> None:
@@ -203,16 +217,21 @@ async def test_sim_on_a_busy_port_fails_in_one_line() -> None:
 async def test_demo_burst() -> None:
     code, out, err = await run_tgw("demo", "--burst", "2000")
     assert code == 0, err
-    # the table: message id (hex), to, receipt stat, receipt id (decimal), text
+    # the SMS table: message id (hex), to, part, receipt stat, receipt id (decimal), text
     rows = [
         fields
         for fields in map(str.split, out.splitlines())
         if fields[1:2] and fields[1].startswith("3161234")
     ]
-    assert len(rows) == 10  # five texts, twice, each with its receipt
-    assert {row[2] for row in rows} <= {"DELIVRD", "UNDELIV", "EXPIRED"}
+    assert len(rows) == 5  # four texts, the long one in two parts, each part with its receipt
+    assert {row[3] for row in rows} <= {"DELIVRD", "UNDELIV", "EXPIRED"}
     for row in rows:
-        assert int(row[0], 16) == int(row[3])  # hex message id, decimal receipt id: correlated
+        assert int(row[0], 16) == int(row[4])  # hex message id, decimal receipt id: correlated
+    # the SIM toolkit offers: every simulated user's choice comes back as the gateway's event
+    assert "off-1: 254700000001 answered ACCEPTED" in out
+    assert "off-2: 254700000002 answered DECLINED" in out
+    assert "off-3: 254700000003 answered ITEM_CHOSEN, item 2" in out
+    assert "off-4: 254700000004 answered NO_RESPONSE" in out
     assert "burst: 2000 submit_sm" in out
 
 
@@ -317,15 +336,6 @@ def test_parse_account(spec: str, expected: tuple[str, str]) -> None:
 def test_parse_account_rejects(spec: str) -> None:
     with pytest.raises(ConfigError):
         parse_account(spec)
-
-
-def test_encode_text() -> None:
-    assert encode_text("hi there") == (0, b"hi there")
-    assert encode_text("") == (0, b"")
-    assert encode_text("Grüße €") == (8, "Grüße €".encode("utf-16-be"))
-    assert encode_text("€")[1] == b"\x20\xac"
-    with pytest.raises(ConfigError, match="Basic Multilingual Plane"):
-        encode_text("ok \U0001f600")
 
 
 def test_parse_host_port() -> None:
