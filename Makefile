@@ -16,7 +16,7 @@ help:
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make typecheck  mypy --strict on $(PACKAGES)"
 	@echo "make test       lint, typecheck, pytest with branch coverage, coverage gate on protocols/"
-	@echo "make demo       run the SMSC simulator and the gateway, print delivery receipts"
+	@echo "make demo       run the simulators and the gateway: SMS with receipts, SIM toolkit offers"
 	@echo "make bench      codec and SMPP throughput benchmarks"
 	@echo "make clean      remove caches and coverage data (distclean also removes $(VENV))"
 
