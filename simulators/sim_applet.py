@@ -133,8 +133,12 @@ _SW_PROACTIVE = 0x9100  # '91 XX': a proactive command of XX octets is pending
 _SW_RESPONSE_DATA = 0x9F00  # '9F XX': XX octets of response data (TS 102 221)
 _SW_DOWNLOAD_ERROR_DATA = 0x9E00  # '9E XX': SIM data download error with XX octets of response data
 
+# error PoRs sent in clear: the card has no key the sender would trust for them (unknown TAR, a
+# header it cannot read, a packet it cannot decipher, or a checksum made with a key it does not
+# share), and a clear error status at least tells the sender which push failed and why
 _UNSECURED_STATUSES = frozenset(
     {
+        ResponseStatus.RC_CC_DS_FAILED,
         ResponseStatus.UNIDENTIFIED_SECURITY_ERROR,
         ResponseStatus.TAR_UNKNOWN,
         ResponseStatus.CIPHERING_ERROR,

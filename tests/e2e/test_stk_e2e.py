@@ -206,31 +206,40 @@ async def test_bad_mac_is_rejected_by_the_card_and_reported(
     gateway = await chain(testbed, tmp_path, ALICE, por=por)
     await gateway.push(offer("off-e", ALICE))
     events = await wait_for_events(
-        gateway.events, lambda ev: bool(of_type(ev, StkDeliveryFailed)), "the receipt"
+        gateway.events,
+        lambda ev: bool(of_type(ev, StkDeliveryFailed) or of_type(ev, StkRejectedBySim)),
+        "the receipt or the card's report",
     )
+    await wait_until(receipts(gateway, 1), "the receipt")
     events += await quiet(gateway.events, testbed.handsets)
 
     # the card: RC/CC/DS failed, no dialog, SW 6F00 -> RP-ERROR -> the SMSC's receipt says UNDELIV
     (rejection,) = [e for e in phone.entries(LogKind.REJECTED) if e.status is not None]
     assert rejection.status == ResponseStatus.RC_CC_DS_FAILED
     assert not phone.entries(LogKind.DIALOG_SHOWN)
-    push = gateway.store.push_by_offer("off-e")
-    assert push is not None and push.state == "delivery_failed" and push.detail == "stat UNDELIV err 001"
     assert gateway.store.answer_by_offer("off-e") is None
-    assert not of_type(events, StkAnswerReceived) and not of_type(events, StkRejectedBySim)
-    (failed,) = of_type(events, StkDeliveryFailed)
-    assert (failed.offer_id, failed.stat) == ("off-e", "UNDELIV")
+    assert not of_type(events, StkAnswerReceived)
+    push = gateway.store.push_by_offer("off-e")
+    assert push is not None
     if por == "none":
         # no PoR asked for: the receipt is all the gateway learns
+        (failed,) = of_type(events, StkDeliveryFailed)
+        assert (failed.offer_id, failed.stat) == ("off-e", "UNDELIV")
         assert events == [failed]
-        assert gateway.store.invalid_answers() == []
+        assert push.state == "delivery_failed" and push.detail == "stat UNDELIV err 001"
     else:
-        # the card's error PoR is secured with the card's (wrong) KID: the gateway cannot verify it,
-        # so it is recorded as an invalid answer, never tied to the push or acted on
-        (invalid,) = of_type(events, StkAnswerInvalid)
-        assert invalid.msisdn == ALICE.msisdn and "CC check failed" in invalid.reason
-        (record,) = gateway.store.invalid_answers(ALICE.msisdn)
-        assert record.reason == invalid.reason
+        # the card's error PoR comes in clear (it shares no key the gateway would trust): the gateway
+        # ties it to the push by its counter and records why, marked unauthenticated; it buys nothing
+        (rejected,) = of_type(events, StkRejectedBySim)
+        assert (rejected.offer_id, rejected.status, rejected.authenticated) == (
+            "off-e",
+            ResponseStatus.RC_CC_DS_FAILED,
+            False,
+        )
+        # whichever report came first sets the state; the later one changes nothing
+        assert push.state in ("delivery_failed", "rejected_by_sim")
+        assert len(of_type(events, StkDeliveryFailed)) == (push.state == "delivery_failed")
+        assert gateway.store.invalid_answers() == []
 
 
 def receipts(gateway: Gateway, count: int) -> Callable[[], bool]:

@@ -415,7 +415,9 @@ def test_bad_mac_is_rejected_with_status_01_and_a_por() -> None:
     assert report.failure_cause is TpFailureCause.SIM_DATA_DOWNLOAD_ERROR
     por = parse_por(report.user_data)
     assert por.status is ResponseStatus.RC_CC_DS_FAILED
-    assert por.secured
+    # in clear: the card cannot secure an answer with a key the sender evidently does not share
+    assert not por.secured
+    assert por.cntr == 5  # so the sender can tell which push failed
     assert card.counters == {DSTK_TAR: 0}
     assert not card.busy
 
