@@ -357,7 +357,10 @@ class SmppClient:
             self._bound.clear()
             proto.close()
         elif isinstance(event, InvalidPduReceived):
-            log.warning("SMPP peer %s sent an invalid PDU: %s", proto.peer, event.reason)
+            # a deliver_sm that crosses our unbind is a race, not a broken peer: it is answered
+            # ESME_RINVBNDSTS and the SMSC delivers it again on the next bind
+            level = logging.WARNING if proto.session.is_bound else logging.INFO
+            log.log(level, "SMPP peer %s sent an invalid PDU: %s", proto.peer, event.reason)
         elif isinstance(event, OutbindReceived):
             log.info("SMPP outbind from %s ignored: this ESME binds by itself", proto.peer)
 
