@@ -56,6 +56,8 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/smpp_throughput.py
+	$(BIN)/python bench/smsc_absorb.py
+	$(BIN)/python bench/stk_push.py --e2e 500
 
 clean:
 	rm -rf .coverage .coverage.* htmlcov .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
