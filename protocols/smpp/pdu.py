@@ -10,11 +10,18 @@ decodes with its first field ``None`` and re-encodes without a body.
 
 Decoding errors raise ``DecodeError`` carrying the command_status to answer with; encoding a PDU that
 breaks a field limit raises ``LocalProtocolError``.
+
+The submit_sm / deliver_sm body codec, the hot path, runs in C when the optional extension
+``protocols.smpp._speedups`` is built (``pip install`` builds it where a C compiler is present). It only
+handles the plain valid case and hands everything else to the Python code here, which stays the
+reference and the one that raises. ``TGW_PURE_PYTHON=1`` (any value but empty or ``0``) in the
+environment when this module is first imported forces the pure-Python codec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from struct import Struct
 from struct import error as struct_error
@@ -23,7 +30,8 @@ from typing import Any, ClassVar
 from protocols._fast import fast_constructor
 from protocols.errors import DecodeError, LocalProtocolError
 from protocols.smpp.constants import CommandId, CommandStatus
-from protocols.smpp.tlv import Tlv, decode_tlvs, encode_tlvs
+from protocols.smpp.tlv import _KINDS as _TLV_KINDS
+from protocols.smpp.tlv import Tlv, _make_tlv, decode_tlvs, encode_tlvs
 
 __all__ = [
     "HEADER_LENGTH",
@@ -77,6 +85,29 @@ _DESTS = "dests"  # submit_multi: number_of_dests + dest_address list
 _UNSUCC = "unsucc"  # submit_multi_resp: no_unsuccess + unsuccess_sme list
 
 _Layout = tuple[tuple[str, str, int, int], ...]
+
+# --- optional C codec of the submit_sm / deliver_sm body (_speedups.c) -----------------------------
+
+_EncodeSm = Callable[..., bytes | None]
+_DecodeSm = Callable[
+    [bytes, Mapping[int, tuple[object, int, int]], Callable[[int, bytes], Tlv]], tuple[Any, ...] | None
+]
+
+
+def _load_speedups(environ: Mapping[str, str]) -> tuple[_EncodeSm | None, _DecodeSm | None]:
+    """The C codec's ``(encode_sm, decode_sm)``, or ``(None, None)`` if it is not built or
+    ``TGW_PURE_PYTHON`` is set to anything but "" or "0"."""
+    if environ.get("TGW_PURE_PYTHON", "") not in ("", "0"):
+        return None, None
+    try:
+        from protocols.smpp import _speedups  # noqa: PLC0415 (here, so that tests can replay the choice)
+    except ImportError:  # not built (no C compiler at install time): the pure-Python codec below
+        return None, None
+    return _speedups.encode_sm, _speedups.decode_sm
+
+
+# read once, at import; module globals read at call time, so tests can switch them off in-process
+_encode_sm, _decode_sm = _load_speedups(os.environ)
 
 
 class Pdu:
@@ -526,6 +557,30 @@ class _ShortMessagePdu(Pdu):
     optional_parameters: tuple[Tlv, ...]
 
     def encode_body(self) -> bytes:
+        if _encode_sm is not None:
+            body = _encode_sm(
+                self.service_type,
+                self.source_addr_ton,
+                self.source_addr_npi,
+                self.source_addr,
+                self.dest_addr_ton,
+                self.dest_addr_npi,
+                self.destination_addr,
+                self.esm_class,
+                self.protocol_id,
+                self.priority_flag,
+                self.schedule_delivery_time,
+                self.validity_period,
+                self.registered_delivery,
+                self.replace_if_present_flag,
+                self.data_coding,
+                self.sm_default_msg_id,
+                self.short_message,
+                self.optional_parameters,
+            )
+            if body is not None:
+                return body
+        # not plainly valid, or no C: the reference codec below
         # one bytes-format call does the fixed part: far cheaper than a generic field loop
         sm = self.short_message
         try:
@@ -576,6 +631,11 @@ def _decode_short_message_pdu(
     cls: type[Pdu], make: Callable[..., Pdu], seq: int, status: int, b: bytes
 ) -> Pdu:
     """Decode the body of submit_sm / deliver_sm from ``b``, a whole PDU (body at offset 16)."""
+    if _decode_sm is not None:
+        values = _decode_sm(b, _TLV_KINDS, _make_tlv)
+        if values is not None:
+            return make(seq, status, *values)
+    # not plainly valid, or no C: the reference codec below names the fault
     # The five C-strings are found on a latin-1 view of the PDU (slicing a str needs no decode);
     # the integers between them sit at fixed offsets from the terminators.
     s = b.decode("latin-1")
