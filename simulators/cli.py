@@ -1,7 +1,22 @@
 """The ``tgw`` console script: the gateway commands of ``gateway.cli`` plus the simulators.
 
-``tgw sim smsc`` runs the SMSC simulator until interrupted. ``tgw demo`` runs the richest end-to-end
-flow there is so far (see ``simulators.demo``).
+``tgw sim smsc`` runs the SMSC simulator until interrupted; with ``--control HOST:PORT`` it also serves
+the HTTP control channel of ``simulators.smsc_control`` (handsets for testers; port 0 picks a free
+one, printed on the second line). ``--ussd-profile`` (standard, 6d, mica) and ``--ussd-timeout`` set up
+its USSD relay (USSD over SMPP 3.4, PROTOCOLS.md 1.1). ``tgw demo`` runs the richest end-to-end flow
+there is so far (see ``simulators.demo``).
+
+``tgw handset dial --sim HOST:PORT --msisdn N CODE [REPLY ...]`` dials CODE on that control channel,
+prints each screen as ``--- screen 1 (continue) ---`` and its text, answers each screen that asks for
+input with the next REPLY (echoed as ``> REPLY``), and stops at the final screen.
+``tgw handset listen --sim HOST:PORT --msisdn N [REPLY ...]`` waits for a session the gateway opens to
+N (a network-initiated USSR menu or USSN notification) and runs it the same way. Exit status: 0 the
+dialog ended with a final screen and every reply was used; 1 the control channel cannot be reached;
+3 no gateway bound, or the gateway refused the dial or a reply; 4 nothing came within ``--timeout``
+(the handset then cancels the session); 5 the dialog ended abnormally (released by the gateway, or
+timed out by the network); 6 the dialog did not follow the script (a screen asks for input and no
+replies are left, so the handset cancels, or it ended with replies unused); 64 a usage error (a
+string that is no USSD code). Each failure prints one line on stderr.
 """
 
 from __future__ import annotations
@@ -11,12 +26,15 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.cli import build_parser, parse_host_port, run
 from protocols.errors import ConfigError, TransportError
 from simulators.demo import run_demo
 from simulators.smsc import SmscSimulator, parse_account, parse_personality
+from simulators.smsc_control import ControlClient, ControlError, SmscControl
 
 __all__ = ["main"]
 
@@ -43,6 +61,8 @@ async def _run_smsc(args: argparse.Namespace) -> int:
         outcomes=_parse_outcomes(args.outcomes),
         seed=args.seed,
         record_messages=False,  # nobody reads them from a separate process
+        ussd_profile=args.ussd_profile,
+        ussd_timeout=args.ussd_timeout,
     )
     host, port = args.listen
     # signal handlers first: whoever reads the "listening" line may signal us at once
@@ -55,12 +75,83 @@ async def _run_smsc(args: argparse.Namespace) -> int:
     except OSError as exc:  # port taken, address not local: one line, not a traceback
         raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     print(f"SMSC simulator listening on {bound[0]}:{bound[1]} personality={sim.personality.name}", flush=True)
+    control: SmscControl | None = None
     try:
+        if args.control is not None:
+            control = SmscControl(sim)
+            chost, cport = args.control
+            try:
+                caddr = await control.start(chost, cport)
+            except OSError as exc:
+                raise TransportError(
+                    f"cannot listen on {chost}:{cport} for control: {exc.strerror or exc}"
+                ) from None
+            print(f"SMSC control channel on http://{caddr[0]}:{caddr[1]}", flush=True)
         await stop.wait()
     finally:
+        if control is not None:
+            await control.stop()
         await sim.stop()
         print(f"stopped: {sim.stats}", flush=True)
     return 0
+
+
+# --- handsets ----------------------------------------------------------------------------------------
+
+_EXIT_OF_HTTP = {400: 64, 502: 3, 503: 3, 504: 4}
+
+
+def _fail(reason: str, status: int) -> int:
+    print(f"tgw: {reason}", file=sys.stderr, flush=True)
+    return status
+
+
+async def _run_dialog(client: ControlClient, session: str, replies: list[str], timeout: float) -> int:
+    """Print each screen of ``session`` and answer the ones that ask for input; the exit status."""
+    left = deque(replies)
+    number = 0
+    while True:
+        try:
+            screen: dict[str, Any] = await client.screen(session, timeout)
+        except ControlError as exc:
+            if exc.status != 504:
+                raise
+            with contextlib.suppress(ControlError):
+                await client.release(session)
+            return _fail(f"no screen within {timeout:g} s; the handset cancelled the session", 4)
+        number += 1
+        print(f"--- screen {number} ({screen.get('label', screen.get('kind'))}) ---", flush=True)
+        print(screen.get("text", ""), flush=True)
+        kind = screen.get("kind")
+        if screen.get("final"):
+            if kind in ("released", "timeout"):
+                what = "released by the gateway" if kind == "released" else "timed out by the network"
+                return _fail(f"the dialog ended abnormally: {what}", 5)
+            if left:
+                return _fail(f"the dialog ended with {len(left)} reply(ies) unused: {' '.join(left)}", 6)
+            return 0
+        if kind != "continue":
+            continue  # a notification: the handset confirmed it, the gateway goes on
+        if not left:
+            with contextlib.suppress(ControlError):
+                await client.release(session)
+            return _fail(f"screen {number} asks for input and no replies are left; cancelled the session", 6)
+        text = left.popleft()
+        print(f"> {text}", flush=True)
+        await client.reply(session, text, timeout)
+
+
+async def _handset(args: argparse.Namespace) -> int:
+    host, port = args.sim
+    try:
+        async with ControlClient(host, port) as client:
+            if args.handset_command == "dial":
+                opened = await client.dial(args.msisdn, args.code, args.timeout)
+            else:
+                opened = await client.listen(args.msisdn, args.timeout)
+            return await _run_dialog(client, str(opened["session"]), args.replies, args.timeout)
+    except ControlError as exc:
+        return _fail(str(exc), _EXIT_OF_HTTP.get(exc.status, 1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +174,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--outcomes", default="DELIVRD=1", help="receipt outcome mix, e.g. DELIVRD=0.9,UNDELIV=0.1"
     )
     smsc.add_argument("--seed", type=int, default=None)
+    smsc.add_argument(
+        "--control",
+        type=parse_host_port,
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve the HTTP control channel for `tgw handset` (port 0: any free port)",
+    )
+    smsc.add_argument("--ussd-profile", default="standard", help="USSD over SMPP profile: standard, 6d, mica")
+    smsc.add_argument(
+        "--ussd-timeout",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="the network ends a USSD session silent for this long",
+    )
     smsc.set_defaults(func=lambda a: asyncio.run(_run_smsc(a)))
+    handset = sub.add_parser("handset", help="a handset on a running `tgw sim smsc --control ...`")
+    handset_sub = handset.add_subparsers(dest="handset_command", required=True)
+    dial = handset_sub.add_parser(
+        "dial", help="dial a USSD code, answer each screen with the next REPLY and print every screen"
+    )
+    listen = handset_sub.add_parser(
+        "listen", help="wait for a USSD session the gateway opens, answer it with the REPLYs, print it"
+    )
+    for command in (dial, listen):
+        command.add_argument(
+            "--sim",
+            type=parse_host_port,
+            default=("127.0.0.1", 2776),
+            metavar="HOST:PORT",
+            help="the simulator's control channel (tgw sim smsc --control)",
+        )
+        command.add_argument("--msisdn", required=True)
+        command.add_argument(
+            "--timeout", type=float, default=30.0, metavar="SECONDS", help="the wait for each screen"
+        )
+    dial.add_argument("code", metavar="CODE", help="the USSD string, e.g. '*123#' or '*123*500#'")
+    for command in (dial, listen):
+        command.add_argument("replies", nargs="*", metavar="REPLY")
+        command.set_defaults(func=lambda a: asyncio.run(_handset(a)))
     demo = sub.add_parser(
         "demo", help="SMSC simulator, handsets and gateway: SMS with receipts, SIM toolkit offers"
     )

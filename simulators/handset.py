@@ -22,6 +22,14 @@ card never reads a clock, the handset passes ``loop.time()``):
   ignore (the terminal's own timeout, the command's Duration or ``dialog_timeout``, answers '12') or busy
   ('20' screen busy, at once). Timers are ``loop.call_later`` in the handset, never in the card.
 
+USSD (MAP USSD, 3GPP TS 24.090, carried over SMPP by the SMSC simulator's relay; PROTOCOLS.md 1.1, 1.3):
+``await handset.dial("*123#")`` returns a ``UssdDialog`` for a scripted user: ``next_screen()``,
+``answer(text)``, ``cancel()`` (the ESME is told) and ``abandon()`` (the user walks away, to exercise
+timeouts). Sessions the network opens (USSR menus, USSN notifications) arrive through
+``next_network_dialog()``. Every screen is a log entry as it arrives. A dialog holds no task: screens
+are pushed to it by the SMSC simulator, so a thousand handsets dialling at once cost a thousand small
+objects and nothing that outlives them.
+
 ``log`` records what happened, in order, for testers and tests.
 """
 
@@ -31,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -78,7 +87,7 @@ from simulators.sim_applet import (
     SmsPpRefused,
     ToolkitBusy,
 )
-from simulators.smsc import MtMessage, SmscSimulator
+from simulators.smsc import MtMessage, SmscSimulator, UssdError, UssdScreen, UssdSession
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -88,6 +97,7 @@ __all__ = [
     "ReactionDelay",
     "UserAction",
     "UserPolicy",
+    "UssdDialog",
 ]
 
 log = logging.getLogger(__name__)
@@ -207,6 +217,10 @@ class LogKind(Enum):
     CARD_ANSWER = "card answer"  # the DstkAnswer the applet sends
     MO_SENT = "MO sent"
     MO_FAILED = "MO failed"
+    USSD_DIALLED = "USSD dialled"
+    USSD_SCREEN = "USSD screen"  # one per screen, as it arrives
+    USSD_ANSWERED = "USSD answered"
+    USSD_ENDED = "USSD ended"  # by the user (cancel, abandon) or by a failure of the network
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,9 +294,13 @@ class Handset:
         self._envelope: EnvelopeProcessed | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._ussd_dialogs: list[UssdDialog] = []
+        self._incoming: deque[UssdDialog] = deque()
+        self._incoming_waiter: asyncio.Future[None] | None = None
         if sim_card is not None:
             sim_card.set_terminal_profile(profile)  # as a terminal does at power-on
         smsc.register_handset(msisdn, self.on_mt)
+        smsc.register_ussd_handset(msisdn, self._on_network_ussd)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -290,6 +308,14 @@ class Handset:
         """Unregister from the SMSC, stop every timer and cancel the MOs in flight."""
         self._closed = True
         self.smsc.unregister_handset(self.msisdn)
+        self.smsc.unregister_ussd_handset(self.msisdn)
+        for dialog in [*self._ussd_dialogs, *self._incoming]:
+            if not dialog.ended:
+                dialog.abandon()  # switched off: the network finds out by its own timeout
+        self._ussd_dialogs.clear()
+        self._incoming.clear()
+        if self._incoming_waiter is not None and not self._incoming_waiter.done():
+            self._incoming_waiter.set_result(None)  # next_network_dialog raises: switched off
         if self._dialog is not None:
             self._dialog.cancel()
             self._dialog = None
@@ -317,6 +343,55 @@ class Handset:
     def _record(self, kind: LogKind, detail: str, status: int | None = None) -> None:
         self.log.append(HandsetLogEntry(self._now(), kind, detail, status))
         log.debug("handset %s: %s: %s", self.msisdn, kind.value, detail)
+
+    # --- USSD ---------------------------------------------------------------------------------------
+
+    async def dial(self, code: str, *, timeout: float = 10.0) -> UssdDialog:
+        """Dial the USSD string ``code`` (``*123#``, ``*123*500#``): the open dialog once the network
+        took it. UssdError when no gateway is bound or it refused; LocalProtocolError for a string
+        that is no USSD code."""
+        if self._closed:
+            raise LocalProtocolError(f"handset {self.msisdn} is switched off")
+        self._record(LogKind.USSD_DIALLED, code)
+        try:
+            session = await self.smsc.dial(self.msisdn, code, timeout=timeout, on_screen=self._log_screen)
+        except UssdError as exc:
+            self._record(LogKind.USSD_ENDED, f"{code}: {exc}", exc.status or None)
+            raise
+        dialog = UssdDialog(self, session)
+        self._keep(dialog)
+        return dialog
+
+    async def next_network_dialog(self, timeout: float | None = None) -> UssdDialog:
+        """The next dialog the network opened (a USSR menu or a USSN notification); TimeoutError when
+        none comes within ``timeout``."""
+        while not self._incoming:
+            if self._closed:
+                raise LocalProtocolError(f"handset {self.msisdn} is switched off")
+            waiter = self._incoming_waiter
+            if waiter is None or waiter.done():
+                waiter = self._incoming_waiter = asyncio.get_running_loop().create_future()
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(waiter)
+        return self._incoming.popleft()
+
+    def _on_network_ussd(self, session: UssdSession) -> None:
+        session.on_screen = self._log_screen
+        dialog = UssdDialog(self, session)
+        self._keep(dialog)
+        self._incoming.append(dialog)
+        waiter = self._incoming_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _keep(self, dialog: UssdDialog) -> None:
+        dialogs = self._ussd_dialogs
+        if dialogs and len(dialogs) % 16 == 0:
+            dialogs[:] = [d for d in dialogs if not d.ended]
+        dialogs.append(dialog)
+
+    def _log_screen(self, screen: UssdScreen) -> None:
+        self._record(LogKind.USSD_SCREEN, f"{screen.label}: {screen.text}", screen.op)
 
     # --- MT from the SMSC ----------------------------------------------------------------------------
 
@@ -615,6 +690,63 @@ class Handset:
             self._record(LogKind.USER_ANSWERED, f"item index {choice} is not among {len(items)} items: Back")
             return None
         return items[choice]
+
+
+class UssdDialog:
+    """A USSD dialog on a handset, for a scripted user: the handset's view of a ``UssdSession``."""
+
+    __slots__ = ("handset", "session")
+
+    def __init__(self, handset: Handset, session: UssdSession) -> None:
+        self.handset = handset
+        self.session = session
+
+    def __repr__(self) -> str:
+        return f"<UssdDialog {self.handset.msisdn} {self.session!r}>"
+
+    @property
+    def screens(self) -> list[UssdScreen]:
+        """Every screen so far, read or not."""
+        return self.session.history
+
+    @property
+    def ended(self) -> bool:
+        return self.session.ended
+
+    @property
+    def end_reason(self) -> str | None:
+        return self.session.end_reason
+
+    @property
+    def awaiting_input(self) -> bool:
+        return self.session.awaiting_input
+
+    async def next_screen(self, timeout: float | None = None) -> UssdScreen:
+        """The next screen (TimeoutError when none comes in time; UssdError once all are read and the
+        dialog is over)."""
+        return await self.session.next_screen(timeout)
+
+    async def answer(self, text: str, *, timeout: float = 10.0) -> None:
+        """Type ``text`` into the screen that asks for input and press Send."""
+        if self.session.awaiting_input:  # else the reply raises LocalProtocolError: nothing was typed
+            self.handset._record(LogKind.USSD_ANSWERED, text)
+        try:
+            await self.session.reply(text, timeout=timeout)
+        except UssdError as exc:
+            self.handset._record(LogKind.USSD_ENDED, str(exc), exc.status or None)
+            raise
+
+    async def cancel(self, *, timeout: float = 10.0) -> None:
+        """Press Cancel: the dialog ends and the gateway is told at once."""
+        if not self.session.ended:
+            self.handset._record(LogKind.USSD_ENDED, "cancelled by the user")
+        await self.session.release(timeout=timeout)
+
+    def abandon(self) -> None:
+        """Walk away: nothing more is shown and the gateway is not told (its timeouts run)."""
+        if not self.session.ended:
+            self.handset._record(LogKind.USSD_ENDED, "abandoned by the user")
+        self.session.abandon()
 
 
 def _dialog_text(command: ProactiveCommand) -> str:

@@ -18,6 +18,34 @@ Failure personalities, by name (``throttle:50`` sets the parameter): happy, thro
 blackhole (binds, then never answers), slow (answers after a delay), disconnect (drops the
 connection every N PDUs), nack (generic_nack every N submits), lossy-receipts (each receipt lost
 with probability p), mixed-ids (message ids hex in submit_sm_resp, decimal in receipts).
+
+USSD relay (USSD over SMPP 3.4: ``ussd_service_op`` 5.3.2.44 and ``its_session_info`` 5.3.2.43, in the
+vendor layout of ``ussd_profile``, ``protocols.ussd``; what the ops mean on the radio side is MAP
+USSD, 3GPP TS 24.090 / TS 29.002, PROTOCOLS.md 1.1 and 1.3). The simulator plays the operator's USSD
+gateway between handsets and the bound ESME:
+
+- ``dial(msisdn, code)`` opens a ``UssdSession``: a deliver_sm PSSR indication (service_type of the
+  profile, op 0x01, a new session number per dial, sequence 0) from the msisdn to the service code's
+  digits (``*123*500#`` -> ``123``), with the dialled string as short_message (or, for a profile that
+  reads the code from destination_addr, there);
+- a submit_sm carrying ``ussd_service_op`` is not an SMS: it is answered (submit_sm_resp, never a
+  delivery receipt) and its screen goes to the session of (destination_addr, session id): a USSR
+  request (0x02) asks for input, a PSSR / PSSD response (0x11 / 0x10) or any end-of-session bit is
+  the final screen, a USSN request (0x03) a notification the handset confirms (USSN confirm 0x13) as
+  a phone's ME does once it is shown, a release (0x81 where the profile has it) ends the session. A
+  USSR / USSN request for no open session is network-initiated: it opens a session on the handset
+  registered with ``register_ussd_handset`` (ESME_RINVDSTADR when there is none); any other op for no
+  open session is ESME_RSUBMITFAIL;
+- ``session.reply(text)`` answers the last USSR request with a USSR confirm (0x12) carrying the next
+  sequence; ``session.release()`` is the user pressing Cancel: the ESME gets a release at once (the
+  profile's release op, else a USSR confirm with the end-of-session bit); ``session.abandon()`` is the
+  user walking away: the handset shows nothing more and the ESME hears nothing, so its timeouts run;
+- like a real USSD gateway the network forgets a session it hears nothing on for ``ussd_timeout``
+  seconds (default 180, re-armed by every message either way): the handset sees a ``timeout`` screen
+  and the ESME gets the release.
+
+Session timers are ``loop.call_at`` handles, re-armed lazily; the only tasks are deliver_sm sends,
+each bounded by its timeout, so a thousand concurrent dialogues leave nothing running behind them.
 """
 
 from __future__ import annotations
@@ -27,13 +55,15 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import Enum
+from typing import Literal
 
 from gateway.smpp.connection import SessionProtocol
 from protocols._fast import fast_constructor
-from protocols.errors import ConfigError, DecodeError
+from protocols.errors import ConfigError, DecodeError, LocalProtocolError, TransportError
 from protocols.gsm.dcs import PID_SIM_DATA_DOWNLOAD
 from protocols.gsm.split import Reassembler, decode_short_message
 from protocols.smpp.constants import CommandStatus, MessageState
@@ -64,8 +94,30 @@ from protocols.smpp.pdu import (
 from protocols.smpp.receipt import DeliveryReceipt, build_receipt_pdu
 from protocols.smpp.session import Role, SessionState, SmppSession
 from protocols.smpp.tlv import Tlv
+from protocols.ussd import (
+    MT_OPS,
+    DialogueKey,
+    UssdMessage,
+    UssdProfile,
+    UssdServiceOp,
+    from_pdu,
+    get_profile,
+    is_ussd,
+    parse_service_code,
+    session_id_limit,
+    to_deliver,
+)
 
-__all__ = ["MtMessage", "Personality", "SmscSimulator", "parse_personality"]
+__all__ = [
+    "MtMessage",
+    "Personality",
+    "ScreenKind",
+    "SmscSimulator",
+    "UssdError",
+    "UssdScreen",
+    "UssdSession",
+    "parse_personality",
+]
 
 log = logging.getLogger(__name__)
 S = CommandStatus
@@ -138,6 +190,201 @@ class MtMessage:
 HandsetHandler = Callable[[MtMessage], MessageState | None]
 
 
+# --- USSD sessions, as the handset sees them ---------------------------------------------------------
+
+_O = UssdServiceOp
+
+
+UssdFailure = Literal["unbound", "timeout", "refused", "busy", "ended"]
+
+
+class UssdError(TransportError):
+    """The network could not relay a USSD dial or reply, or the session is over. ``cause``: no ESME
+    bound (``unbound``), no answer in time (``timeout``), the ESME refused it (``refused``; ``status`` is
+    its command_status), every session number in use (``busy``), or the session is over and every
+    screen was read (``ended``); ``status`` is 0 when none came."""
+
+    def __init__(self, reason: str, status: int = 0, cause: UssdFailure = "refused") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.cause: UssdFailure = cause
+
+
+class ScreenKind(Enum):
+    """What a USSD screen is, from the handset's point of view."""
+
+    CONTINUE = "continue"  # USSR request: the dialogue waits for the user's answer
+    FINAL = "final"  # PSSR / PSSD response, or a USSR request with the end-of-session bit
+    NOTIFICATION = "notification"  # USSN request (final when it carries the end-of-session bit)
+    RELEASED = "released"  # the ESME released / aborted the session
+    TIMEOUT = "timeout"  # the network heard nothing on the session for ussd_timeout seconds
+
+
+@dataclass(frozen=True, slots=True)
+class UssdScreen:
+    """One screen the handset shows: its ``text``, ``kind``, whether it ends the dialogue (``final``),
+    the ``op`` and ``sequence`` it came with (None for a screen the network made up: a timeout)."""
+
+    text: str
+    kind: ScreenKind
+    final: bool
+    op: UssdServiceOp | None = None
+    sequence: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``continue``, ``final``, ``notification``, ``notification, final``, ``released``, ``timeout``."""
+        if self.kind is ScreenKind.NOTIFICATION and self.final:
+            return "notification, final"
+        return self.kind.value
+
+
+class UssdSession:
+    """One USSD session between a handset and the ESME, relayed by ``SmscSimulator``.
+
+    ``await next_screen()`` returns the screens in the order they came; ``await reply(text)`` answers a
+    ``continue`` screen; ``await release()`` cancels the session (the ESME is told); ``abandon()`` walks
+    away (the ESME is not told). ``on_screen`` is called with each screen as it arrives. ``end_reason``
+    says why the handset's side is over (None while it is not); ``history`` keeps every screen.
+    """
+
+    __slots__ = (
+        "_awaiting_input",
+        "_deadline",
+        "_live",
+        "_screens",
+        "_sequence",
+        "_smsc",
+        "_timer",
+        "_waiter",
+        "abandoned",
+        "end_reason",
+        "history",
+        "key",
+        "msisdn",
+        "network_initiated",
+        "on_screen",
+        "service_addr",
+        "service_code",
+        "session_id",
+        "system_id",
+    )
+
+    def __init__(
+        self,
+        smsc: SmscSimulator,
+        key: DialogueKey,
+        service_addr: str,
+        system_id: str,
+        *,
+        service_code: str | None = None,
+        network_initiated: bool = False,
+        sequence: int | None = None,
+        on_screen: Callable[[UssdScreen], None] | None = None,
+    ) -> None:
+        self._smsc = smsc
+        self.key = key
+        self.msisdn = key.msisdn
+        self.session_id = key.session_id
+        self.service_addr = service_addr
+        self.service_code = service_code
+        self.system_id = system_id
+        self.network_initiated = network_initiated
+        self.on_screen = on_screen
+        self.history: list[UssdScreen] = []
+        self.end_reason: str | None = None
+        self.abandoned = False
+        self._sequence = sequence  # the last sequence number seen or sent; None: the layout has none
+        self._screens: deque[UssdScreen] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._awaiting_input = False
+        self._live = True  # the network keeps the session (False once it forgot it)
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        state = self.end_reason or ("awaiting input" if self._awaiting_input else "open")
+        return f"<UssdSession {self.msisdn}/{self.session_id} {state}>"
+
+    @property
+    def ended(self) -> bool:
+        """True once the handset's side is over (a final screen came, or it failed, or the user left)."""
+        return self.end_reason is not None
+
+    @property
+    def awaiting_input(self) -> bool:
+        """True while the last screen asks the user for an answer."""
+        return self._awaiting_input and self.end_reason is None
+
+    async def next_screen(self, timeout: float | None = None) -> UssdScreen:
+        """The next screen; TimeoutError when none comes within ``timeout``; UssdError when the session
+        is over and every screen was read."""
+        while not self._screens:
+            if self.end_reason is not None:
+                raise UssdError(
+                    f"USSD session {self.msisdn}/{self.session_id} is over: {self.end_reason}", cause="ended"
+                )
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(waiter)
+            finally:
+                if self._waiter is waiter and waiter.done():
+                    self._waiter = None
+        return self._screens.popleft()
+
+    async def reply(self, text: str, *, timeout: float = 10.0) -> None:
+        """Answer the ``continue`` screen with ``text`` (a USSR confirm with the next sequence)."""
+        await self._smsc._ussd_reply(self, text, timeout)
+
+    async def release(self, *, timeout: float = 10.0) -> None:
+        """The user presses Cancel: the session ends and the ESME gets a release at once."""
+        await self._smsc._ussd_release(self, timeout)
+
+    def abandon(self) -> None:
+        """The user walks away: the handset shows nothing more and the ESME is not told, so its own
+        timeouts (and, later, the network's) end the session."""
+        if self.end_reason is None:
+            self.abandoned = True
+            self._finish("abandoned by the user")
+
+    # --- the network's side ----------------------------------------------------------------------
+
+    def _next_sequence(self) -> int | None:
+        return None if self._sequence is None else (self._sequence + 1) & 0x7F
+
+    def _push(self, screen: UssdScreen) -> None:
+        self.history.append(screen)
+        self._screens.append(screen)
+        self._awaiting_input = screen.kind is ScreenKind.CONTINUE and not screen.final
+        if screen.final:
+            self.end_reason = f"ended by a {screen.label} screen"
+        self._wake()
+        if self.on_screen is not None:
+            try:
+                self.on_screen(screen)
+            except Exception:
+                log.exception("USSD session %s/%s: on_screen failed", self.msisdn, self.session_id)
+
+    def _finish(self, reason: str) -> None:
+        if self.end_reason is None:
+            self.end_reason = reason
+        self._awaiting_input = False
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+UssdHandsetHandler = Callable[[UssdSession], None]
+"""Called with a session the network opens towards a handset (a network-initiated USSR / USSN),
+before its first screen is pushed (so ``on_screen`` can be set)."""
+
+
 @dataclass(slots=True, eq=False)
 class _Client:
     proto: SessionProtocol
@@ -158,6 +405,12 @@ class SmscStats:
     mo_sent: int = 0
     invalid: int = 0
     unbinds: int = 0  # sessions the ESME ended with unbind (a clean close), not by dropping the link
+    ussd_sessions: int = 0  # opened, by a dial or by the ESME (network-initiated)
+    ussd_screens: int = 0  # USSD submit_sm relayed to a session
+    ussd_replies: int = 0
+    ussd_releases: int = 0  # releases sent to the ESME: the user cancelled or the network timed out
+    ussd_timeouts: int = 0
+    ussd_refused: int = 0  # USSD submit_sm answered with an error status
 
 
 class _Licence:
@@ -205,6 +458,8 @@ class SmscSimulator:
         enquire_link_interval: float | None = 60.0,
         record_messages: bool = True,
         reassembly_timeout: float = 600.0,
+        ussd_profile: UssdProfile | str = "standard",
+        ussd_timeout: float = 180.0,
     ) -> None:
         self.accounts = dict(accounts)
         self.personality = personality or Personality()
@@ -237,6 +492,16 @@ class SmscSimulator:
         self.record_messages = record_messages
         self.messages: deque[MtMessage] = deque(maxlen=10_000)
         self.on_submit: Callable[[MtMessage], Awaitable[None] | None] | None = None
+        # USSD relay
+        if ussd_timeout <= 0:
+            raise ConfigError(f"ussd_timeout must be positive, got {ussd_timeout}")
+        self.ussd_profile = get_profile(ussd_profile) if isinstance(ussd_profile, str) else ussd_profile
+        self.ussd_timeout = ussd_timeout
+        self._ussd_sessions: dict[DialogueKey, UssdSession] = {}
+        self._ussd_handsets: dict[str, UssdHandsetHandler] = {}
+        self._ussd_next_id = 0
+        self._ussd_id_limit = session_id_limit(self.ussd_profile.session_id_location)
+        self._ussd_tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -259,6 +524,13 @@ class SmscSimulator:
             self._server.close()
         for client in list(self._clients):
             client.proto.close()
+        for ussd in list(self._ussd_sessions.values()):
+            self._ussd_forget(ussd)
+            ussd._finish("the SMSC simulator stopped")
+        for task in list(self._ussd_tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._receipt_task is not None:
             self._receipt_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -342,6 +614,9 @@ class SmscSimulator:
         client = self._receiver_for(system_id)
         if client is None:
             raise ConnectionError(f"no ESME bound as receiver{f' for {system_id}' if system_id else ''}")
+        return await self._deliver_to(client, pdu, timeout)
+
+    async def _deliver_to(self, client: _Client, pdu: DeliverSm | DataSm, timeout: float) -> int:
         loop = asyncio.get_running_loop()
         seq = client.proto.session.send(pdu, loop.time())
         future: asyncio.Future[int] = loop.create_future()
@@ -361,6 +636,294 @@ class SmscSimulator:
             and (system_id is None or c.system_id == system_id)
         ]
         return self._random.choice(candidates) if candidates else None
+
+    # --- USSD relay ----------------------------------------------------------------------------------------
+
+    def register_ussd_handset(self, msisdn: str, handler: UssdHandsetHandler) -> None:
+        """Network-initiated USSD sessions to ``msisdn`` are handed to ``handler``."""
+        self._ussd_handsets[msisdn] = handler
+
+    def unregister_ussd_handset(self, msisdn: str) -> None:
+        self._ussd_handsets.pop(msisdn, None)
+
+    @property
+    def ussd_sessions(self) -> list[UssdSession]:
+        """The sessions the network keeps open (an abandoned one stays until it ends or times out)."""
+        return list(self._ussd_sessions.values())
+
+    async def dial(
+        self,
+        msisdn: str,
+        code: str,
+        *,
+        system_id: str | None = None,
+        timeout: float = 10.0,
+        on_screen: Callable[[UssdScreen], None] | None = None,
+    ) -> UssdSession:
+        """The handset ``msisdn`` dials ``code`` (``*123*500#``): a PSSR indication goes to a bound
+        ESME (of ``system_id`` if given) and, once the ESME took it, the open session is returned.
+
+        ``on_screen`` sees every screen, the first included (it may arrive before the ESME answers the
+        deliver_sm). A code that is no USSD string raises LocalProtocolError; no ESME bound, no answer
+        within ``timeout`` or a refusal raise UssdError.
+        """
+        try:
+            service = parse_service_code(code)
+        except DecodeError as exc:
+            raise LocalProtocolError(str(exc)) from None
+        client = self._receiver_for(system_id)
+        if client is None:
+            raise UssdError(_no_gateway(system_id), cause="unbound")
+        profile = self.ussd_profile
+        key = DialogueKey(msisdn, self._ussd_session_id(msisdn))
+        sequence = 0 if profile.has_sequence else None
+        session = UssdSession(
+            self,
+            key,
+            service.code,
+            client.system_id,
+            service_code=code,
+            sequence=sequence,
+            on_screen=on_screen,
+        )
+        message = UssdMessage(_O.PSSR_IND, msisdn, code, service.code, key.session_id, sequence, False, code)
+        pdu = to_deliver(message, profile)
+        self._ussd_open(session)
+        await self._ussd_send(session, pdu, timeout, "dial")
+        return session
+
+    def _ussd_session_id(self, msisdn: str) -> int:
+        """A new session number (per dial, wrapping at the profile's limit) free for ``msisdn``."""
+        limit = self._ussd_id_limit
+        number = self._ussd_next_id
+        sessions = self._ussd_sessions
+        for _ in range(limit + 1):
+            if DialogueKey(msisdn, number) not in sessions:
+                break
+            number = number + 1 if number < limit else 0
+        else:
+            raise UssdError(f"every USSD session number of {msisdn} is in use", cause="busy")
+        self._ussd_next_id = number + 1 if number < limit else 0
+        return number
+
+    def _ussd_open(self, session: UssdSession) -> None:
+        self._ussd_sessions[session.key] = session
+        self.stats.ussd_sessions += 1
+        self._ussd_touch(session)
+
+    def _ussd_touch(self, session: UssdSession) -> None:
+        """Something happened on the session: the network's idle timer starts again (lazily: the
+        armed handle re-arms itself when it fires early)."""
+        if not session._live:
+            return
+        loop = asyncio.get_running_loop()
+        session._deadline = loop.time() + self.ussd_timeout
+        if session._timer is None:
+            session._timer = loop.call_at(session._deadline, self._ussd_timer, session)
+
+    def _ussd_timer(self, session: UssdSession) -> None:
+        session._timer = None
+        if not session._live:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < session._deadline:
+            session._timer = loop.call_at(session._deadline, self._ussd_timer, session)
+            return
+        self.stats.ussd_timeouts += 1
+        log.info("USSD session %s/%s timed out in the network", session.msisdn, session.session_id)
+        self._ussd_forget(session)
+        if session.end_reason is None:
+            session._push(UssdScreen("", ScreenKind.TIMEOUT, True))
+            session.end_reason = f"timed out by the network after {self.ussd_timeout:g} s of silence"
+        self._ussd_spawn(self._ussd_release_to_gateway(session, 10.0))
+
+    def _ussd_forget(self, session: UssdSession) -> None:
+        """The network drops the session (its handset side may still hold unread screens)."""
+        session._live = False
+        if self._ussd_sessions.get(session.key) is session:
+            del self._ussd_sessions[session.key]
+        if session._timer is not None:
+            session._timer.cancel()
+            session._timer = None
+
+    def _ussd_spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._ussd_tasks.add(task)
+        task.add_done_callback(self._ussd_tasks.discard)
+
+    async def _ussd_send(self, session: UssdSession, pdu: DeliverSm, timeout: float, what: str) -> None:
+        """Deliver one handset -> ESME message of ``session``; a failure ends the session (UssdError)."""
+        self._ussd_touch(session)
+        cause: UssdFailure
+        status = 0
+        try:
+            status = await self._ussd_deliver(pdu, session.system_id, timeout)
+        except ConnectionError:
+            reason, cause = _no_gateway(session.system_id), "unbound"
+        except TimeoutError:
+            reason, cause = f"the gateway did not answer the USSD {what} within {timeout:g} s", "timeout"
+        else:
+            if not status:
+                return
+            reason = f"the gateway refused the USSD {what}: {S(status).name} ({status:#010x})"
+            cause = "refused"
+        self._ussd_forget(session)
+        session._finish(reason)
+        raise UssdError(reason, status, cause)
+
+    async def _ussd_deliver(self, pdu: DeliverSm, system_id: str, timeout: float) -> int:
+        """``deliver`` that waits for room in the ESME's window instead of failing on a full one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            client = self._receiver_for(system_id)
+            if client is None:
+                raise ConnectionError(_no_gateway(system_id))
+            if client.proto.session.window_available > 0:
+                break
+            if loop.time() >= deadline:
+                raise TimeoutError
+            await asyncio.sleep(0.005)
+        return await self._deliver_to(client, pdu, max(deadline - loop.time(), 0.001))
+
+    async def _ussd_reply(self, session: UssdSession, text: str, timeout: float) -> None:
+        if session.end_reason is not None:
+            raise LocalProtocolError(
+                f"USSD session {session.msisdn}/{session.session_id} is over: {session.end_reason}"
+            )
+        if not session._awaiting_input:
+            raise LocalProtocolError(
+                f"USSD session {session.msisdn}/{session.session_id}: no screen asks for input"
+            )
+        sequence = session._next_sequence()
+        message = UssdMessage(
+            _O.USSR_CONF, session.msisdn, text, session.service_addr, session.session_id, sequence
+        )
+        pdu = to_deliver(message, self.ussd_profile)  # LocalProtocolError: a text over the limit
+        session._sequence = sequence
+        session._awaiting_input = False
+        self.stats.ussd_replies += 1
+        await self._ussd_send(session, pdu, timeout, "reply")
+
+    async def _ussd_release(self, session: UssdSession, timeout: float) -> None:
+        session._finish("released by the user")
+        if not session._live:
+            return
+        self._ussd_forget(session)
+        await self._ussd_release_to_gateway(session, timeout)
+
+    async def _ussd_release_to_gateway(self, session: UssdSession, timeout: float) -> None:
+        """Tell the ESME the network ended the session: the profile's release op, or a USSR confirm
+        with the end-of-session bit where the profile has no release (SMPP 3.4 its_session_info)."""
+        profile = self.ussd_profile
+        op = _O.RELEASE if profile.has_release else _O.USSR_CONF
+        sequence = session._next_sequence()
+        session._sequence = sequence
+        message = UssdMessage(
+            op, session.msisdn, "", session.service_addr, session.session_id, sequence, True
+        )
+        self.stats.ussd_releases += 1
+        try:
+            status = await self._ussd_deliver(to_deliver(message, profile), session.system_id, timeout)
+        except (ConnectionError, TimeoutError) as exc:
+            log.info("USSD release of %s/%s not delivered: %r", session.msisdn, session.session_id, exc)
+            return
+        if status:
+            log.info("USSD release of %s/%s answered %s", session.msisdn, session.session_id, S(status).name)
+
+    async def _ussd_confirm_notification(self, session: UssdSession) -> None:
+        sequence = session._next_sequence()
+        session._sequence = sequence
+        message = UssdMessage(
+            _O.USSN_CONF, session.msisdn, "", session.service_addr, session.session_id, sequence
+        )
+        with contextlib.suppress(UssdError):
+            await self._ussd_send(
+                session, to_deliver(message, self.ussd_profile), 10.0, "notification confirm"
+            )
+
+    def _on_ussd_submit(self, client: _Client, pdu: SubmitSm) -> None:
+        """A submit_sm with ``ussd_service_op``: relay it and answer (never a delivery receipt)."""
+        status = self._relay_ussd(client, pdu)
+        message_id: str | None = None
+        if status:
+            self.stats.ussd_refused += 1
+        else:
+            message_id = self._take_id()
+            self.stats.submits += 1
+        client.proto.session.send(SubmitSmResp(pdu.sequence_number, status, message_id), 0.0)
+        if message_id is not None and (self.record_messages or self.on_submit is not None):
+            mt = MtMessage(
+                message_id,
+                pdu.source_addr,
+                pdu.destination_addr,
+                pdu.esm_class,
+                pdu.protocol_id,
+                pdu.data_coding,
+                pdu.short_message,
+                pdu.optional_parameters,
+                client.system_id,
+            )
+            self._observe(mt)
+
+    def _relay_ussd(self, client: _Client, pdu: SubmitSm) -> int:
+        """Hand the screen of a USSD submit_sm to its session; the command_status to answer."""
+        try:
+            message = from_pdu(pdu, self.ussd_profile)
+        except DecodeError as exc:
+            log.info("SMSC simulator: undecodable USSD submit_sm from %s: %s", client.system_id, exc)
+            return exc.status or S.ESME_RINVOPTPARAMVAL
+        op = message.op
+        if op not in MT_OPS and op is not _O.RELEASE:
+            log.info("SMSC simulator: USSD %s cannot travel to a handset", op.name)
+            return S.ESME_RINVOPTPARAMVAL
+        session = self._ussd_sessions.get(message.key)
+        if session is None:
+            if op is not _O.USSR_REQ and op is not _O.USSN_REQ:
+                return S.ESME_RSUBMITFAIL  # nothing to answer or end: the session is over
+            handler = self._ussd_handsets.get(message.msisdn)
+            if handler is None:
+                return S.ESME_RINVDSTADR  # no handset to open a session on
+            session = UssdSession(
+                self,
+                message.key,
+                message.service_addr,
+                client.system_id,
+                network_initiated=True,
+                sequence=message.sequence,
+            )
+            self._ussd_open(session)
+            try:
+                handler(session)
+            except Exception:
+                log.exception("USSD handset %s failed on a network-initiated session", message.msisdn)
+        self._ussd_screen(session, message)
+        return 0
+
+    def _ussd_screen(self, session: UssdSession, message: UssdMessage) -> None:
+        op = message.op
+        if message.sequence is not None and session._sequence is not None:
+            session._sequence = message.sequence
+        if op is _O.RELEASE:
+            kind = ScreenKind.RELEASED
+        elif op is _O.USSN_REQ:
+            kind = ScreenKind.NOTIFICATION
+        elif op is _O.USSR_REQ and not message.end:
+            kind = ScreenKind.CONTINUE
+        else:
+            kind = ScreenKind.FINAL
+        final = message.end
+        self.stats.ussd_screens += 1
+        if final:
+            self._ussd_forget(session)
+        else:
+            self._ussd_touch(session)
+        if session.end_reason is not None:
+            return  # abandoned or cancelled: nobody looks at the screen any more
+        session._push(UssdScreen(message.text, kind, final, op, message.sequence))
+        if kind is ScreenKind.NOTIFICATION and not final:
+            # the ME acknowledges a notification once shown (MAP unstructuredSS-Notify's result)
+            self._ussd_spawn(self._ussd_confirm_notification(session))
 
     # --- engine events -----------------------------------------------------------------------------------
 
@@ -468,6 +1031,9 @@ class SmscSimulator:
                 self.stats.throttled += 1
                 session.send(SubmitSmResp(seq, S.ESME_RTHROTTLED, None), 0.0)
                 return
+        if pdu.optional_parameters and is_ussd(pdu):
+            self._on_ussd_submit(client, pdu)
+            return
         self._next_id += 1
         message_id = format(self._next_id, "x")
         session.send(_submit_sm_resp(seq, 0, message_id, ()), 0.0)
@@ -506,15 +1072,25 @@ class SmscSimulator:
                     log.exception("handset %s failed on an MT message", pdu.destination_addr)
                     state = MessageState.UNDELIVERABLE
         if self.on_submit is not None:
-            result = self.on_submit(mt)
-            if result is not None:
-                task = asyncio.ensure_future(result)
-                task.add_done_callback(lambda t: t.exception())
+            self._notify_submit(mt)
         if state is None:
             state = self._draw_outcome()
         wanted = pdu.registered_delivery & 0x03
         if wanted == 1 or (wanted == 2 and state is not MessageState.DELIVERED):
             self._queue_receipt(client, pdu, message_id, state)
+
+    def _observe(self, mt: MtMessage) -> None:
+        if self.record_messages:
+            self.messages.append(mt)
+        if self.on_submit is not None:
+            self._notify_submit(mt)
+
+    def _notify_submit(self, mt: MtMessage) -> None:
+        assert self.on_submit is not None
+        result = self.on_submit(mt)
+        if result is not None:
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(lambda t: t.exception())
 
     def _for_handset(self, mt: MtMessage, pdu: SubmitSm, now: float) -> MtMessage | None:
         """What a handset gets for this submit: the whole text once its last part is in (None before),
@@ -611,6 +1187,10 @@ class SmscSimulator:
                 proto.flush()
             if pending:
                 await asyncio.sleep(0.05)
+
+
+def _no_gateway(system_id: str | None) -> str:
+    return f"no gateway bound as receiver{f' for {system_id}' if system_id else ''} to relay USSD to"
 
 
 def parse_account(spec: str) -> tuple[str, str]:
