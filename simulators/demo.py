@@ -7,7 +7,10 @@
    simulated handsets whose SIM applet shows the dialog; one subscriber accepts, one declines, one
    picks a package from a menu, one ignores the dialog until it times out. Each answer comes back
    as a secured MO and is printed as the gateway's typed event.
-3. A burst of submit_sm through a window of 100, to show throughput.
+3. USSD: a subscriber dials *123# and walks the data-shop menus of configs/ussd/menus.yaml three
+   levels deep (paging with More, going Back) and buys a bundle; another buys with the one-shot
+   code *123*500#. Every screen is printed as the handset shows it.
+4. A burst of submit_sm through a window of 100, to show throughput.
 
 The keys are the public test keys of configs/sim_keys.example.yaml; the push records and OTA
 counters go to a SQLite file in a temporary directory.
@@ -27,7 +30,9 @@ from gateway.stk import KeyStore, PackageOption, StkOffer, StkPushService
 from gateway.stk.events import StkAnswerReceived, StkDelivered, StkDeliveryFailed, StkRejectedBySim
 from gateway.stk.offer import DialogStyle
 from gateway.storage import SqliteStore
+from gateway.ussd import UssdContext, UssdService, load_menus
 from protocols.smpp.pdu import SubmitSm
+from protocols.ussd import get_profile
 from simulators.handset import DEFAULT_PROFILE, Handset, ReactionDelay, UserAction, UserPolicy
 from simulators.sim_applet import SimCard
 from simulators.smsc import SmscSimulator, parse_personality
@@ -134,6 +139,54 @@ async def _stk_offers(client: SmppClient, smsc: SmscSimulator, workdir: Path, em
     store.close()
 
 
+_MENUS = Path(__file__).resolve().parent.parent / "configs" / "ussd" / "menus.yaml"
+
+
+class _DataShop:
+    """The handlers and the provider the shipped menus name; purchases are recorded, not billed."""
+
+    def __init__(self) -> None:
+        self.purchases: list[tuple[str, str]] = []
+
+    async def buy_package(self, context: UssdContext) -> str:
+        self.purchases.append((context.msisdn, str(context.args["mb"])))
+        return f"Thank you. {context.args['mb']}MB added to {context.msisdn}."
+
+    async def gift_data(self, context: UssdContext) -> str:
+        return f"{context.args['mb']}MB sent to {context.args['to']}."
+
+    async def balance(self, context: UssdContext) -> str:
+        return "Your balance: 120 KES, 350MB."
+
+    async def my_offers(self, context: UssdContext) -> list[dict[str, object]]:
+        return [{"name": "Night owl", "mb": 1000, "price": 50}]
+
+
+async def _ussd(client: SmppClient, smsc: SmscSimulator, emit: Emit) -> None:
+    shop = _DataShop()
+    profile = get_profile("standard")
+    handlers = {"buy_package": shop.buy_package, "gift_data": shop.gift_data, "balance": shop.balance}
+    providers = {"my_offers": shop.my_offers}
+    menus = load_menus(_MENUS, profile=profile, handlers=handlers, providers=providers)
+    emit("\n3. USSD (the shipped data-shop menus)")
+    async with UssdService(client, profile, menus, handlers, providers, per_reply_timeout=10):
+        phone = Handset("254700000005", None, DEFAULT_PROFILE, UserPolicy(), smsc, seed=5)
+        # main -> buy data -> monthly (two pages) -> More -> Back -> weekly -> 500MB -> yes
+        for code, replies in (("*123#", ["1", "3", "99", "0", "0", "2", "2", "1"]), ("*123*500#", [])):
+            emit(f"   dial {code}")
+            dialog = await phone.dial(code)
+            for reply in [*replies, None]:
+                screen = await dialog.next_screen(10)
+                for line in screen.text.splitlines():
+                    emit(f"   | {line}")
+                if screen.final or reply is None:
+                    break
+                emit(f"   > {reply}")
+                await dialog.answer(reply)
+        await phone.close()
+    emit(f"   purchases recorded by the handler: {shop.purchases}")
+
+
 async def _burst(client: SmppClient, count: int, emit: Emit) -> None:
     sub = SubmitSm(source_addr=SHORT_CODE, destination_addr="31600000000", short_message=b"burst")
     started = time.perf_counter()
@@ -145,7 +198,7 @@ async def _burst(client: SmppClient, count: int, emit: Emit) -> None:
     await asyncio.gather(*(worker(count // 100) for _ in range(100)))
     elapsed = time.perf_counter() - started
     emit(
-        f"\n3. burst: {count} submit_sm through a window of 100 in {elapsed:.2f} s = {count / elapsed:,.0f}/s"
+        f"\n4. burst: {count} submit_sm through a window of 100 in {elapsed:.2f} s = {count / elapsed:,.0f}/s"
     )
 
 
@@ -166,6 +219,7 @@ async def run_demo(emit: Emit, burst: int = 20_000) -> int:
         with tempfile.TemporaryDirectory(prefix="tgw-demo-") as tmp:
             await _sms_with_receipts(client, emit)
             await _stk_offers(client, smsc, Path(tmp), emit)
+            await _ussd(client, smsc, emit)
             await _burst(client, burst, emit)
         emit(f"\nESME: {client.stats}")
         emit(f"SMSC: {smsc.stats}")

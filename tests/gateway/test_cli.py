@@ -232,6 +232,10 @@ async def test_demo_burst() -> None:
     assert "off-2: 254700000002 answered DECLINED" in out
     assert "off-3: 254700000003 answered ITEM_CHOSEN, item 2" in out
     assert "off-4: 254700000004 answered NO_RESPONSE" in out
+    # USSD: the menu walk and the one-shot code each end in a purchase the handler recorded once
+    assert out.count("| Thank you. 500MB added to 254700000005.") == 2
+    assert "| 99. More" in out
+    assert "purchases recorded by the handler: [('254700000005', '500'), ('254700000005', '500')]" in out
     assert "burst: 2000 submit_sm" in out
 
 
