@@ -8,8 +8,9 @@ named ``UNKNOWN_0x00000400`` instead of an error, so a vendor status survives a 
 
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
-from typing import Any
+from enum import IntFlag
+
+from protocols.registry import WideKeepUnknownIntEnum
 
 __all__ = [
     "CommandId",
@@ -23,17 +24,8 @@ __all__ = [
 ]
 
 
-class _KeepUnknown(IntEnum):
-    """IntEnum whose lookup of an unregistered value yields a pseudo-member that keeps the value."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> Any:
-        if not isinstance(value, int):
-            return None
-        member = int.__new__(cls, value)
-        member._name_ = f"UNKNOWN_0x{value:08X}"
-        member._value_ = value
-        return member
+# SMPP fields are up to four octets wide: unknown values print as UNKNOWN_0x00000400
+_KeepUnknown = WideKeepUnknownIntEnum
 
 
 class CommandId(_KeepUnknown):

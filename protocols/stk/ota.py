@@ -47,6 +47,7 @@ from Cryptodome.Cipher import AES, DES, DES3
 from Cryptodome.Hash import CMAC
 
 from protocols.errors import DecodeError, LocalProtocolError, RemoteProtocolError
+from protocols.registry import KeepUnknownIntEnum
 
 __all__ = [
     "COMMAND_UDH",
@@ -96,17 +97,7 @@ _RESPONSE_COUNTERS = 7  # CNTR(5) PCNTR(1) status(1): first in the ciphered part
 _MAX_LENGTH_FIELD = 0xFFFF  # CPL and RPL are 2 octets
 
 
-class _KeepUnknown(IntEnum):
-    """IntEnum whose lookup of an unregistered value yields a pseudo-member that keeps the value."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> Any:
-        if not isinstance(value, int):
-            return None
-        member = int.__new__(cls, value)
-        member._name_ = f"UNKNOWN_0x{value:02X}"
-        member._value_ = value
-        return member
+_KeepUnknown = KeepUnknownIntEnum
 
 
 class ResponseStatus(_KeepUnknown):

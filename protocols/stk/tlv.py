@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from protocols.errors import DecodeError, LocalProtocolError
 from protocols.gsm.alphabet import (
@@ -43,6 +42,7 @@ from protocols.gsm.alphabet import (
     unpack_septets,
 )
 from protocols.gsm.dcs import decode_dcs
+from protocols.registry import KeepUnknownIntEnum
 
 __all__ = [
     "MAX_LENGTH",
@@ -79,17 +79,7 @@ COMMAND_DATA_NOT_UNDERSTOOD = 0x32
 REQUIRED_VALUES_MISSING = 0x36
 
 
-class _KeepUnknown(IntEnum):
-    """IntEnum whose lookup of an unregistered value yields a pseudo-member that keeps the value."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> Any:
-        if not isinstance(value, int) or isinstance(value, bool):
-            return None
-        member = int.__new__(cls, value)
-        member._name_ = f"UNKNOWN_0x{value:02X}"
-        member._value_ = value
-        return member
+_KeepUnknown = KeepUnknownIntEnum
 
 
 class ComprehensionTag(_KeepUnknown):

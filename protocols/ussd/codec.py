@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from enum import Enum, IntEnum
+from enum import Enum
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
@@ -49,6 +49,7 @@ from protocols.gsm.alphabet import (
     ucs2_length,
     unpack_septets,
 )
+from protocols.registry import KeepUnknownIntEnum
 from protocols.smpp.constants import CommandStatus
 from protocols.smpp.pdu import DataSm, DeliverSm, SubmitSm
 from protocols.smpp.tlv import Tag, Tlv
@@ -91,7 +92,7 @@ MAX_USSD_OCTETS = 160
 # --- the operation registry ------------------------------------------------------------------------
 
 
-class UssdServiceOp(IntEnum):
+class UssdServiceOp(KeepUnknownIntEnum):
     """``ussd_service_op`` values, SMPP 3.4 section 5.3.2.44, plus the de-facto vendor release.
 
     Unknown values are kept: ``UssdServiceOp(0x99)`` is a pseudo-member named ``UNKNOWN_0x99``.
@@ -107,15 +108,6 @@ class UssdServiceOp(IntEnum):
     USSN_CONF = 0x13  # MS -> app, the handset confirmed a USSN
     RELEASE = 0x81  # vendor "USSREL" / user abort (Mica, 6D; vumi PR #882)
     USER_ABORT = 0x81  # alias of RELEASE
-
-    @classmethod
-    def _missing_(cls, value: object) -> Any:
-        if not isinstance(value, int) or isinstance(value, bool):
-            return None
-        member = int.__new__(cls, value)
-        member._name_ = f"UNKNOWN_0x{value:02X}"
-        member._value_ = value
-        return member
 
 
 _O = UssdServiceOp
