@@ -1,0 +1,534 @@
+"""Diameter message and AVP codec (RFC 6733 section 3, 4.1, 4.2, 4.3, 4.4; Result-Codes of 7.1).
+
+Sans-I/O: bytes in, frozen dataclasses out, and back. ``Avp`` keeps its raw ``data`` and ``flags``
+(reserved bits included), and AVPs nobody here knows are kept, so ``encode(decode(b)) == b`` for
+every ``b`` that decodes. Padding to 4 octets follows each AVP and is not counted in its AVP Length
+(4.1); padding must be zero, otherwise re-encoding could not be byte-identical, so non-zero
+padding is rejected with 5014 DIAMETER_INVALID_AVP_LENGTH.
+
+Decoding raises ``DecodeError`` whose ``status`` is the Result-Code to answer with:
+5011 (version), 5015 (message length), 3008 (E bit on a request), 5014 (AVP length, overrun,
+padding, wrong size of a fixed-size type), 5004 (a value that cannot be what its type says).
+
+The typed value functions cover every base data format of 4.2 and 4.3: OctetString, Integer32,
+Integer64, Unsigned32, Unsigned64, Float32, Float64, Grouped (4.4), Address, Time, UTF8String,
+DiameterIdentity, DiameterURI and Enumerated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import IntFlag
+
+from protocols.errors import DecodeError, LocalProtocolError
+from protocols.registry import WideKeepUnknownIntEnum
+
+__all__ = [
+    "HEADER_LENGTH",
+    "Avp",
+    "AvpFlag",
+    "CommandFlag",
+    "Message",
+    "OtherAddress",
+    "ResultCode",
+    "decode",
+    "decode_address",
+    "decode_avps",
+    "decode_diameter_identity",
+    "decode_diameter_uri",
+    "decode_enumerated",
+    "decode_float32",
+    "decode_float64",
+    "decode_grouped",
+    "decode_integer32",
+    "decode_integer64",
+    "decode_octet_string",
+    "decode_time",
+    "decode_unsigned32",
+    "decode_unsigned64",
+    "decode_utf8_string",
+    "encode",
+    "encode_address",
+    "encode_avp",
+    "encode_avps",
+    "encode_diameter_identity",
+    "encode_diameter_uri",
+    "encode_enumerated",
+    "encode_float32",
+    "encode_float64",
+    "encode_grouped",
+    "encode_integer32",
+    "encode_integer64",
+    "encode_octet_string",
+    "encode_time",
+    "encode_unsigned32",
+    "encode_unsigned64",
+    "encode_utf8_string",
+    "message_length",
+]
+
+HEADER_LENGTH = 20
+"""Octets of the Diameter header (RFC 6733 section 3)."""
+
+_MAX_24 = 0xFFFFFF
+_HEADER = struct.Struct(">IIIII")
+_AVP_HEADER = struct.Struct(">II")
+_U32 = struct.Struct(">I")
+_I32 = struct.Struct(">i")
+_U64 = struct.Struct(">Q")
+_I64 = struct.Struct(">q")
+_F32 = struct.Struct(">f")
+_F64 = struct.Struct(">d")
+
+
+class CommandFlag(IntFlag):
+    """Command Flags of the header (RFC 6733 section 3); the low four bits are reserved."""
+
+    REQUEST = 0x80
+    PROXIABLE = 0x40
+    ERROR = 0x20
+    RETRANSMITTED = 0x10
+
+
+class AvpFlag(IntFlag):
+    """AVP Flags (RFC 6733 section 4.1); the low five bits are reserved."""
+
+    VENDOR = 0x80
+    MANDATORY = 0x40
+    PROTECTED = 0x20
+
+
+class ResultCode(WideKeepUnknownIntEnum):
+    """Result-Code AVP values (RFC 6733 section 7.1; 4xxx/5xxx of RFC 4006 section 9 too)."""
+
+    DIAMETER_MULTI_ROUND_AUTH = 1001
+    DIAMETER_SUCCESS = 2001
+    DIAMETER_LIMITED_SUCCESS = 2002
+    DIAMETER_COMMAND_UNSUPPORTED = 3001
+    DIAMETER_UNABLE_TO_DELIVER = 3002
+    DIAMETER_REALM_NOT_SERVED = 3003
+    DIAMETER_TOO_BUSY = 3004
+    DIAMETER_LOOP_DETECTED = 3005
+    DIAMETER_REDIRECT_INDICATION = 3006
+    DIAMETER_APPLICATION_UNSUPPORTED = 3007
+    DIAMETER_INVALID_HDR_BITS = 3008
+    DIAMETER_INVALID_AVP_BITS = 3009
+    DIAMETER_UNKNOWN_PEER = 3010
+    DIAMETER_AUTHENTICATION_REJECTED = 4001
+    DIAMETER_OUT_OF_SPACE = 4002
+    ELECTION_LOST = 4003
+    DIAMETER_END_USER_SERVICE_DENIED = 4010
+    DIAMETER_CREDIT_CONTROL_NOT_APPLICABLE = 4011
+    DIAMETER_CREDIT_LIMIT_REACHED = 4012
+    DIAMETER_AVP_UNSUPPORTED = 5001
+    DIAMETER_UNKNOWN_SESSION_ID = 5002
+    DIAMETER_AUTHORIZATION_REJECTED = 5003
+    DIAMETER_INVALID_AVP_VALUE = 5004
+    DIAMETER_MISSING_AVP = 5005
+    DIAMETER_RESOURCES_EXCEEDED = 5006
+    DIAMETER_CONTRADICTING_AVPS = 5007
+    DIAMETER_AVP_NOT_ALLOWED = 5008
+    DIAMETER_AVP_OCCURS_TOO_MANY_TIMES = 5009
+    DIAMETER_NO_COMMON_APPLICATION = 5010
+    DIAMETER_UNSUPPORTED_VERSION = 5011
+    DIAMETER_UNABLE_TO_COMPLY = 5012
+    DIAMETER_INVALID_BIT_IN_HEADER = 5013
+    DIAMETER_INVALID_AVP_LENGTH = 5014
+    DIAMETER_INVALID_MESSAGE_LENGTH = 5015
+    DIAMETER_INVALID_AVP_BIT_COMBO = 5016
+    DIAMETER_NO_COMMON_SECURITY = 5017
+    DIAMETER_USER_UNKNOWN = 5030
+    DIAMETER_RATING_FAILED = 5031
+
+
+_AVP_LENGTH = ResultCode.DIAMETER_INVALID_AVP_LENGTH
+_AVP_VALUE = ResultCode.DIAMETER_INVALID_AVP_VALUE
+
+
+@dataclass(frozen=True, slots=True)
+class Avp:
+    """One AVP (RFC 6733 section 4.1): ``data`` is the raw value, without header or padding.
+
+    ``vendor_id`` is present exactly when the V bit is set in ``flags``.
+    """
+
+    code: int
+    flags: int
+    vendor_id: int | None
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if (self.vendor_id is None) == bool(self.flags & AvpFlag.VENDOR):
+            raise LocalProtocolError("AVP vendor_id must be given exactly when the V flag is set")
+
+    @property
+    def is_mandatory(self) -> bool:
+        return bool(self.flags & AvpFlag.MANDATORY)
+
+    @property
+    def is_vendor_specific(self) -> bool:
+        return bool(self.flags & AvpFlag.VENDOR)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One Diameter message (RFC 6733 section 3), header fields by their spec names."""
+
+    version: int = 1
+    command_flags: int
+    command_code: int
+    application_id: int
+    hop_by_hop: int
+    end_to_end: int
+    avps: tuple[Avp, ...] = ()
+
+    @property
+    def is_request(self) -> bool:
+        return bool(self.command_flags & CommandFlag.REQUEST)
+
+    @property
+    def is_proxiable(self) -> bool:
+        return bool(self.command_flags & CommandFlag.PROXIABLE)
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.command_flags & CommandFlag.ERROR)
+
+    @property
+    def is_retransmitted(self) -> bool:
+        return bool(self.command_flags & CommandFlag.RETRANSMITTED)
+
+
+# --- messages and AVPs ----------------------------------------------------------------------
+
+
+def encode_avp(avp: Avp) -> bytes:
+    """One AVP with its header and zero padding to a multiple of 4 octets."""
+    if avp.vendor_id is None:
+        header_length = 8
+        vendor = b""
+    else:
+        header_length = 12
+        vendor = _pack(_U32, avp.vendor_id, "Vendor-Id")
+    length = header_length + len(avp.data)
+    if length > _MAX_24:
+        raise LocalProtocolError(f"AVP {avp.code} is too long ({length} octets)")
+    if not 0 <= avp.flags <= 0xFF:
+        raise LocalProtocolError(f"AVP flags {avp.flags} out of range")
+    head = _pack(_U32, avp.code, "AVP Code") + _U32.pack(avp.flags << 24 | length)
+    return head + vendor + avp.data + b"\x00" * (-length % 4)
+
+
+def encode_avps(avps: Iterable[Avp]) -> bytes:
+    """AVPs one after the other, each padded (the body of a message or of a Grouped AVP)."""
+    return b"".join(encode_avp(avp) for avp in avps)
+
+
+def decode_avps(data: bytes) -> tuple[Avp, ...]:
+    """Parse a run of padded AVPs filling ``data`` exactly."""
+    avps: list[Avp] = []
+    offset = 0
+    end = len(data)
+    while offset < end:
+        if end - offset < 8:
+            raise DecodeError(f"truncated AVP header at offset {offset}", _AVP_LENGTH)
+        code, flags_length = _AVP_HEADER.unpack_from(data, offset)
+        flags = flags_length >> 24
+        length = flags_length & _MAX_24
+        header_length = 12 if flags & AvpFlag.VENDOR else 8
+        if length < header_length:
+            raise DecodeError(f"AVP {code}: AVP Length {length} shorter than its header", _AVP_LENGTH)
+        padded = (length + 3) & ~3
+        if offset + padded > end:
+            raise DecodeError(f"AVP {code}: AVP Length {length} overruns the data", _AVP_LENGTH)
+        if padded != length and any(data[offset + length : offset + padded]):
+            raise DecodeError(f"AVP {code}: non-zero padding", _AVP_LENGTH)
+        vendor_id = _U32.unpack_from(data, offset + 8)[0] if header_length == 12 else None
+        avps.append(Avp(code, flags, vendor_id, bytes(data[offset + header_length : offset + length])))
+        offset += padded
+    return tuple(avps)
+
+
+def encode(message: Message) -> bytes:
+    """The message on the wire: header (Message Length computed) and padded AVPs."""
+    body = encode_avps(message.avps)
+    length = HEADER_LENGTH + len(body)
+    if length > _MAX_24:
+        raise LocalProtocolError(f"message too long ({length} octets)")
+    for name, value, limit in (
+        ("version", message.version, 0xFF),
+        ("command_flags", message.command_flags, 0xFF),
+        ("command_code", message.command_code, _MAX_24),
+    ):
+        if not 0 <= value <= limit:
+            raise LocalProtocolError(f"{name} {value} out of range")
+    header = struct.pack(
+        ">II",
+        message.version << 24 | length,
+        message.command_flags << 24 | message.command_code,
+    )
+    ids = (
+        _pack(_U32, message.application_id, "Application-Id")
+        + _pack(_U32, message.hop_by_hop, "Hop-by-Hop Identifier")
+        + _pack(_U32, message.end_to_end, "End-to-End Identifier")
+    )
+    return header + ids + body
+
+
+def message_length(buffer: bytes) -> int | None:
+    """Message Length from the first 4 octets of a stream (framing), None if fewer are buffered.
+
+    Raises ``DecodeError`` (5011, 5015) when the stream cannot be framed any further.
+    """
+    if len(buffer) < 4:
+        return None
+    version_length = _U32.unpack_from(buffer)[0]
+    _check_version(version_length >> 24)
+    length: int = version_length & _MAX_24
+    if length < HEADER_LENGTH or length % 4:
+        raise DecodeError(f"Message Length {length} invalid", ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH)
+    return length
+
+
+def decode(data: bytes) -> Message:
+    """Parse exactly one message; ``data`` must be exactly Message Length octets."""
+    if len(data) < HEADER_LENGTH:
+        raise DecodeError("shorter than a Diameter header", ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH)
+    version_length, flags_code, application_id, hop_by_hop, end_to_end = _HEADER.unpack_from(data)
+    version = version_length >> 24
+    _check_version(version)
+    length = version_length & _MAX_24
+    if length != len(data) or length % 4:
+        raise DecodeError(
+            f"Message Length {length} does not match {len(data)} octets",
+            ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH,
+        )
+    flags = flags_code >> 24
+    if flags & CommandFlag.REQUEST and flags & CommandFlag.ERROR:
+        raise DecodeError("E bit set on a request", ResultCode.DIAMETER_INVALID_HDR_BITS)
+    return Message(
+        version=version,
+        command_flags=flags,
+        command_code=flags_code & _MAX_24,
+        application_id=application_id,
+        hop_by_hop=hop_by_hop,
+        end_to_end=end_to_end,
+        avps=decode_avps(data[HEADER_LENGTH:]),
+    )
+
+
+def _check_version(version: int) -> None:
+    if version != 1:
+        raise DecodeError(f"Diameter version {version}", ResultCode.DIAMETER_UNSUPPORTED_VERSION)
+
+
+def _pack(fmt: struct.Struct, value: int | float, what: str) -> bytes:
+    try:
+        return fmt.pack(value)
+    except (struct.error, OverflowError) as exc:
+        raise LocalProtocolError(f"{what} {value!r} out of range") from exc
+
+
+def _unpack(fmt: struct.Struct, data: bytes, what: str) -> int | float:
+    if len(data) != fmt.size:
+        raise DecodeError(f"{what} needs {fmt.size} octets, got {len(data)}", _AVP_LENGTH)
+    value: int | float = fmt.unpack(data)[0]
+    return value
+
+
+# --- base data formats (RFC 6733 section 4.2) -----------------------------------------------
+
+
+def encode_octet_string(value: bytes) -> bytes:
+    return bytes(value)
+
+
+def decode_octet_string(data: bytes) -> bytes:
+    return bytes(data)
+
+
+def encode_integer32(value: int) -> bytes:
+    return _pack(_I32, value, "Integer32")
+
+
+def decode_integer32(data: bytes) -> int:
+    return int(_unpack(_I32, data, "Integer32"))
+
+
+def encode_integer64(value: int) -> bytes:
+    return _pack(_I64, value, "Integer64")
+
+
+def decode_integer64(data: bytes) -> int:
+    return int(_unpack(_I64, data, "Integer64"))
+
+
+def encode_unsigned32(value: int) -> bytes:
+    return _pack(_U32, value, "Unsigned32")
+
+
+def decode_unsigned32(data: bytes) -> int:
+    return int(_unpack(_U32, data, "Unsigned32"))
+
+
+def encode_unsigned64(value: int) -> bytes:
+    return _pack(_U64, value, "Unsigned64")
+
+
+def decode_unsigned64(data: bytes) -> int:
+    return int(_unpack(_U64, data, "Unsigned64"))
+
+
+def encode_float32(value: float) -> bytes:
+    return _pack(_F32, value, "Float32")
+
+
+def decode_float32(data: bytes) -> float:
+    return float(_unpack(_F32, data, "Float32"))
+
+
+def encode_float64(value: float) -> bytes:
+    return _pack(_F64, value, "Float64")
+
+
+def decode_float64(data: bytes) -> float:
+    return float(_unpack(_F64, data, "Float64"))
+
+
+def encode_grouped(avps: Iterable[Avp]) -> bytes:
+    """Grouped (section 4.4): the concatenated, padded AVPs."""
+    return encode_avps(avps)
+
+
+def decode_grouped(data: bytes) -> tuple[Avp, ...]:
+    return decode_avps(data)
+
+
+# --- derived data formats (RFC 6733 section 4.3) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OtherAddress:
+    """An Address whose family is neither IPv4 (1) nor IPv6 (2): IANA family and raw octets."""
+
+    family: int
+    address: bytes
+
+
+AddressValue = ipaddress.IPv4Address | ipaddress.IPv6Address | OtherAddress
+
+_FAMILY_IPV4 = 1
+_FAMILY_IPV6 = 2
+
+
+def encode_address(value: AddressValue) -> bytes:
+    """Address: 2-octet IANA address family, then the address."""
+    if isinstance(value, ipaddress.IPv4Address):
+        return b"\x00\x01" + value.packed
+    if isinstance(value, ipaddress.IPv6Address):
+        return b"\x00\x02" + value.packed
+    if not 0 <= value.family <= 0xFFFF:
+        raise LocalProtocolError(f"address family {value.family} out of range")
+    return value.family.to_bytes(2, "big") + value.address
+
+
+def decode_address(data: bytes) -> AddressValue:
+    if len(data) < 2:
+        raise DecodeError("Address shorter than its family", _AVP_LENGTH)
+    family = int.from_bytes(data[:2], "big")
+    address = bytes(data[2:])
+    if family == _FAMILY_IPV4:
+        if len(address) != 4:
+            raise DecodeError("IPv4 Address needs 4 octets", _AVP_LENGTH)
+        return ipaddress.IPv4Address(address)
+    if family == _FAMILY_IPV6:
+        if len(address) != 16:
+            raise DecodeError("IPv6 Address needs 16 octets", _AVP_LENGTH)
+        return ipaddress.IPv6Address(address)
+    return OtherAddress(family, address)
+
+
+_NTP_ERA0 = datetime(1900, 1, 1, tzinfo=UTC)
+_NTP_ERA1 = _NTP_ERA0 + timedelta(seconds=1 << 32)  # 2036-02-07 06:28:16 UTC
+_NTP_MSB = 0x80000000
+
+
+def encode_time(value: datetime) -> bytes:
+    """Time: NTP seconds since 1900 (whole seconds, fractions dropped).
+
+    Follows the RFC 6733 4.3.1 / RFC 4330 rule: seconds with the top bit clear are read as the
+    era starting 2036, so the codec covers 1968-01-20 03:14:08 to 2104-02-26 09:42:23 UTC.
+    """
+    if value.tzinfo is None:
+        raise LocalProtocolError("Time needs an aware datetime")
+    seconds = int((value - _NTP_ERA0).total_seconds() // 1)
+    if seconds >= 1 << 32:
+        seconds -= 1 << 32
+        if seconds >= _NTP_MSB:
+            raise LocalProtocolError(f"Time {value} after the 2036 era's range")
+    elif seconds < _NTP_MSB:
+        raise LocalProtocolError(f"Time {value} before 1968-01-20")
+    return _U32.pack(seconds)
+
+
+def decode_time(data: bytes) -> datetime:
+    seconds = int(_unpack(_U32, data, "Time"))
+    era = _NTP_ERA0 if seconds & _NTP_MSB else _NTP_ERA1
+    return era + timedelta(seconds=seconds)
+
+
+def encode_utf8_string(value: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"UTF8String {value!r} not encodable") from exc
+
+
+def decode_utf8_string(data: bytes) -> str:
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"UTF8String is not UTF-8: {exc.reason}", _AVP_VALUE) from exc
+
+
+def encode_diameter_identity(value: str) -> bytes:
+    """DiameterIdentity: an FQDN (or realm), ASCII on the wire."""
+    if not value.isascii():
+        raise LocalProtocolError(f"DiameterIdentity {value!r} is not ASCII (use IDNA/punycode)")
+    return value.encode("ascii")
+
+
+def decode_diameter_identity(data: bytes) -> str:
+    if not bytes(data).isascii():
+        raise DecodeError("DiameterIdentity is not ASCII", _AVP_VALUE)
+    return bytes(data).decode("ascii")
+
+
+_URI_SCHEMES = ("aaa://", "aaas://")
+
+
+def encode_diameter_uri(value: str) -> bytes:
+    """DiameterURI: ``aaa://`` or ``aaas://`` FQDN [port] [;transport=] [;protocol=]."""
+    if not value.lower().startswith(_URI_SCHEMES):
+        raise LocalProtocolError(f"DiameterURI {value!r} must start with aaa:// or aaas://")
+    return encode_diameter_identity(value)
+
+
+def decode_diameter_uri(data: bytes) -> str:
+    value = decode_diameter_identity(data)
+    if not value.lower().startswith(_URI_SCHEMES):
+        raise DecodeError("DiameterURI must start with aaa:// or aaas://", _AVP_VALUE)
+    return value
+
+
+def encode_enumerated(value: int) -> bytes:
+    """Enumerated: an Integer32 whose values the AVP's definition names."""
+    return encode_integer32(value)
+
+
+def decode_enumerated(data: bytes) -> int:
+    return decode_integer32(data)
