@@ -596,7 +596,15 @@ class SmppClient:
             self.stats.mo += 1
             calls = [(h, (pdu,)) for h in self._mo_handlers]
         if not calls:
-            self._answer(proto, pdu, 0)
+            if receipt is not None:
+                self._answer(proto, pdu, 0)  # a receipt is taken by its correlation alone
+                return
+            # nobody took this MO (no handler registered yet): a temporary application error makes
+            # the SMSC deliver it again later instead of the message being lost
+            log.warning(
+                "MO from %s arrived with no MO handler registered; the SMSC will retry", pdu.source_addr
+            )
+            self._answer(proto, pdu, CommandStatus.ESME_RX_T_APPN)
             return
         task = asyncio.create_task(self._run_handlers(proto, pdu, calls))
         self._tasks.add(task)

@@ -203,6 +203,7 @@ async def test_bind_as_transmitter_or_receiver(smsc: SmscSimulator, connect: Con
     assert smsc.bound_system_ids == ["esme"]
     if bind_type == "receiver":
         # the SMSC can reach a receiver with MO traffic
+        client.add_mo_handler(lambda pdu: None)
         assert await smsc.inject_mo("31600000009", "12345", b"hi") == 0
     else:
         with pytest.raises(ConnectionError):
@@ -477,9 +478,12 @@ async def test_mo_reaches_the_handler(smsc: SmscSimulator, client: SmppClient, a
     assert smsc.stats.mo_sent == 1
 
 
-async def test_mo_without_handler_is_acknowledged(smsc: SmscSimulator, client: SmppClient) -> None:
-    assert await smsc.inject_mo("31600000001", "12345", b"hi") == 0
+async def test_mo_without_handler_is_deferred_not_lost(smsc: SmscSimulator, client: SmppClient) -> None:
+    """With no MO handler registered nobody took the message: ESME_RX_T_APPN, so the SMSC retries."""
+    assert await smsc.inject_mo("31600000001", "12345", b"hi") == S.ESME_RX_T_APPN
     assert client.stats.mo == 1
+    client.add_mo_handler(lambda pdu: None)
+    assert await smsc.inject_mo("31600000001", "12345", b"hi") == 0
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])
