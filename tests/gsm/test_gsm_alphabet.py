@@ -368,3 +368,17 @@ def test_capacity_and_parts_errors() -> None:
     with pytest.raises(LocalProtocolError, match="surrogate"):
         encode_parts("\ud800", Coding.UCS2)
     assert choose_coding(b"x") is Coding.EIGHT_BIT
+
+
+@given(st.one_of(gsm7_text, unicode_text))
+def test_fast_length_and_membership_agree_with_the_encoder(text: str) -> None:
+    """is_gsm7 / gsm7_length take C-speed shortcuts; the septet encoder is the reference."""
+    try:
+        septets = encode_gsm7(text)
+    except LocalProtocolError:
+        assert not is_gsm7(text)
+        with pytest.raises(LocalProtocolError):
+            gsm7_length(text)
+    else:
+        assert is_gsm7(text)
+        assert gsm7_length(text) == len(septets)
