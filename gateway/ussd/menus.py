@@ -552,8 +552,17 @@ def _next_page(
         shown = lines[start:end] if line is None else [line]
         return _compose([head, *shown, more_line if end < count else "", back_line])
 
-    ends = range(start + 1, count + 1) if count else range(1)
-    best = max((end for end in ends if fits(compose(end), profile)), default=None)
+    best: int | None = None
+    if not count:
+        best = 0 if fits(compose(0), profile) else None
+    elif fits(compose(count), profile):
+        best = count  # the rest fits on this page (and needs no "More")
+    else:
+        # with "More" shown, a page only grows with each option added: stop at the first misfit
+        for end in range(start + 1, count):
+            if not fits(compose(end), profile):
+                break
+            best = end
     if best is not None:
         return compose(best), best
     end = min(start + 1, count)
