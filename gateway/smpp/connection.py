@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
+from gateway.timers import EngineTimer
 from protocols.errors import RemoteProtocolError
 from protocols.smpp.events import ConnectionClosed, Event
 from protocols.smpp.session import SmppSession
@@ -40,8 +41,7 @@ class SessionProtocol(asyncio.Protocol):
         self.closed = asyncio.Event()
         self.peer: str = ""
         self._flush_pending = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = EngineTimer(self.loop, session.get_timer, self._on_timer)
         self._paused = False
         self._resume_waiters: list[asyncio.Future[None]] = []
 
@@ -53,7 +53,7 @@ class SessionProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.session.connection_made(self.loop.time())
-        self._arm_timer()
+        self._timer.arm()
 
     def data_received(self, data: bytes) -> None:
         # A big read is handled in slices, writing the answers to each slice before reading the
@@ -80,9 +80,7 @@ class SessionProtocol(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self.session.is_open:
             self.session.receive_data(b"", self.loop.time())
             self._drain_events()
@@ -131,7 +129,7 @@ class SessionProtocol(asyncio.Protocol):
             data = self.session.data_to_send()
             if data and self.transport is not None and not self.transport.is_closing():
                 self.transport.write(data)
-        self._arm_timer()
+        self._timer.arm()
 
     @property
     def writing_paused(self) -> bool:
@@ -144,23 +142,10 @@ class SessionProtocol(asyncio.Protocol):
             self._resume_waiters.append(waiter)
             await waiter
 
-    def _arm_timer(self) -> None:
-        at = self.session.get_timer()
-        if at is None:
-            return
-        if self._timer is not None:
-            if self._timer_at is not None and self._timer_at <= at:
-                return  # the armed timer fires first; it re-arms for what remains
-            self._timer.cancel()
-        self._timer_at = at
-        self._timer = self.loop.call_at(at, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
+    def _on_timer(self, now: float) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        self.session.handle_timer(self.loop.time())
+        self.session.handle_timer(now)
         self._drain_events()
         self.flush()
 

@@ -43,6 +43,7 @@ from typing import Any, Literal
 import aiohttp
 
 from gateway.smpp.client import SmppClient
+from gateway.timers import EngineTimer
 from gateway.ussd.http_adapter import HttpUssdApp
 from gateway.ussd.menus import MenuConfig, fits, truncate
 from gateway.ussd.navigator import CallFailed, Handler, MenuSession, Provider, Screen, UssdContext
@@ -213,8 +214,7 @@ class UssdService:
         self._listeners: list[JourneyListener] = []
         self.stats = UssdStats()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer: EngineTimer | None = None  # made on the running loop (start or first use)
         self._http_session = http_session
         self._own_http = http_session is None
         self._started = False
@@ -236,7 +236,6 @@ class UssdService:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         for d in self._dialogues.values():
             if d.task is not None:
                 d.task.cancel()
@@ -605,20 +604,10 @@ class UssdService:
     def _arm(self) -> None:
         if self._closed:
             return
-        at = self._engine.get_timer()
-        if at is None:
-            return
-        if self._timer is not None:
-            if self._timer_at is not None and self._timer_at <= at:
-                return  # the armed timer fires first; it re-arms for what remains
-            self._timer.cancel()
-        self._timer_at = at
-        self._timer = self._running_loop().call_at(at, self._on_timer)
+        if self._timer is None:
+            self._timer = EngineTimer(self._running_loop(), self._engine.get_timer, self._on_timer)
+        self._timer.arm()
 
-    def _on_timer(self) -> None:
-        at = self._timer_at or 0.0
-        self._timer = None
-        self._timer_at = None
-        # call_at may run a hair early (clock resolution): the deadline itself is due
-        self._engine.handle_timer(max(self._now(), at))
+    def _on_timer(self, now: float) -> None:
+        self._engine.handle_timer(now)
         self._drain()
