@@ -69,9 +69,9 @@ class SyStatus(_Strict):
 def _default_sy_statuses() -> dict[str, SyStatus]:
     return {
         "threshold-90": SyStatus(kind="threshold", percent=90),
-        "exhausted": SyStatus(kind="exhausted"),
-        "payg": SyStatus(kind="payg_started"),
-        "valid": SyStatus(kind="renewed"),
+        "exhausted": SyStatus(kind="exhausted", percent=None),
+        "payg": SyStatus(kind="payg_started", percent=None),
+        "valid": SyStatus(kind="renewed", percent=None),
     }
 
 
