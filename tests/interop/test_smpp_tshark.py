@@ -182,7 +182,7 @@ async def start_dumpcap(dumpcap: str, port: int, path: Path) -> tuple[asyncio.su
 
 
 async def stop_dumpcap(proc: asyncio.subprocess.Process) -> None:
-    await asyncio.sleep(0.2)  # the last segments (FIN, ACK) reach the capture buffer
+    await asyncio.sleep(1.0)  # the last segments (FIN, ACK) reach the capture buffer, even under load
     proc.send_signal(signal.SIGINT)  # SIGINT makes dumpcap flush and close the file
     _, err = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 0, err.decode(errors="replace")

@@ -346,7 +346,7 @@ async def start_dumpcap(dumpcap: str, port: int, path: Path) -> asyncio.subproce
 
 
 async def stop_dumpcap(proc: asyncio.subprocess.Process) -> None:
-    await asyncio.sleep(0.2)  # the last segments reach the capture buffer
+    await asyncio.sleep(1.0)  # the last segments reach the capture buffer, even on a loaded machine
     proc.send_signal(signal.SIGINT)  # dumpcap flushes and closes the file
     _, err = await asyncio.wait_for(proc.communicate(), WAIT)
     assert proc.returncode == 0, err.decode(errors="replace")
