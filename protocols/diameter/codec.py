@@ -102,6 +102,11 @@ class AvpFlag(IntFlag):
     PROTECTED = 0x20
 
 
+# Plain ints for the per-AVP paths: each operation on an IntFlag builds a new enum value (slow).
+_VENDOR_BIT = int(AvpFlag.VENDOR)
+_MANDATORY_BIT = int(AvpFlag.MANDATORY)
+
+
 class ResultCode(WideKeepUnknownIntEnum):
     """Result-Code AVP values (RFC 6733 section 7.1; 4xxx/5xxx of RFC 4006 section 9 too)."""
 
@@ -162,16 +167,16 @@ class Avp:
     data: bytes
 
     def __post_init__(self) -> None:
-        if (self.vendor_id is None) == bool(self.flags & AvpFlag.VENDOR):
+        if (self.vendor_id is None) == bool(self.flags & _VENDOR_BIT):
             raise LocalProtocolError("AVP vendor_id must be given exactly when the V flag is set")
 
     @property
     def is_mandatory(self) -> bool:
-        return bool(self.flags & AvpFlag.MANDATORY)
+        return bool(self.flags & _MANDATORY_BIT)
 
     @property
     def is_vendor_specific(self) -> bool:
-        return bool(self.flags & AvpFlag.VENDOR)
+        return bool(self.flags & _VENDOR_BIT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,7 +244,7 @@ def decode_avps(data: bytes) -> tuple[Avp, ...]:
         code, flags_length = _AVP_HEADER.unpack_from(data, offset)
         flags = flags_length >> 24
         length = flags_length & _MAX_24
-        header_length = 12 if flags & AvpFlag.VENDOR else 8
+        header_length = 12 if flags & _VENDOR_BIT else 8
         if length < header_length:
             raise DecodeError(f"AVP {code}: AVP Length {length} shorter than its header", _AVP_LENGTH)
         padded = (length + 3) & ~3

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 VENDOR_3GPP = 10415
+_VENDOR_BIT = int(AvpFlag.VENDOR)
+_MANDATORY_BIT = int(AvpFlag.MANDATORY)
 
 AvpValue = bytes | int | float | str | datetime | IPv4Address | IPv6Address | OtherAddress | tuple[Avp, ...]
 """What ``value_of`` returns; ``avp`` also takes a list of Avp for Grouped and a name for Enumerated."""
@@ -94,10 +96,10 @@ class AvpDef:
     @property
     def flags(self) -> int:
         """The flags ``avp()`` sets: V for vendor AVPs, M when the rule is "must"."""
-        flags = AvpFlag.VENDOR if self.vendor_id else 0
+        flags = _VENDOR_BIT if self.vendor_id else 0  # plain ints: avp() reads this for every AVP built
         if self.mandatory is FlagRule.MUST:
-            flags |= AvpFlag.MANDATORY
-        return int(flags)
+            flags |= _MANDATORY_BIT
+        return flags
 
 
 @dataclass(frozen=True, slots=True)
