@@ -31,9 +31,28 @@ from enum import StrEnum
 import aiohttp
 import aiomqtt
 
+from gateway.ingest.diameter import DiameterClient
+from protocols.diameter.codec import Message, ResultCode
+from protocols.diameter.credit_control import (
+    CcRequestType,
+    GrantedServiceUnit,
+    MultipleServicesCreditControl,
+    PolicyCounterStatusReport,
+    ReportingReason,
+    RequestedServiceUnit,
+    UsageMonitoringInformation,
+    UsageMonitoringLevel,
+    UsedServiceUnit,
+    build_gx_ccr_update,
+    build_gy_ccr,
+    build_sy_snr,
+    result_code,
+)
 from protocols.errors import TransportError
 
 __all__ = [
+    "DiameterDialect",
+    "DiameterEmitter",
     "HttpEmitter",
     "MqttEmitter",
     "Notification",
@@ -80,6 +99,8 @@ class Notification:
     quota_bytes: int
     percent: float
     time: float
+    threshold: int | None = None
+    """For THRESHOLD: the highest configured threshold this crossing reached (90)."""
 
     @property
     def event_id(self) -> str:
@@ -143,7 +164,7 @@ class UsageMeter:
         crossed = [t for t in self.thresholds if t <= percent and t not in package.thresholds_reported]
         if crossed:
             package.thresholds_reported.update(crossed)
-            out.append(self._notify(package, NotificationKind.THRESHOLD, now))
+            out.append(self._notify(package, NotificationKind.THRESHOLD, now, max(crossed)))
         elif self.report_usage and package.used_bytes != before:
             out.append(self._notify(package, NotificationKind.USAGE, now))
         return out
@@ -159,7 +180,9 @@ class UsageMeter:
             package.quota_bytes = quota_bytes
         return self._notify(package, NotificationKind.RENEWED, now)
 
-    def _notify(self, package: Package, kind: NotificationKind, now: float) -> Notification:
+    def _notify(
+        self, package: Package, kind: NotificationKind, now: float, threshold: int | None = None
+    ) -> Notification:
         package.sequence += 1
         return Notification(
             kind=kind,
@@ -171,6 +194,7 @@ class UsageMeter:
             quota_bytes=package.quota_bytes,
             percent=100.0 * package.used_bytes / package.quota_bytes,
             time=now,
+            threshold=threshold,
         )
 
 
@@ -274,3 +298,190 @@ class MqttEmitter:
                 await self.publish_raw(f"{self.prefix}/{notification.msisdn}", notification.to_json_bytes())
 
         await asyncio.gather(*(one(n) for n in notifications))
+
+
+class DiameterDialect(StrEnum):
+    GY = "gy"
+    GX = "gx"
+    SY = "sy"
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: str
+    request_number: int = 0
+    reported_bytes: int = 0
+
+
+class DiameterEmitter:
+    """Sends notifications as a PCEF / OCS would, over a ``DiameterClient`` connected to the gateway.
+
+    - ``gy``: one Gy session per subscriber and period, opened by a CCR-I; each notification is a
+      CCR-U whose MSCC (Rating-Group ``rating_group``) reports the octets used since the last
+      report with Reporting-Reason THRESHOLD or QUOTA_EXHAUSTED (TS 32.299 7.2.175).
+    - ``gx``: a CCR-U with Event-Trigger USAGE_REPORT and a Usage-Monitoring-Information for
+      Monitoring-Key = the package id, with the octets used since the last report and the armed
+      threshold as Granted-Service-Unit (TS 29.212 4.5.17).
+    - ``sy``: an SNR with a Policy-Counter-Status-Report for counter = the package id, status
+      ``threshold-<p>``, ``exhausted`` or ``valid`` (a renewal).
+
+    Gy and Gx have no message for a renewal (the next session simply starts afresh), so RENEWED
+    is sent only on Sy. Every answer must be 2001, else ``TransportError``.
+    """
+
+    def __init__(
+        self,
+        client: DiameterClient,
+        dialect: DiameterDialect,
+        *,
+        origin_host: str,
+        origin_realm: str,
+        destination_realm: str,
+        destination_host: str,
+        rating_group: int = 10,
+        window: int = 64,
+    ) -> None:
+        self.client = client
+        self.dialect = dialect
+        self.origin_host = origin_host
+        self.origin_realm = origin_realm
+        self.destination_realm = destination_realm
+        self.destination_host = destination_host
+        self.rating_group = rating_group
+        self.window = window
+        self.answered = 0
+        self._sessions: dict[tuple[str, int], _Session] = {}
+
+    def _session(self, notification: Notification) -> tuple[_Session, bool]:
+        key = (notification.msisdn, notification.period)
+        session = self._sessions.get(key)
+        if session is None:
+            session_id = (
+                f"{self.origin_host};{self.dialect.value};{notification.msisdn};{notification.period}"
+            )
+            session = self._sessions[key] = _Session(session_id)
+            return session, True
+        return session, False
+
+    def messages(self, notification: Notification) -> list[Message]:
+        """The requests that report ``notification`` (maybe none), in the order they must go."""
+        when = datetime.fromtimestamp(notification.time, UTC)
+        if self.dialect is DiameterDialect.SY:
+            if notification.kind is NotificationKind.THRESHOLD:
+                status = f"threshold-{notification.threshold}"
+            elif notification.kind is NotificationKind.EXHAUSTED:
+                status = "exhausted"
+            elif notification.kind is NotificationKind.RENEWED:
+                status = "valid"
+            else:
+                return []
+            session, _ = self._session(notification)
+            report = PolicyCounterStatusReport(
+                policy_counter_identifier=notification.package_id, policy_counter_status=status
+            )
+            return [
+                build_sy_snr(
+                    session_id=session.session_id,
+                    destination_host=self.destination_host,
+                    policy_counter_status_report=[report],
+                    msisdn=notification.msisdn,
+                    origin_host=self.origin_host,
+                    origin_realm=self.origin_realm,
+                    destination_realm=self.destination_realm,
+                )
+            ]
+        if notification.kind is NotificationKind.RENEWED:
+            return []
+        session, new = self._session(notification)
+        used = UsedServiceUnit(cc_total_octets=notification.used_bytes - session.reported_bytes)
+        session.reported_bytes = notification.used_bytes
+        out: list[Message] = []
+        if self.dialect is DiameterDialect.GX:
+            info = UsageMonitoringInformation(
+                monitoring_key=notification.package_id.encode(),
+                granted_service_unit=(GrantedServiceUnit(cc_total_octets=notification.quota_bytes),),
+                used_service_unit=(used,),
+                usage_monitoring_level=UsageMonitoringLevel.SESSION_LEVEL,
+            )
+            session.request_number += 1
+            out.append(
+                build_gx_ccr_update(
+                    session_id=session.session_id,
+                    cc_request_number=session.request_number,
+                    msisdn=notification.msisdn,
+                    usage_monitoring_information=[info],
+                    event_timestamp=when,
+                    destination_host=self.destination_host,
+                    origin_host=self.origin_host,
+                    origin_realm=self.origin_realm,
+                    destination_realm=self.destination_realm,
+                )
+            )
+            return out
+        if new:
+            out.append(
+                build_gy_ccr(
+                    session_id=session.session_id,
+                    cc_request_type=CcRequestType.INITIAL_REQUEST,
+                    cc_request_number=0,
+                    msisdn=notification.msisdn,
+                    multiple_services_credit_control=[
+                        MultipleServicesCreditControl(
+                            rating_group=self.rating_group, requested_service_unit=RequestedServiceUnit()
+                        )
+                    ],
+                    event_timestamp=when,
+                    destination_host=self.destination_host,
+                    origin_host=self.origin_host,
+                    origin_realm=self.origin_realm,
+                    destination_realm=self.destination_realm,
+                )
+            )
+        reason = (
+            ReportingReason.QUOTA_EXHAUSTED
+            if notification.kind is NotificationKind.EXHAUSTED
+            else ReportingReason.THRESHOLD
+            if notification.kind is NotificationKind.THRESHOLD
+            else ReportingReason.VALIDITY_TIME
+        )
+        session.request_number += 1
+        out.append(
+            build_gy_ccr(
+                session_id=session.session_id,
+                cc_request_type=CcRequestType.UPDATE_REQUEST,
+                cc_request_number=session.request_number,
+                msisdn=notification.msisdn,
+                multiple_services_credit_control=[
+                    MultipleServicesCreditControl(
+                        rating_group=self.rating_group, used_service_unit=(used,), reporting_reason=(reason,)
+                    )
+                ],
+                event_timestamp=when,
+                destination_host=self.destination_host,
+                origin_host=self.origin_host,
+                origin_realm=self.origin_realm,
+                destination_realm=self.destination_realm,
+            )
+        )
+        return out
+
+    async def send(self, message: Message) -> None:
+        answer = await self.client.request(message)
+        code = result_code(answer)
+        if code != ResultCode.DIAMETER_SUCCESS:
+            raise TransportError(f"Diameter answer {code} to command {message.command_code}")
+        self.answered += 1
+
+    async def emit(self, notifications: Sequence[Notification]) -> None:
+        """Send every notification; one subscriber's requests go in order, ``window`` at once overall."""
+        semaphore = asyncio.Semaphore(self.window)
+        by_subscriber: dict[str, list[Message]] = {}
+        for notification in notifications:
+            by_subscriber.setdefault(notification.msisdn, []).extend(self.messages(notification))
+
+        async def one(messages: list[Message]) -> None:
+            for message in messages:
+                async with semaphore:
+                    await self.send(message)
+
+        await asyncio.gather(*(one(messages) for messages in by_subscriber.values()))

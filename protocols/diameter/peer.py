@@ -323,7 +323,8 @@ class DiameterPeer:
                 hop_by_hop=int.from_bytes(frame[12:16], "big"),
                 end_to_end=int.from_bytes(frame[16:HEADER_LENGTH], "big"),
             )
-            self._answer(header, exc.status, error=True)
+            # RFC 6733 7.1.3/7.2: the E bit marks protocol errors (3xxx) only; 5xxx are answered plainly
+            self._answer(header, exc.status, error=3000 <= exc.status < 4000)
             return
         if message.is_request:
             self._handle_request(message)

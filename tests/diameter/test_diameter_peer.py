@@ -247,7 +247,8 @@ def test_malformed_avp_answered_5014() -> None:
     wire[20 + 5 : 20 + 8] = (0xFFFF).to_bytes(3, "big")  # first AVP length overruns
     server.receive_data(bytes(wire), 1.0)
     answer = decode(server.data_to_send())
-    assert answer.is_error and result_of(answer) == 5014
+    # a permanent failure (5xxx) is not a protocol error: no E bit (RFC 6733 7.1.5, 7.2)
+    assert not answer.is_error and result_of(answer) == 5014
     assert find(answer, "Session-Id") is None
     assert server.state is PeerState.OPEN
 

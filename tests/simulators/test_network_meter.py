@@ -18,7 +18,12 @@ def test_threshold_then_exhaustion_then_renewal() -> None:
     meter.subscribe("254700000001", "data-1gb", 1000)
     assert meter.use("254700000001", 500, 1.0) == []
     (threshold,) = meter.use("254700000001", 400, 2.0)
-    assert (threshold.kind, threshold.percent, threshold.sequence) == (NotificationKind.THRESHOLD, 90.0, 1)
+    assert (threshold.kind, threshold.percent, threshold.sequence, threshold.threshold) == (
+        NotificationKind.THRESHOLD,
+        90.0,
+        1,
+        90,
+    )
     assert meter.use("254700000001", 50, 3.0) == []
     (exhausted,) = meter.use("254700000001", 80, 4.0)
     assert (exhausted.kind, exhausted.used_bytes, exhausted.time) == (NotificationKind.EXHAUSTED, 1000, 4.0)
