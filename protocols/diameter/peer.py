@@ -22,6 +22,7 @@ from ipaddress import IPv4Address, IPv6Address
 from protocols.diameter.codec import (
     HEADER_LENGTH,
     Avp,
+    AvpFlag,
     CommandFlag,
     Message,
     ResultCode,
@@ -29,7 +30,7 @@ from protocols.diameter.codec import (
     encode,
     message_length,
 )
-from protocols.diameter.dictionary import avp, find, find_all, value_of
+from protocols.diameter.dictionary import AvpType, avp, find, find_all, lookup_code, value_of
 from protocols.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -316,15 +317,20 @@ class DiameterPeer:
             flags_code = int.from_bytes(frame[4:8], "big")
             if not flags_code >> 24 & _REQUEST:
                 raise
+            session, failed = _salvage(frame)
             header = Message(
                 command_flags=flags_code >> 24 & ~_ERROR,
                 command_code=flags_code & 0xFFFFFF,
                 application_id=int.from_bytes(frame[8:12], "big"),
                 hop_by_hop=int.from_bytes(frame[12:16], "big"),
                 end_to_end=int.from_bytes(frame[16:HEADER_LENGTH], "big"),
+                avps=() if session is None else (session,),
             )
+            extra: tuple[Avp, ...] = ()
+            if failed is not None:
+                extra = (*self._capabilities[:2], avp("Failed-AVP", [failed]))
             # RFC 6733 7.1.3/7.2: the E bit marks protocol errors (3xxx) only; 5xxx are answered plainly
-            self._answer(header, exc.status, error=3000 <= exc.status < 4000)
+            self._answer(header, exc.status, error=3000 <= exc.status < 4000, extra=extra)
             return
         if message.is_request:
             self._handle_request(message)
@@ -437,6 +443,44 @@ class DiameterPeer:
         self.peer_host = host
         self.peer_realm = realm
         self._events.append(CapabilitiesExchanged(host, realm, ids))
+
+
+_FIXED_SIZES = {
+    AvpType.INTEGER32: 4,
+    AvpType.UNSIGNED32: 4,
+    AvpType.ENUMERATED: 4,
+    AvpType.TIME: 4,
+    AvpType.FLOAT32: 4,
+    AvpType.INTEGER64: 8,
+    AvpType.UNSIGNED64: 8,
+    AvpType.FLOAT64: 8,
+}
+
+
+def _salvage(frame: bytes) -> tuple[Avp | None, Avp | None]:
+    """What a request that does not decode still tells: its Session-Id when that comes before the
+    fault (RFC 6733 8.8), and the offending AVP for Failed-AVP (7.1.5: for a length that overruns the
+    message or undercuts the header, the AVP header with a zero-filled payload of the minimum size of
+    its type, an empty one for Grouped and strings; an incomplete header padded with zeros)."""
+    session: Avp | None = None
+    offset = HEADER_LENGTH
+    end = len(frame)
+    while offset < end:
+        head = frame[offset : offset + 12].ljust(12, b"\x00")
+        code = int.from_bytes(head[:4], "big")
+        flags = head[4]
+        length = int.from_bytes(head[5:8], "big")
+        vendor = int.from_bytes(head[8:12], "big") if flags & AvpFlag.VENDOR else None
+        header_length = 8 if vendor is None else 12
+        padded = (length + 3) & ~3
+        if length < header_length or offset + padded > end or any(frame[offset + length : offset + padded]):
+            definition = lookup_code(code, vendor or 0)
+            size = 0 if definition is None else _FIXED_SIZES.get(definition.type, 0)
+            return session, Avp(code, flags, vendor, bytes(size))
+        if code == _SESSION_ID_CODE and vendor is None and session is None:
+            session = Avp(code, flags, None, frame[offset + 8 : offset + length])
+        offset += padded
+    return session, None
 
 
 def _int_value(item: Avp | None) -> int:

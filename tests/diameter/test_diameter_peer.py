@@ -253,6 +253,53 @@ def test_malformed_avp_answered_5014() -> None:
     assert server.state is PeerState.OPEN
 
 
+def failed_avp(answer: Message) -> Avp:
+    found = find(answer, "Failed-AVP")
+    assert found is not None
+    members = value_of(found)
+    assert isinstance(members, tuple)
+    (inner,) = members
+    return inner
+
+
+def test_5014_names_the_offending_avp_and_keeps_the_session_id() -> None:
+    """RFC 6733 7.1.5: the AVP at fault goes back in a Failed-AVP, its payload zero-filled to its
+    type's minimum size (an Unsigned32 here); the Session-Id before it leads the answer (8.8)."""
+    server, _ = opened()
+    events(server)
+    wire = bytearray(encode(ccr()))
+    number_at = 20 + 12  # after the 9-octet Session-Id AVP and its padding
+    wire[number_at + 5 : number_at + 8] = (0x40).to_bytes(3, "big")
+    server.receive_data(bytes(wire), 1.0)
+    answer = decode(server.data_to_send())
+    assert result_of(answer) == 5014 and not answer.is_error
+    assert answer.avps[0] == avp("Session-Id", "s;1")
+    assert failed_avp(answer) == Avp(415, 0x40, None, bytes(4))
+    assert value_of(find(answer, "Origin-Host")) == "responder.example.org"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (b"\x00\x00\x01", Avp(256, 0, None, b"")),  # a header cut short is padded with zeros
+        (b"\x00\x00\x01\x09\x00\x00\x00\x05", Avp(265, 0, None, bytes(4))),  # shorter than its header
+        (b"\x00\x00\x01\x07\x40\x00\x00\x09abcd\x00\x01\x00\x00", Avp(263, 0x40, None, b"")),  # padding
+    ],
+)
+def test_5014_for_every_kind_of_broken_avp(tail: bytes, expected: Avp) -> None:
+    server, _ = opened()
+    events(server)
+    good = encode(ccr())
+    body = good[20:] + tail + b"\x00" * (-len(tail) % 4)
+    wire = bytearray(good[:20] + body)
+    wire[1:4] = len(wire).to_bytes(3, "big")
+    server.receive_data(bytes(wire), 1.0)
+    answer = decode(server.data_to_send())
+    assert result_of(answer) == 5014
+    assert failed_avp(answer) == expected
+    assert server.state is PeerState.OPEN
+
+
 def test_e_bit_request_3008_and_broken_answer_closes() -> None:
     server, _ = opened()
     wire = bytearray(encode(ccr()))
