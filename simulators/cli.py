@@ -6,6 +6,11 @@ one, printed on the second line). ``--ussd-profile`` (standard, 6d, mica) and ``
 its USSD relay (USSD over SMPP 3.4, PROTOCOLS.md 1.1). ``tgw demo`` runs the richest end-to-end flow
 there is so far (see ``simulators.demo``).
 
+``tgw sim network`` plays the PCEF / OCS / DPI: it meters ``--subscribers`` packages until each is
+used up (a threshold report at 90 %, then exhaustion; ``--renew`` renews them after) and reports
+every notification over the gateway's intakes: ``--diameter HOST:PORT`` (``--dialect`` gy, gx or sy),
+``--mqtt HOST:PORT``, ``--http URL``.
+
 ``tgw handset dial --sim HOST:PORT --msisdn N CODE [REPLY ...]`` dials CODE on that control channel,
 prints each screen as ``--- screen 1 (continue) ---`` and its text, answers each screen that asks for
 input with the next REPLY (echoed as ``> REPLY``), and stops at the final screen.
@@ -31,8 +36,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.cli import build_parser, parse_host_port, run
+from gateway.ingest.diameter import DiameterClient, DiameterSettings
 from protocols.errors import ConfigError, TransportError
 from simulators.demo import run_demo
+from simulators.network import (
+    DiameterDialect,
+    DiameterEmitter,
+    HttpEmitter,
+    MqttEmitter,
+    Workload,
+    run_workload,
+)
 from simulators.smsc import SmscSimulator, parse_account, parse_personality
 from simulators.smsc_control import ControlClient, ControlError, SmscControl
 
@@ -154,6 +168,47 @@ async def _handset(args: argparse.Namespace) -> int:
         return _fail(str(exc), _EXIT_OF_HTTP.get(exc.status, 1))
 
 
+async def _network(args: argparse.Namespace) -> int:
+    if not (args.diameter or args.mqtt or args.http):
+        raise ConfigError("tgw sim network: give at least one of --diameter, --mqtt, --http")
+    workload = Workload(
+        subscribers=args.subscribers,
+        quota_bytes=args.quota_mb << 20,
+        steps=args.steps,
+        renew=args.renew,
+        seed=args.seed,
+        first_msisdn=args.first_msisdn,
+    )
+    notifications = run_workload(workload)
+    print(f"network: {args.subscribers} subscribers, {len(notifications)} notifications", flush=True)
+    if args.http:
+        async with HttpEmitter(args.http, token=args.token) as http:
+            await http.emit(notifications)
+        print(f"http: {http.accepted} accepted, {http.rejected} rejected", flush=True)
+    if args.mqtt:
+        async with MqttEmitter(*args.mqtt, prefix=args.topic_prefix) as mqtt:
+            await mqtt.emit(notifications)
+        print(f"mqtt: {mqtt.published} published", flush=True)
+    if args.diameter:
+        settings = DiameterSettings(origin_host=args.origin_host, origin_realm=args.realm)
+        client = DiameterClient(settings, *args.diameter)
+        await client.start()
+        try:
+            emitter = DiameterEmitter(
+                client,
+                DiameterDialect(args.dialect),
+                origin_host=args.origin_host,
+                origin_realm=args.realm,
+                destination_realm=args.realm,
+                destination_host=args.destination_host,
+            )
+            await emitter.emit(notifications)
+        finally:
+            await client.stop()
+        print(f"diameter ({args.dialect}): {emitter.answered} requests answered 2001", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, sub = build_parser()
     sim = sub.add_parser("sim", help="run a simulator")
@@ -214,6 +269,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command in (dial, listen):
         command.add_argument("replies", nargs="*", metavar="REPLY")
         command.set_defaults(func=lambda a: asyncio.run(_handset(a)))
+    network = sim_sub.add_parser(
+        "network", help="PCEF/OCS/DPI: meter subscribers' data use and report it over Diameter, MQTT or HTTP"
+    )
+    network.add_argument("--subscribers", type=int, default=100)
+    network.add_argument("--quota-mb", type=int, default=1024, help="package size")
+    network.add_argument("--steps", type=int, default=10, help="metering steps until each package is used up")
+    network.add_argument("--renew", action="store_true", help="renew every package at the end")
+    network.add_argument("--seed", type=int, default=1)
+    network.add_argument("--first-msisdn", type=int, default=254_700_000_000)
+    network.add_argument(
+        "--diameter", type=parse_host_port, metavar="HOST:PORT", help="the gateway's Diameter peer"
+    )
+    network.add_argument("--dialect", choices=[d.value for d in DiameterDialect], default="gy")
+    network.add_argument("--origin-host", default="pcef.localdomain")
+    network.add_argument("--realm", default="localdomain", help="Origin-Realm and Destination-Realm")
+    network.add_argument("--destination-host", default="gw.localdomain")
+    network.add_argument("--mqtt", type=parse_host_port, metavar="HOST:PORT", help="an MQTT broker")
+    network.add_argument("--topic-prefix", default="usage")
+    network.add_argument("--http", metavar="URL", help="the gateway's POST /v1/events URL")
+    network.add_argument("--token", default=None, help="bearer token for --http")
+    network.set_defaults(func=lambda a: asyncio.run(_network(a)))
     demo = sub.add_parser(
         "demo", help="SMSC simulator, handsets and gateway: SMS with receipts, SIM toolkit offers"
     )

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,7 +61,9 @@ __all__ = [
     "NotificationKind",
     "Package",
     "UsageMeter",
+    "Workload",
     "population",
+    "run_workload",
 ]
 
 
@@ -248,6 +252,11 @@ class HttpEmitter:
         for start in range(0, len(notifications), self.batch_size):
             batch = notifications[start : start + self.batch_size]
             await self.post_body(b"\n".join(n.to_json_bytes() for n in batch) + b"\n")
+
+
+# aiomqtt warns about every publish past 10 in flight; keeping a window full is the point here
+_MQTT_LOG = logging.getLogger(__name__ + ".mqtt")
+_MQTT_LOG.setLevel(logging.ERROR)
 
 
 class MqttEmitter:
@@ -485,3 +494,44 @@ class DiameterEmitter:
                     await self.send(message)
 
         await asyncio.gather(*(one(messages) for messages in by_subscriber.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A month of data use in a few steps: every subscriber uses its package in ``steps`` random
+    increments (seeded), so each crosses the threshold and then exhausts; with ``renew`` the package
+    is renewed afterwards (a RENEWED notification)."""
+
+    subscribers: int = 100
+    quota_bytes: int = 1 << 30
+    steps: int = 10
+    renew: bool = False
+    seed: int = 1
+    start_time: float = 1_780_000_000.0
+    step_seconds: float = 3600.0
+    first_msisdn: int = 254_700_000_000
+    thresholds: tuple[int, ...] = (90,)
+
+
+def run_workload(workload: Workload) -> list[Notification]:
+    """Every notification of ``workload``, in time order (deterministic for its seed)."""
+    meter = UsageMeter(workload.thresholds)
+    rng = random.Random(workload.seed)
+    for msisdn, package_id, quota in population(
+        workload.subscribers, first_msisdn=workload.first_msisdn, quota_bytes=workload.quota_bytes
+    ):
+        meter.subscribe(msisdn, package_id, quota)
+    out: list[Notification] = []
+    mean = workload.quota_bytes / (workload.steps + 1)
+    for step in range(workload.steps + 1):
+        now = workload.start_time + step * workload.step_seconds
+        for msisdn in meter.packages:
+            if step == workload.steps:
+                if workload.renew:
+                    out.append(meter.renew(msisdn, now))
+                continue
+            # the last step uses up whatever is left: every subscriber exhausts once
+            octets = workload.quota_bytes if step == workload.steps - 1 else int(mean * rng.uniform(0.5, 1.5))
+            out.extend(meter.use(msisdn, octets, now + rng.random()))
+    out.sort(key=lambda n: n.time)
+    return out
