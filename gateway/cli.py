@@ -1,5 +1,9 @@
 """The ``tgw`` command line: gateway commands.
 
+``tgw ingest --config FILE`` runs the usage intake of the config's ``ingest:`` section (Diameter peer,
+MQTT subscriber, HTTP intake, journal, trigger detection) and prints each trigger as a JSON line
+until SIGINT or SIGTERM, which stop it gracefully (DPR to the Diameter peers, journal checkpoint).
+
 ``tgw send-sms`` binds to an SMSC, sends one text (GSM 7-bit or UCS-2 as the text needs, split into
 parts when long), prints the message id of each part and, with ``--dlr``, waits for each part's
 delivery receipt and prints its final state. Exit status: 0 success, 1 connection
@@ -13,10 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 
+from campaign_core.usage import Trigger
+from gateway.ingest.config import load_ingest_config
+from gateway.ingest.service import IngestService
 from gateway.smpp.client import BindError, ClientConfig, SmppClient, SubmitError
 from protocols.errors import ConfigError, GatewayError, TransportError
 
@@ -59,7 +70,53 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[
         "--timeout", type=float, default=10.0, metavar="SECONDS", help="connect and bind timeout"
     )
     send.set_defaults(func=_send_sms)
+
+    ingest = sub.add_parser(
+        "ingest", help="take usage notifications (Diameter, MQTT, HTTP) and print the triggers as JSON lines"
+    )
+    ingest.add_argument("--config", required=True, metavar="FILE", help="YAML with an `ingest:` section")
+    ingest.set_defaults(func=_ingest)
     return parser, sub
+
+
+async def _ingest_async(args: argparse.Namespace) -> int:
+    config = load_ingest_config(args.config)  # every mistake reported before anything starts
+
+    def emit(trigger: Trigger) -> None:
+        print(json.dumps(asdict(trigger), separators=(",", ":")), flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second signal: exit at once, the journal replays what is unfinished
+            print("tgw ingest: second signal, exiting now", file=sys.stderr, flush=True)
+            os._exit(1)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    service = IngestService(config, emit)
+    await service.start()
+    addresses = []
+    if service.diameter_address is not None:
+        addresses.append(f"diameter={service.diameter_address[0]}:{service.diameter_address[1]}")
+    if service.http is not None:
+        addresses.append(f"http={service.http.url}")
+    if service.mqtt is not None:
+        addresses.append(f"mqtt={service.mqtt.host}:{service.mqtt.port}")
+    print(f"tgw ingest: ready {' '.join(addresses)}", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await service.stop()
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    return asyncio.run(_ingest_async(args))
 
 
 def _address_ton_npi(addr: str) -> tuple[int, int]:
