@@ -17,7 +17,7 @@ help:
 	@echo "make typecheck  mypy --strict on $(PACKAGES)"
 	@echo "make test       lint, typecheck, pytest with branch coverage, coverage gate on protocols/"
 	@echo "make demo       run the simulators and the gateway: SMS with receipts, SIM toolkit offers"
-	@echo "make bench      codec and SMPP throughput benchmarks"
+	@echo "make bench      codec, SMPP, USSD, STK, Diameter and ingest benchmarks against peers"
 	@echo "make clean      remove caches and coverage data (distclean also removes $(VENV))"
 
 venv: $(STAMP)
@@ -58,6 +58,9 @@ bench: venv
 	$(BIN)/python bench/smpp_throughput.py
 	$(BIN)/python bench/smsc_absorb.py
 	$(BIN)/python bench/stk_push.py --e2e 500
+	$(BIN)/python bench/diameter_codec.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest_diameter.py
 
 clean:
 	rm -rf .coverage .coverage.* htmlcov .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

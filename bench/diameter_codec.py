@@ -19,14 +19,15 @@ Rows:
 * ``ours``: ``protocols.diameter.codec`` (``decode`` / ``encode``) and ``protocols.diameter.dictionary``
   (``find``, ``value_of``, ``avp``): only the AVPs asked for are decoded.
 * ``ours (credit_control)``: ``credit_control.parse_request`` (the whole CCR typed and checked against
-  RFC 4006's grammar: every AVP, flag rule and value) and ``credit_control.answer``: what the gateway's
-  Diameter server runs.
+  RFC 4006's grammar: every AVP, flag rule and value) and ``credit_control.encode_answer`` (the octets
+  of ``encode(answer(...))``): what the gateway's Diameter server runs.
 * ``python-diameter``: ``Message.from_bytes`` (typed attributes for every AVP) and a
   ``CreditControlAnswer`` whose attributes are set, then ``as_bytes()``.
 
 Before timing, the script checks that both libraries decode the CCR (ours and one python-diameter
 built) to the same fields, and that each decodes the other's CCA to the same fields: both do the same
-work. The goal: ours >= 2x python-diameter on decode + encode. Each row is measured ``--rounds`` times
+work. The goal: ours >= 2x python-diameter on decode + encode, on both rows (the credit_control one is
+what the server runs). Each row is measured ``--rounds`` times
 for ``--seconds``, libraries interleaved round by round; the table shows the median.
 
     .venv/bin/python bench/diameter_codec.py [--seconds 1] [--rounds 5] [--json]
@@ -207,6 +208,27 @@ def cc_decode_request(wire: bytes) -> tuple[Message, Any, Fields]:
 
 
 def cc_encode(message: Message, rating_group: int) -> bytes:
+    """The CCA through ``encode_answer``, what the gateway's server sends (the octets of
+    ``encode(answer(...))`` from cached octets; ``cross_check`` compares the two). The answer MSCC is
+    built each time, as python-diameter's row builds its own."""
+    cc = credit_control()
+    service = cc.MultipleServicesCreditControl(
+        rating_group=rating_group,
+        result_code=SUCCESS,
+        granted_service_unit=cc.GrantedServiceUnit(cc_total_octets=GRANTED_OCTETS),
+    )
+    octets: bytes = cc.encode_answer(
+        message,
+        SUCCESS,
+        origin_host=OUR_HOST,
+        origin_realm=OUR_REALM,
+        multiple_services_credit_control=[service],
+    )
+    return octets
+
+
+def cc_encode_message(message: Message, rating_group: int) -> bytes:
+    """The same CCA through ``answer`` (a ``Message``) and ``codec.encode``."""
     cc = credit_control()
     service = cc.MultipleServicesCreditControl(
         rating_group=rating_group,
@@ -385,8 +407,11 @@ def cross_check(wire: bytes, have_pd: bool, have_cc: bool) -> dict[str, str]:
         message, _, fields = cc_decode_request(wire)
         assert fields == EXPECTED, fields
         cc_cca = cc_encode(message, fields[5])
-        assert cc_cca == our_cca, "credit_control.answer and the hand-built CCA differ"
-        notes["credit_control"] = "same CCR fields, CCA byte-identical to ours"
+        assert cc_cca == our_cca, "credit_control.encode_answer and the hand-built CCA differ"
+        assert cc_encode_message(message, fields[5]) == cc_cca, "encode(answer()) and encode_answer differ"
+        notes["credit_control"] = (
+            "same CCR fields, CCA byte-identical to ours (encode_answer = encode(answer))"
+        )
     if have_pd:
         assert pd_decode(wire) == EXPECTED, pd_decode(wire)
         their_ccr = pd_ccr()
@@ -534,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
             for op in ("", " decode", " encode"):
                 if ours + op in med:
                     ratios[ours + op] = med[ours + op] / med["pd" + op]
-    goal_met = ratios.get("ours", 0.0) >= GOAL_RATIO
+    goal_rows = [key for key in ("ours", "cc") if key in ratios]
+    goal_met = bool(goal_rows) and all(ratios[key] >= GOAL_RATIO for key in goal_rows)
     result: dict[str, Any] = {
         "ccr_octets": len(wire),
         "cca_octets": len(ours_round(wire)),
@@ -545,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_per_s": {k: round(v) for k, v in med.items()},
         "runs_per_s": {k: [round(x) for x in v] for k, v in rates.items()},
         "ratio_to_python_diameter": {k: round(v, 3) for k, v in ratios.items()},
-        "goal": f"ours >= {GOAL_RATIO:g}x python-diameter on decode + encode",
+        "goal": f"ours >= {GOAL_RATIO:g}x python-diameter on decode + encode (codec and credit_control rows)",
         "goal_met": goal_met,
     }
     if args.json:
@@ -587,9 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if have_pd:
         status = "MET" if goal_met else "NOT MET"
-        print(
-            f"goal: ours >= {GOAL_RATIO:g}x python-diameter on decode+encode -> {ratios['ours']:.2f}x: {status}"
-        )
+        achieved = ", ".join(f"{labels[key]} {ratios[key]:.2f}x" for key in goal_rows)
+        print(f"goal: ours >= {GOAL_RATIO:g}x python-diameter on decode+encode -> {achieved}: {status}")
     else:
         print(
             "python-diameter not installed (pip install python-diameter==0.9.0): no ratio, goal not checked"

@@ -83,6 +83,7 @@ from protocols.diameter.credit_control import (
     UsageMonitoringInformation,
     answer,
     answer_services,
+    encode_answer,
     error_answer,
     parse_request,
 )
@@ -346,6 +347,11 @@ class _Endpoint:
         self.sink = sink
         self.answers: Counter[tuple[int, int]] = Counter()
         self._connections: set[_Connection] = set()
+        self._granted = (
+            None
+            if settings.gy_grant_octets is None
+            else GrantedServiceUnit(cc_total_octets=settings.gy_grant_octets)
+        )
 
     @property
     def open_peers(self) -> list[tuple[str, str]]:
@@ -393,8 +399,11 @@ class _Endpoint:
         self._connections.discard(connection)
 
     def _answer(self, connection: _Connection, reply: Message, status: int) -> None:
-        self.answers[reply.command_code, int(status)] += 1
-        connection.write_answer(reply)
+        self._send(connection, reply.command_code, codec.encode(reply), status)
+
+    def _send(self, connection: _Connection, command_code: int, octets: bytes, status: int) -> None:
+        self.answers[command_code, int(status)] += 1
+        connection.write_answer(octets)
 
     async def handle_batch(self, connection: _Connection, batch: list[tuple[Message, Request]]) -> None:
         """Take the events of ``batch`` in one ``sink.take``, then answer every request."""
@@ -413,11 +422,8 @@ class _Endpoint:
                     "sink refused %d events from %s: %s; answering 3004", len(events), connection.name, exc
                 )
                 status = ResultCode.DIAMETER_TOO_BUSY
-        granted = (
-            None
-            if settings.gy_grant_octets is None
-            else GrantedServiceUnit(cc_total_octets=settings.gy_grant_octets)
-        )
+        granted = self._granted
+        host, realm = settings.origin_host, settings.origin_realm
         for message, request in batch:
             services: Sequence[MultipleServicesCreditControl] = ()
             if (
@@ -426,14 +432,14 @@ class _Endpoint:
                 and not request.is_gx
             ):
                 services = answer_services(request, status, granted)
-            reply = answer(
+            octets = encode_answer(
                 message,
                 status,
-                origin_host=settings.origin_host,
-                origin_realm=settings.origin_realm,
+                origin_host=host,
+                origin_realm=realm,
                 multiple_services_credit_control=services,
             )
-            self._answer(connection, reply, status)
+            self._send(connection, message.command_code, octets, status)
 
     def refuse(self, connection: _Connection, message: Message, error: RemoteProtocolError) -> None:
         log.info(
@@ -517,34 +523,36 @@ class _Connection(asyncio.Protocol):
         buffer = self._buffer
         limit = self.endpoint.settings.max_in_flight
         batch: list[tuple[Message, Request]] = []
-        while (
-            self._in_flight + len(batch) < limit
-            and self.transport is not None
-            and not self.transport.is_closing()
-        ):
-            try:
-                length = codec.message_length(bytes(buffer[:4]))
-                if length is not None and length > self.peer.max_message_length:
-                    raise DecodeError(
-                        f"message of {length} octets over the limit",
-                        ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH,
-                    )
-            except DecodeError as exc:
-                self._broken_stream(exc)
+        offset = 0  # octets of the buffer handed to the engine so far (deleted once, at the end)
+        while self.transport is not None and not self.transport.is_closing():
+            # The engine takes a run of whole frames in one call, at most one frame per request that
+            # may still start (a frame is at most one request), so max_in_flight holds. Until the
+            # capabilities exchange it takes one frame at a time: the CER must pass the allow-list first.
+            room = limit - self._in_flight - len(batch)
+            admitting = self.role == "responder" and self.peer.state is PeerState.CLOSED
+            if admitting:
+                room = min(room, 1)
+            stop, broken = self._frames(offset, room)
+            if stop > offset:
+                chunk = bytes(buffer[offset:stop])
+                offset = stop
+                if admitting and not self._admit(chunk):
+                    break
+                try:
+                    self.peer.receive_data(chunk, now)
+                except RemoteProtocolError as exc:
+                    log.warning("Diameter peer %s broke the protocol: %s; closing", self.name, exc)
+                    self._drain_events(batch)  # the requests before the broken frame
+                    self.close()
+                    break
+                self._drain_events(batch)
+            elif broken is None:
                 break
-            if length is None or len(buffer) < length:
+            if broken is not None:
+                if self.transport is not None and not self.transport.is_closing():
+                    self._broken_stream(broken, offset)
                 break
-            frame = bytes(buffer[:length])
-            del buffer[:length]
-            if self.role == "responder" and self.peer.state is PeerState.CLOSED and not self._admit(frame):
-                break
-            try:
-                self.peer.receive_data(frame, now)
-            except RemoteProtocolError as exc:
-                log.warning("Diameter peer %s broke the protocol: %s; closing", self.name, exc)
-                self.close()
-                break
-            self._drain_events(batch)
+        del buffer[:offset]
         if batch:
             self._in_flight += len(batch)
             task = self.loop.create_task(self._run_batch(batch))
@@ -552,6 +560,28 @@ class _Connection(asyncio.Protocol):
             task.add_done_callback(self._tasks.discard)
         self._pause_if_busy()
         self.flush()
+
+    def _frames(self, offset: int, room: int) -> tuple[int, DecodeError | None]:
+        """Where the run of at most ``room`` whole frames from ``offset`` ends, and why the stream
+        cannot be framed there (None when it can, or when the frame there is not whole yet)."""
+        buffer = self._buffer
+        end = len(buffer)
+        max_length = self.peer.max_message_length
+        while room > 0:
+            try:
+                length = codec.message_length(buffer[offset : offset + 4])
+            except DecodeError as exc:
+                return offset, exc
+            if length is not None and length > max_length:
+                error = DecodeError(
+                    f"message of {length} octets over the limit", ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH
+                )
+                return offset, error
+            if length is None or end - offset < length:
+                break
+            offset += length
+            room -= 1
+        return offset, None
 
     def _pause_if_busy(self) -> None:
         busy = self._in_flight >= self.endpoint.settings.max_in_flight
@@ -573,9 +603,9 @@ class _Connection(asyncio.Protocol):
             else:
                 self._pause_if_busy()
 
-    def _broken_stream(self, exc: DecodeError) -> None:
+    def _broken_stream(self, exc: DecodeError, at: int) -> None:
         """RFC 6733 section 7.1.5 (5015) / 7.1.3: answer what the header lets us answer, then close."""
-        header = bytes(self._buffer[:HEADER_LENGTH])
+        header = bytes(self._buffer[at : at + HEADER_LENGTH])
         self._buffer.clear()
         log.warning("Diameter stream from %s cannot be framed: %s (%d); closing", self.name, exc, exc.status)
         if len(header) == HEADER_LENGTH and header[4] & CommandFlag.REQUEST:
@@ -668,10 +698,10 @@ class _Connection(asyncio.Protocol):
 
     # --- output ---
 
-    def write_answer(self, message: Message) -> None:
+    def write_answer(self, octets: bytes) -> None:
         """Queue an answer (not through the engine: answers touch no engine state, and in-flight
-        answers must still go out while a DPR is pending)."""
-        self._out += codec.encode(message)
+        answers must still go out while a DPR is pending). One write per event-loop turn."""
+        self._out += octets
         self.schedule_flush()
 
     def schedule_flush(self) -> None:

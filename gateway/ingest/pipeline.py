@@ -56,6 +56,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain, repeat
 from typing import Any, Protocol, runtime_checkable
 
 from campaign_core.triggers import TriggerDetector
@@ -66,6 +67,7 @@ from protocols.errors import LocalProtocolError, TransportError
 __all__ = ["BadEventCounter", "IngestPipeline", "PipelineCounters", "TriggerHandler"]
 
 log = logging.getLogger(__name__)
+
 
 TriggerHandler = Callable[[Trigger], Awaitable[None] | None]
 
@@ -84,7 +86,9 @@ class PipelineCounters:
     events_taken: int = 0
     batches_taken: int = 0
     duplicates: int = 0
-    """Events whose event_id was seen among the last ``duplicate_window`` ids (re-deliveries)."""
+    """Events whose event_id was seen before, in their batch or among (at least) the last
+    ``duplicate_window`` distinct ids: re-deliveries. Informational: the detector's levels already
+    keep a re-delivered event from triggering twice."""
     bad_events: int = 0
     triggers: Counter[TriggerKind] = field(default_factory=Counter)
     trigger_errors: int = 0
@@ -121,7 +125,7 @@ class IngestPipeline:
         self._clock = clock
         self._counters = PipelineCounters()
         self._seen_ids: set[str] = set()
-        self._seen_order: deque[str] = deque()
+        self._seen_generations: deque[set[str]] = deque()  # the ids of each batch in the window
         self._duplicate_window = duplicate_window
         self._since_checkpoint = 0
         self._last_batch_id = 0
@@ -217,52 +221,79 @@ class IngestPipeline:
     def _detect(self, batches: Sequence[JournalBatch], *, replay: bool) -> None:
         now = self._clock()
         handle = self.detector.handle
-        seen = self._seen_ids
-        order = self._seen_order
-        window = self._duplicate_window
-        counters = self._counters
         for batch in batches:
             if batch.batch_id <= self._last_batch_id:
                 raise LocalProtocolError(
                     f"pipeline: batch {batch.batch_id} after batch {self._last_batch_id}: journal order broken"
                 )
             self._last_batch_id = batch.batch_id
-            self._since_checkpoint += len(batch.events)
-            triggers: list[Trigger] = []
-            for event in batch.events:
-                event_id = event.event_id
-                if event_id in seen:
-                    counters.duplicates += 1
-                elif window:
-                    seen.add(event_id)
-                    order.append(event_id)
-                    if len(order) > window:
-                        seen.discard(order.popleft())
-                raised = handle(event, now)
-                if raised:
-                    triggers.extend(raised)
+            events = batch.events
+            self._since_checkpoint += len(events)
+            if self._duplicate_window:
+                self._count_duplicates(events)
+            # the detector's lists, mostly empty, chained in C: no Python loop of ours per event
+            triggers = list(chain.from_iterable(map(handle, events, repeat(now))))
             if replay and batch.processed:
                 continue  # handed over before the crash: this only rebuilt the detector's state
             self._hand_over(batch.batch_id, triggers)
 
+    def _count_duplicates(self, events: Sequence[UsageEvent]) -> None:
+        """Count the events whose id was seen before, within the batch or in the window.
+
+        The window is kept per batch, in set operations (C loops), rather than per id: it holds the
+        ids of the latest batches, dropped a whole batch at a time once the others hold
+        ``duplicate_window`` ids, so it always covers at least the last ``duplicate_window`` distinct
+        ids (and at most one batch more)."""
+        ids = {event.event_id for event in events}
+        duplicates = len(events) - len(ids)
+        seen = self._seen_ids
+        if not seen.isdisjoint(ids):
+            duplicates += len(ids & seen)
+            ids -= seen
+        self._counters.duplicates += duplicates
+        seen |= ids
+        generations = self._seen_generations
+        generations.append(ids)
+        while len(seen) - len(generations[0]) >= self._duplicate_window:
+            seen -= generations.popleft()
+
     def _hand_over(self, batch_id: int, triggers: list[Trigger]) -> None:
         awaitables: list[Awaitable[Any]] = []
-        for trigger in triggers:
-            self._counters.triggers[trigger.kind] += 1
-            self.latency_samples.append(trigger.detected_at - trigger.event_time)
-            try:
-                result = self.on_trigger(trigger)
-            except Exception:
-                self._counters.trigger_errors += 1
-                log.exception("on_trigger failed for %s", trigger)
-                continue
-            if result is not None and inspect.isawaitable(result):
-                awaitables.append(result)
+        if triggers:
+            counts = self._counters.triggers
+            kinds = [trigger.kind for trigger in triggers]
+            for kind in TriggerKind:  # list.count compares by identity first: no Enum.__hash__ per trigger
+                if found := kinds.count(kind):
+                    counts[kind] += found
+            samples = self.latency_samples
+            latest = triggers[-samples.maxlen :] if samples.maxlen else triggers
+            samples.extend([trigger.detected_at - trigger.event_time for trigger in latest])
+            results = self._call_on_trigger(triggers)
+            if results.count(None) != len(results):
+                awaitables = [
+                    result for result in results if result is not None and inspect.isawaitable(result)
+                ]
         if awaitables or self._backlog:
             self._backlog.append(_Delivery(batch_id, awaitables))
             self._start_delivery()
         else:
             self._track(partial(self.journal.mark_processed, (batch_id,)))
+
+    def _call_on_trigger(self, triggers: list[Trigger]) -> list[object]:
+        """``on_trigger`` of each trigger in order (a ``map``: no Python loop of ours per trigger); one
+        that raises is logged and counted, and the others are still handed over."""
+        results: list[object] = []
+        failed = 0
+        rest = iter(triggers)
+        while True:
+            try:
+                results.extend(map(self.on_trigger, rest))  # keeps the results made before a failure
+                return results
+            except Exception:
+                trigger = triggers[len(results) + failed]  # consumed by map, gave no result
+                failed += 1
+                self._counters.trigger_errors += 1
+                log.exception("on_trigger failed for %s", trigger)
 
     def _queue_checkpoint(self) -> None:
         """Snapshot now (the state after ``_last_batch_id``); saved once every batch before it is

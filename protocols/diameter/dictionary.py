@@ -34,6 +34,7 @@ __all__ = [
     "AvpValue",
     "CommandDef",
     "FlagRule",
+    "all_avps",
     "avp",
     "check_flags",
     "enum_name",
@@ -155,6 +156,11 @@ _BY_NAME, _BY_CODE, _COMMANDS, _APPLICATIONS = _load()
 def lookup(name: str) -> AvpDef:
     """The definition named ``name``; ``KeyError`` if the dictionary has none."""
     return _BY_NAME[name]
+
+
+def all_avps() -> tuple[AvpDef, ...]:
+    """Every AVP definition of the dictionary."""
+    return tuple(_BY_CODE.values())
 
 
 def lookup_code(code: int, vendor_id: int | None = 0) -> AvpDef | None:

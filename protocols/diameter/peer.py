@@ -252,24 +252,34 @@ class DiameterPeer:
             self._close()
             self._events.append(ConnectionLost())
             return
-        self._buffer += data
         self._last_received = now
+        if self._buffer:
+            self._buffer += data
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
+        # frames are cut from ``data`` by offset: one copy each, and the rest is kept only once
+        offset = 0
+        end = len(data)
         try:
             while not self._terminated:
-                length = message_length(bytes(self._buffer[:4]))
+                length = message_length(data[offset : offset + 4])
                 if length is not None and length > self.max_message_length:
                     raise RemoteProtocolError(
                         f"message of {length} octets over the limit",
                         ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH,
                     )
-                if length is None or len(self._buffer) < length:
-                    return
-                frame = bytes(self._buffer[:length])
-                del self._buffer[:length]
+                if length is None or end - offset < length:
+                    break
+                frame = data[offset : offset + length]
+                offset += length
                 self._handle_frame(frame, now)
         except RemoteProtocolError:
             self._close()
             raise
+        if offset < end and not self._terminated:
+            self._buffer += memoryview(data)[offset:]
 
     # --- internals ------------------------------------------------------------------------
 

@@ -194,3 +194,33 @@ async def test_only_post_on_the_events_path(server: HttpIngest, client: aiohttp.
         assert response.status == 405
     async with client.post(server.url.replace("/v1/events", "/v2/events"), data=b"{}") as response:
         assert response.status == 404
+
+
+async def test_json_lines_are_journaled_as_posted_and_replay_to_the_same_triggers(
+    server: HttpIngest, client: aiohttp.ClientSession, rig: Any, make_dpi: MakeDpi, make_rig: Any
+) -> None:
+    body = lines(
+        *(make_dpi(f"e{i}", msisdn=f"+4670000{i:04d}", kind="exhausted") for i in range(5)),
+        make_dpi("bad", kind="nope"),
+    )
+    status, answer, _ = await post(client, server.url, body, "application/x-ndjson")
+    assert (status, answer["accepted"], answer["rejected"]) == (202, 5, 1)
+    with sqlite3.connect(rig.path) as conn:
+        rows = conn.execute("SELECT format, events FROM batches").fetchall()
+    conn.close()
+    assert len(rows) == 1 and rows[0][0] == "dpi-jsonl"
+    assert rows[0][1] == b"\n".join(body.split(b"\n")[:5])  # the valid lines, as posted
+    status, _, _ = await post(client, server.url, json.dumps([make_dpi("arr")]).encode(), "application/json")
+    assert status == 202
+    first = [(t.event_id, t.msisdn, t.source) for t in rig.triggers]
+    assert [msisdn for _, msisdn, _ in first][:5] == [f"4670000{i:04d}" for i in range(5)]
+
+    await rig.pipeline.close()
+    with sqlite3.connect(rig.path) as conn:  # as if the process died before marking anything
+        conn.execute("UPDATE batches SET processed = 0")
+    conn.close()
+    restarted = await make_rig()
+    assert await restarted.pipeline.recover() == 2
+    assert [(t.event_id, t.msisdn, t.source) for t in restarted.triggers] == first
+    await restarted.pipeline.close()
+    await restarted.journal.close()

@@ -4,19 +4,31 @@ group commit, what survives a crash, checkpoints and pruning, failures."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import math
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from campaign_core.usage import UsageEvent, UsageKind
 from gateway.ingest.journal import (
+    FORMAT_DPI_JSON_LINES,
+    FORMAT_EVENTS,
+    SCHEMA_VERSION,
     IngestJournal,
     JournalBatch,
+    decode_batch,
     decode_events,
+    encode_batch,
     encode_events,
 )
+from gateway.ingest.schema import JsonLinesEvents, parse_json_lines
 from protocols.errors import LocalProtocolError, TransportError
 
 MakeUsage = Callable[..., UsageEvent]
@@ -236,3 +248,153 @@ async def test_synchronous_is_applied(tmp_path: Path, make_usage: MakeUsage) -> 
 
     assert await journal._read(synchronous) == 2  # FULL
     await journal.close()
+
+
+# --- JSON-lines batches: stored as they came, replayed through the schema -------------------------
+
+
+def exactly(events: Sequence[UsageEvent]) -> list[str]:
+    """Each event's values with their types, floats to the bit (repr tells -0.0 from 0.0)."""
+    return [repr([(type(v), v) for v in dataclasses.astuple(event)]) for event in events]
+
+
+DPI_LINES = b"\n".join(
+    [
+        b'{"event_id":"a","msisdn":"+46701234567","kind":"usage","package_id":"p","timestamp":1717243200.1000001,'
+        b'"used_bytes":1,"quota_bytes":3}',
+        b"",
+        b'{"event_id":"b","msisdn":"46701234568","kind":"threshold","package_id":"p \\u00fc","timestamp":'
+        b'"2024-06-01T14:00:00.123456789+02:00","percent":-0.0,"sequence":18446744073709551616,"period":"2024-06"}',
+        b'{"event_id":"bad","msisdn":"12","kind":"usage","package_id":"p","timestamp":1}',
+        b'{"event_id":"c","msisdn":"46701234569","kind":"exhausted","package_id":"p","timestamp":0,'
+        b'"percent":89.99999999999999,"used_bytes":null,"vendor":{"x":[1,2]}}\r',
+        b"   ",
+        b'{"event_id":"d","msisdn":"46701234569","kind":"renewed","package_id":"p","timestamp":99999999999.99998}',
+    ]
+)
+
+
+async def test_json_lines_batches_are_stored_as_they_came_and_replay_bit_identical(tmp_path: Path) -> None:
+    parsed = parse_json_lines(DPI_LINES, "dpi:http")
+    assert [e.event_id for e in parsed.events] == ["a", "b", "c", "d"] and len(parsed.errors) == 1
+    taken = parsed.to_take()
+    assert isinstance(taken, JsonLinesEvents)
+    journal = await opened(tmp_path / "j.sqlite")
+    batch_id = await journal.append(taken, "dpi:http")
+    plain = await journal.append(list(parsed.events), "dpi:http")  # not JsonLinesEvents: encoded
+    await journal.close()
+    with sqlite3.connect(tmp_path / "j.sqlite") as conn:
+        rows = conn.execute("SELECT format, events, event_count FROM batches ORDER BY batch_id").fetchall()
+    assert rows[0] == (FORMAT_DPI_JSON_LINES, taken.lines, 4)
+    assert b'"bad"' not in rows[0][1]  # only the lines that gave the events
+    assert rows[1][0] == FORMAT_EVENTS and isinstance(rows[1][1], str)
+
+    journal = await opened(tmp_path / "j.sqlite")  # the gateway restarted: replay
+    replayed = await journal.pending()
+    await journal.close()
+    assert [batch.batch_id for batch in replayed] == [batch_id, plain]
+    for batch in replayed:
+        assert exactly(batch.events) == exactly(parsed.events)
+        assert all(type(event.kind) is UsageKind for event in batch.events)
+    assert replayed[0].events[1].percent == 0.0 and math.copysign(1, replayed[0].events[1].percent) == -1
+
+
+def test_a_json_lines_batch_of_another_source_is_encoded_event_by_event() -> None:
+    events = parse_json_lines(DPI_LINES, "dpi:mqtt").to_take()
+    assert encode_batch(events, "dpi:mqtt")[0] == FORMAT_DPI_JSON_LINES
+    row_format, data = encode_batch(events, "dpi:http")  # the lines would replay with the wrong source
+    assert row_format == FORMAT_EVENTS
+    assert decode_batch(row_format, data, "dpi:http", 4) == tuple(events)
+
+
+lines_of_events = st.lists(
+    st.fixed_dictionaries(
+        {
+            "event_id": st.text(min_size=1, max_size=12),
+            "msisdn": st.from_regex(r"\A\+?[0-9]{5,15}\Z"),
+            "kind": st.sampled_from([kind.value for kind in UsageKind]),
+            "package_id": st.text(min_size=1, max_size=12),
+            "timestamp": st.floats(min_value=0, max_value=1e11, exclude_max=True)
+            | st.integers(min_value=0, max_value=10**11 - 1)
+            | st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat),
+        },
+        optional={
+            "sequence": st.none() | st.integers(min_value=0, max_value=2**70),
+            "used_bytes": st.none() | st.integers(min_value=0, max_value=2**70),
+            "quota_bytes": st.none() | st.integers(min_value=0, max_value=2**70),
+            "percent": st.none() | st.floats(min_value=0, max_value=100),
+            "period": st.none() | st.text(min_size=1, max_size=12),
+        },
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(lines_of_events, st.sampled_from([b"\n", b"\r\n"]))
+def test_generated_json_lines_rows_decode_to_the_very_same_events(
+    items: list[dict[str, object]], newline: bytes
+) -> None:
+    body = newline.join(json.dumps(item, ensure_ascii=False).encode() for item in items)
+    events = parse_json_lines(body, "dpi:http").to_take()
+    assert len(events) == len(items)
+    for batch in (events, list(events)):  # as the lines, and encoded event by event
+        row_format, data = encode_batch(batch, "dpi:http")
+        assert exactly(decode_batch(row_format, data, "dpi:http", len(items))) == exactly(events)
+
+
+def test_corrupt_rows_are_transport_errors() -> None:
+    lines = parse_json_lines(DPI_LINES, "s").to_take()
+    row_format, data = encode_batch(lines, "s")
+    with pytest.raises(TransportError, match="4 events, not 5"):
+        decode_batch(row_format, data, "s", 5)
+    with pytest.raises(TransportError, match="corrupt: msisdn: required field is missing"):
+        decode_batch(FORMAT_DPI_JSON_LINES, b'{"event_id": "x"}', "s", 1)
+    with pytest.raises(TransportError, match="format 'dpi-jsonl' of str"):
+        decode_batch(FORMAT_DPI_JSON_LINES, "text", "s", 1)
+    with pytest.raises(TransportError, match="format 'protobuf'"):
+        decode_batch("protobuf", b"", "s", 0)
+
+
+async def test_a_version_1_journal_is_migrated_and_its_rows_still_replay(
+    tmp_path: Path, make_usage: MakeUsage
+) -> None:
+    path = tmp_path / "j.sqlite"
+    events = batch_of(make_usage, "old", 2)
+    with sqlite3.connect(path) as conn:  # the layout schema version 1 wrote
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            "CREATE TABLE batches (batch_id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL,"
+            " received_at REAL NOT NULL, event_count INTEGER NOT NULL, events TEXT NOT NULL,"
+            " processed INTEGER NOT NULL DEFAULT 0)"
+        )
+        conn.execute(
+            "INSERT INTO batches (source, received_at, event_count, events) VALUES (?, ?, ?, ?)",
+            ("test", 1.0, 2, encode_events(events, "test")),
+        )
+    conn.close()
+    journal = await opened(path)
+    assert [batch.events for batch in await journal.pending()] == [tuple(events)]
+    lines = parse_json_lines(DPI_LINES, "dpi:http").to_take()
+    await journal.append(lines, "dpi:http")
+    assert [len(batch.events) for batch in await journal.pending()] == [2, 4]
+    await journal.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        assert [row[0] for row in conn.execute("SELECT format FROM batches ORDER BY batch_id")] == [
+            FORMAT_EVENTS,
+            FORMAT_DPI_JSON_LINES,
+        ]
+    conn.close()
+
+
+async def test_a_journal_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    await (await opened(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    conn.close()
+    with pytest.raises(TransportError, match="schema version 99"):
+        await opened(path)

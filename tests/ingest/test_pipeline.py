@@ -308,3 +308,66 @@ async def test_a_journal_closing_under_the_pipeline_leaves_the_batch_for_replay(
     assert [t.event_id for t in second.triggers] == ["late"]  # at-least-once: handed over again
     await second.pipeline.close()
     await second.journal.close()
+
+
+async def test_the_duplicate_window_counts_re_deliveries_and_forgets_old_ids(
+    make_rig: MakeRig, make_usage: Callable[..., UsageEvent]
+) -> None:
+    made = await make_rig(duplicate_window=4)
+
+    def events(*numbers: int) -> list[UsageEvent]:
+        return [make_usage(f"id{n}", msisdn=f"4670000{n:04d}", percent=50.0) for n in numbers]
+
+    await made.pipeline.take(events(0, 1, 2))
+    await made.pipeline.take(events(2, 3, 3))  # 2 seen before, 3 twice in the batch
+    assert made.pipeline.counters.duplicates == 2
+    await made.pipeline.take(events(4, 5, 6))  # the window (>= 4 distinct ids) lets 0, 1, 2 go
+    await made.pipeline.take(events(0, 3))  # 0 was forgotten, 3 is still in the window
+    assert made.pipeline.counters.duplicates == 3
+    assert len(made.pipeline._seen_ids) <= 4 + 3  # bounded: the window and at most one batch more
+    assert made.pipeline.counters.events_taken == 11
+    await made.pipeline.close()
+    await made.journal.close()
+
+    unwatched = await make_rig(duplicate_window=0)  # no window: not counted at all
+    await unwatched.pipeline.take(events(7, 7))
+    assert unwatched.pipeline.counters.duplicates == 0
+    await unwatched.pipeline.close()
+    await unwatched.journal.close()
+
+
+async def test_failing_on_trigger_calls_never_stop_the_others(
+    tmp_path: Path, clock: Callable[[], float], caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = IngestJournal(tmp_path / "ingest.sqlite", clock=clock)
+    await journal.open()
+    delivered: list[str] = []
+
+    def on_trigger(trigger: Trigger) -> None:
+        if trigger.msisdn in ("46700000000", "46700000002", "46700000005"):
+            raise RuntimeError(f"consumer bug {trigger.msisdn}")
+        delivered.append(trigger.msisdn)
+
+    pipeline = IngestPipeline(journal, TriggerDetector((90,)), on_trigger, clock=clock)
+    exhausted = [e for e in stream() if e.kind is UsageKind.EXHAUSTED]  # 6 triggers in one batch
+    await pipeline.take(exhausted)
+    assert delivered == ["46700000001", "46700000003", "46700000004"]
+    counters = pipeline.counters
+    assert counters.trigger_errors == 3
+    assert counters.triggers == {TriggerKind.EXHAUSTED: 6}
+    assert len(pipeline.latency_samples) == 6
+    assert "46700000005-ex" in caplog.text and "consumer bug 46700000002" in caplog.text
+    await pipeline.drain()
+    assert await journal.pending() == []  # handed over (the failures are the consumer's): marked
+    await pipeline.close()
+    await journal.close()
+
+
+async def test_latency_samples_keep_the_latest(make_rig: MakeRig) -> None:
+    made = await make_rig(latency_samples=4)
+    made.clock.now = T0 + 1000
+    exhausted = [e for e in stream() if e.kind is UsageKind.EXHAUSTED]
+    await made.pipeline.take(exhausted)
+    assert list(made.pipeline.latency_samples) == [T0 + 1000 - e.event_time for e in exhausted[-4:]]
+    await made.pipeline.close()
+    await made.journal.close()

@@ -4,29 +4,36 @@ errors, never an exception)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from campaign_core.usage import UsageEvent, UsageKind
 from gateway.ingest.schema import (
+    DpiEvent,
     EventError,
+    JsonLinesEvents,
+    _validators,
     json_schema,
     parse_event,
     parse_json,
     parse_json_lines,
+    to_usage_event,
 )
 from protocols.errors import DecodeError
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC).timestamp()
 
 MakeDpi = Callable[..., dict[str, Any]]
+DPI_EVENT = TypeAdapter(DpiEvent)
 
 
 def line(event: dict[str, Any]) -> bytes:
@@ -307,3 +314,224 @@ def test_any_bytes_give_events_or_errors_never_an_exception(body: bytes) -> None
         assert parsed.events or parsed.errors
         for error in parsed.errors:
             assert error.error and error.line >= 0
+
+
+# --- the direct validator (JSON -> UsageEvent in pydantic-core) against DpiEvent -----------------
+
+
+def reference(raw: bytes, source: str) -> UsageEvent | None:
+    """What ``DpiEvent`` then ``to_usage_event`` make of one object (None: refused)."""
+    try:
+        return to_usage_event(DPI_EVENT.validate_json(raw), source)
+    except ValidationError:
+        return None
+
+
+def direct(raw: bytes, source: str) -> UsageEvent | None:
+    try:
+        event: UsageEvent = _validators(source)[0](raw)
+    except ValidationError:
+        return None
+    return event
+
+
+def exactly(event: UsageEvent | None) -> str:
+    """Equal events, and every value of the same type with the same bits (repr tells -0.0 from 0.0)."""
+    return repr(None if event is None else [(type(value), value) for value in dataclasses.astuple(event)])
+
+
+def anything() -> st.SearchStrategy[Any]:
+    return st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5) | st.just([])
+
+
+def mostly(valid: st.SearchStrategy[Any], *edges: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Valid values nine times in ten, else values at and past the edges, or anything at all."""
+    wrong = st.one_of(*edges, anything())
+    return st.integers(min_value=0, max_value=9).flatmap(lambda n: valid if n else wrong)
+
+
+offsets = st.integers(min_value=-1439, max_value=1439).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+date_times = st.datetimes(timezones=offsets).map(datetime.isoformat) | st.datetimes(timezones=offsets).map(
+    lambda t: t.isoformat().replace("+00:00", "Z").replace("T", " ")
+)
+timestamps = mostly(
+    st.floats(min_value=0, max_value=1e11, exclude_max=True)
+    | st.integers(min_value=0, max_value=10**11 - 1)
+    | date_times,
+    st.floats(min_value=-10, max_value=2e11) | st.integers(min_value=-(2**65), max_value=2**65),
+    st.sampled_from([0, -0.0, 1e11, 1e11 - 1, 99999999999.99998, 2**53 + 1, math.inf, math.nan]),
+    st.datetimes().map(datetime.isoformat),  # no offset
+    st.from_regex(
+        r"\A20[0-9]{2}-[01][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-5][0-9]:[0-6][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:?[0-5][0-9])?\Z"
+    ),
+)
+counts = mostly(
+    st.none() | st.integers(min_value=0, max_value=2**70),
+    st.integers(min_value=-5, max_value=-1),
+    st.floats(min_value=-1, max_value=1e20),
+)
+names = mostly(st.text(min_size=1, max_size=10), st.just(""), st.text(min_size=255, max_size=257))
+dpi_events = st.fixed_dictionaries(
+    {
+        "event_id": names,
+        "msisdn": mostly(
+            st.from_regex(r"\A[0-9]{5,15}\Z") | st.from_regex(r"\A\+[0-9]{5,15}\Z"),
+            st.from_regex(r"\A\+{0,2}[0-9]{3,17}\n?\Z"),
+            st.sampled_from(["1234", "+1234", "12345", "+12345", "++12345", "12345\n", "123456789012345"]),
+            st.sampled_from(
+                [
+                    "+123456789012345",
+                    "1234567890123456",
+                    "+1234567890123456",
+                    "\uff11\uff12\uff13\uff14\uff15",
+                ]
+            ),
+        ),
+        "kind": mostly(
+            st.sampled_from([k.value for k in UsageKind]), st.sampled_from(["USAGE", "Usage", ""])
+        ),
+        "package_id": names,
+        "timestamp": timestamps,
+    },
+    optional={
+        "sequence": counts,
+        "used_bytes": counts,
+        "quota_bytes": counts,
+        "percent": mostly(
+            st.none() | st.floats(min_value=0, max_value=100),
+            st.floats(min_value=-1, max_value=101),
+            st.sampled_from([0, 100, -0.0, 100.0]),
+        ),
+        "period": mostly(
+            st.none() | st.text(min_size=1, max_size=10), st.just(""), st.text(min_size=127, max_size=130)
+        ),
+        "source": anything(),
+        "event_time": anything(),
+    },
+)
+metered_events = st.fixed_dictionaries(
+    {
+        "event_id": st.just("m"),
+        "msisdn": st.just("46701234567"),
+        "kind": st.sampled_from([k.value for k in UsageKind]),
+        "package_id": st.just("p"),
+        "timestamp": timestamps,
+        "used_bytes": st.integers(min_value=0, max_value=2**70),
+        "quota_bytes": st.integers(min_value=0, max_value=2**70),
+    },
+    optional={"percent": st.none()},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(dpi_events | metered_events)
+def test_the_direct_validator_takes_and_refuses_exactly_what_dpi_event_does(event: dict[str, Any]) -> None:
+    raw = json.dumps(event).encode()  # NaN and Infinity included: pydantic's parser reads them
+    expected = reference(raw, "dpi:test")
+    assert exactly(direct(raw, "dpi:test")) == exactly(expected)
+    parsed = parse_json_lines(raw, "dpi:test")  # the fast path and the slow path say the same
+    assert exactly(parsed.events[0] if parsed.events else None) == exactly(expected)
+
+
+EDGES: list[tuple[str, object]] = [
+    *[("msisdn", m) for m in ("1234", "12345", "123456789012345", "1234567890123456", "012345", "12345\n")],
+    *[("msisdn", m) for m in ("+1234", "+12345", "+123456789012345", "+1234567890123456", "++12345", "+")],
+    *[("msisdn", m) for m in (" 12345", "12 345", "\uff11\uff12\uff13\uff14\uff15", "", 12345)],
+    *[("event_id", "x" * n) for n in (0, 1, 256, 257)],
+    *[("package_id", "x" * n) for n in (0, 1, 256, 257)],
+    *[("period", p) for p in ("", "x", "x" * 128, "x" * 129, None, 5)],
+    *[("kind", k) for k in ("usage", "USAGE", "renewed", "", None, 1)],
+    *[
+        (f, c)
+        for f in ("sequence", "used_bytes", "quota_bytes")
+        for c in (-1, 0, 2**64, 1.0, True, "5", None)
+    ],
+    *[("percent", p) for p in (-0.0, 0, 100, 100.0000001, -1e-300, None, "90", True, math.nan, math.inf)],
+    *[
+        ("timestamp", t)
+        for t in (0, -0.0, -1, 1e11, 1e11 - 1, 99999999999, 100000000000, 1.5, math.nan, True)
+    ],
+    *[("timestamp", t) for t in ("1717243200", "2024-06-01T12:00:00Z", "2024-06-01t12:00:00z", None, "")],
+    *[
+        ("timestamp", t)
+        for t in ("2024-06-01T12:00:00", "2024-06-01T12:00:00+24:00", "2024-06-01T12:00:00+0200")
+    ],
+    *[
+        ("timestamp", t)
+        for t in ("2024-06-01T12:00:00.123456789-01:30", "2024-06-30T23:59:60Z", "2024-06-01Z")
+    ],
+    *[
+        ("timestamp", t)
+        for t in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:59", "2024-02-30T00:00Z")
+    ],
+]
+
+
+@pytest.mark.parametrize(("field", "value"), EDGES)
+def test_the_direct_validator_agrees_with_dpi_event_at_the_edges(
+    make_dpi: MakeDpi, field: str, value: object
+) -> None:
+    for base in (make_dpi("e"), make_dpi("e", used_bytes=450, quota_bytes=500)):
+        raw = json.dumps({**base, field: value}).encode()
+        assert exactly(direct(raw, "s")) == exactly(reference(raw, "s"))
+    without = make_dpi("e", used_bytes=450, quota_bytes=500)
+    without.pop(field, None)
+    raw = json.dumps(without).encode()
+    assert exactly(direct(raw, "s")) == exactly(reference(raw, "s"))
+
+
+def test_the_direct_validator_is_the_common_path(make_dpi: MakeDpi) -> None:
+    """Typical events never need the DpiEvent path (which would cost as much again)."""
+    for raw in (
+        make_dpi("a", used_bytes=1, quota_bytes=3),
+        make_dpi("b", msisdn="+46701234567", timestamp="2024-06-01T12:00:00.5+02:00", percent=None),
+        make_dpi("c", sequence=3, period="p", percent=99.5, source="forged", event_time=1),
+    ):
+        event = direct(line(raw), "dpi:test")
+        assert event is not None
+        assert exactly(event) == exactly(reference(line(raw), "dpi:test"))
+        assert event.source == "dpi:test"  # never taken from the event's own fields
+    assert direct(line(make_dpi("b", msisdn="+46701234567")), "dpi:test").msisdn == "46701234567"  # type: ignore[union-attr]
+    assert direct(line(make_dpi("a", used_bytes=1, quota_bytes=3)), "s").percent == 100 / 3  # type: ignore[union-attr]
+
+
+def test_json_lines_keep_the_lines_that_gave_the_events(make_dpi: MakeDpi) -> None:
+    good = b"\n".join(line(make_dpi(f"e{i}", percent=float(i))) for i in range(5)) + b"\n"
+    parsed = parse_json_lines(good, "s")
+    assert parsed.lines is good  # every line valid: the body itself, no copy
+    bad = b"\r\n".join(
+        [line(make_dpi("a")), b"{broken", b"", line(make_dpi("b", msisdn="12")), line(make_dpi("c")), b" "]
+    )
+    parsed = parse_json_lines(bad, "s")
+    assert [event.event_id for event in parsed.events] == ["a", "c"]
+    assert parsed.lines is not None and b"broken" not in parsed.lines and b'"b"' not in parsed.lines
+    again = parse_json_lines(parsed.lines, "s")
+    assert again.errors == [] and again.events == parsed.events
+    assert parse_json_lines(b"{bad\n", "s").lines is None
+    assert parse_json(json.dumps([make_dpi("a")]).encode(), "s").lines is None  # arrays: events journaled
+
+
+def test_to_take_gives_the_events_with_their_lines(make_dpi: MakeDpi) -> None:
+    body = b"\n".join(line(make_dpi(f"e{i}")) for i in range(3))
+    parsed = parse_json_lines(body, "dpi:x")
+    taken = parsed.to_take()
+    assert isinstance(taken, JsonLinesEvents)
+    assert list(taken) == parsed.events and len(taken) == 3 and taken[1] == parsed.events[1]
+    assert taken[1:] == tuple(parsed.events[1:])
+    assert taken.lines is body and taken.source == "dpi:x"
+    assert JsonLinesEvents([], b"").source is None
+    array = parse_json(json.dumps([make_dpi("a")]).encode(), "s")
+    assert array.to_take() is array.events
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(dpi_events | metered_events, max_size=6))
+def test_arrays_take_and_refuse_like_dpi_event_item_by_item(batch: list[dict[str, Any]]) -> None:
+    parsed = parse_json(json.dumps(batch).encode(), "s")
+    expected = [reference(json.dumps(item).encode(), "s") for item in batch]
+    assert [exactly(event) for event in parsed.events] == [exactly(e) for e in expected if e is not None]
+    assert [error.line for error in parsed.errors] == [
+        i + 1 for i, e in enumerate(expected) if e is None
+    ] or (not batch and parsed.errors == [])
