@@ -14,9 +14,16 @@ in its own process pinned to core 0, the load on core 1:
 
 The Diameter path (CCR-U over TCP) is measured by ``bench/ingest_diameter.py``.
 
+The HTTP server also reports its CPU time per event (``time.thread_time`` of each phase in its own
+thread, so the figures hold on a box shared with other loads, unlike the rate): ``parse`` (validating
+the bodies), ``detect`` (the journal's commit listener: trigger detection, hand-over, checkpoint
+snapshots), ``journal`` (the journal's worker thread: SQLite), ``other`` (aiohttp, the event loop,
+the kernel's share) and ``total``; ``gc`` is the garbage collector's share of all of them.
+
     .venv/bin/python bench/ingest.py             # both paths, 3 runs each (about 1-2 minutes)
     .venv/bin/python bench/ingest.py --quick     # smoke run
     .venv/bin/python bench/ingest.py --paths http --events 500000 --json
+    .venv/bin/python bench/ingest.py --paths http --gc-freeze   # what gc.freeze() at start would give
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -96,6 +104,8 @@ async def serve(args: argparse.Namespace) -> None:
 
     service.pipeline.take = timed_take  # type: ignore[method-assign]
     await service.start()
+    if args.gc_freeze:  # a what-if: the import-time objects and the recovered state out of every collection
+        gc.freeze()
     measure = Measure(service, args.expect)
     print("ready", flush=True)
     await measure.reached.wait()
@@ -129,8 +139,10 @@ class Measure:
 
         self.reached = asyncio.Event()
         self.done = 0.0
-        self.cpu = {"parse": 0.0, "detect": 0.0, "journal": 0.0, "total": 0.0}
-        self._phases = {"parse": 0.0, "detect": 0.0, "journal": 0.0}
+        self.cpu = {"parse": 0.0, "detect": 0.0, "journal": 0.0, "total": 0.0, "gc": 0.0}
+        self._phases = {"parse": 0.0, "detect": 0.0, "journal": 0.0, "gc": 0.0}
+        self._gc_started = 0.0
+        gc.callbacks.append(self._collecting)
         for module, name in (
             (http_module, "parse_json"),
             (http_module, "parse_json_lines"),
@@ -152,6 +164,13 @@ class Measure:
         journal._write = self._timed("journal", journal._write)
         self._process_start = time.process_time()
 
+    def _collecting(self, phase: str, info: dict[str, int]) -> None:
+        """Garbage collection (part of whichever phase it interrupts, also shown on its own)."""
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        else:
+            self._phases["gc"] += time.thread_time() - self._gc_started
+
     def _timed(self, phase: str, function: Any) -> Any:
         phases = self._phases
 
@@ -166,11 +185,12 @@ class Measure:
 
 
 def start_server(
-    kind: str, directory: str, port: int, expect: int, client_id: str = ""
+    kind: str, directory: str, port: int, expect: int, client_id: str = "", *, gc_freeze: bool = False
 ) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, str(HERE), "--serve", kind, "--dir", directory, "--port", str(port),
-         "--expect", str(expect), "--client-id", client_id or "tgw-bench-ingest"],
+         "--expect", str(expect), "--client-id", client_id or "tgw-bench-ingest",
+         *(["--gc-freeze"] if gc_freeze else [])],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -208,14 +228,14 @@ async def post_all(url: str, bodies: list[bytes], concurrency: int) -> float:
     return started
 
 
-def run_http(events: int, per_body: int = 10_000) -> dict[str, Any]:
+def run_http(events: int, per_body: int = 10_000, gc_freeze: bool = False) -> dict[str, Any]:
     bodies = [
         b"\n".join(event_line(i) for i in range(start, min(events, start + per_body))) + b"\n"
         for start in range(0, events, per_body)
     ]
     with tempfile.TemporaryDirectory() as directory:
         port = free_port()
-        proc = start_server("http", directory, port, events)
+        proc = start_server("http", directory, port, events, gc_freeze=gc_freeze)
         pin(1)
         started = asyncio.run(post_all(f"http://127.0.0.1:{port}/v1/events", bodies, 4))
         result = server_result(proc)
@@ -340,6 +360,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="what-if: gc.freeze() in the HTTP server once started (the service does not do it)",
+    )
     # internal: the child processes
     parser.add_argument("--serve", choices=("http", "mqtt"), help=argparse.SUPPRESS)
     parser.add_argument("--bare-mqtt", type=int, help=argparse.SUPPRESS)
@@ -360,7 +385,7 @@ def main() -> None:
     report: dict[str, Any] = {}
     paths = args.paths.split(",")
     if "http" in paths:
-        runs = [run_http(args.events) for _ in range(args.runs)]
+        runs = [run_http(args.events, gc_freeze=args.gc_freeze) for _ in range(args.runs)]
         rate = statistics.median(r["rate"] for r in runs)
         report["http"] = {"runs": runs, "median_events_per_s": rate, "goal": 200_000, "met": rate >= 200_000}
         if not args.json:
@@ -372,7 +397,7 @@ def main() -> None:
                     f"      run: {r['events']:,} events in {r['seconds']:.2f} s, {r['commits']} commits, {r['triggers']:,} triggers"
                 )
             print("      server CPU per event (us), median of the runs:")
-            for phase in ("parse", "detect", "journal", "other", "total"):
+            for phase in ("parse", "detect", "journal", "other", "total", "gc"):
                 print(f"        {phase:8s} {statistics.median(cpu_per_event(r, phase) for r in runs):6.2f}")
     if "mqtt" in paths:
         runs = [run_mqtt(args.messages) for _ in range(args.runs)]

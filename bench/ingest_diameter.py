@@ -3,7 +3,7 @@ core, from the wire into trigger decisions, against python-diameter's ``Node`` u
 
 How to run (from the repository root)::
 
-    .venv/bin/python bench/ingest_diameter.py            # full run, about 3 minutes
+    .venv/bin/python bench/ingest_diameter.py            # full run, about 4 minutes
     .venv/bin/python bench/ingest_diameter.py --quick    # smoke run, about 15 s
     .venv/bin/python bench/ingest_diameter.py --json     # one JSON document instead of the table
 
@@ -125,13 +125,8 @@ PGW = "pgw1.epc.mnc001.mcc001.3gppnetwork.org"
 RATING_GROUP = 100
 GRANT_OCTETS = 1 << 30
 REPORTS_PER_SUBSCRIBER = 5
-REASONS = (
-    1,
-    4,
-    1,
-    0,
-    3,
-)  # Reporting-Reason (TS 32.299 7.2.175): QHT, VALIDITY_TIME, QHT, THRESHOLD, EXHAUSTED
+# Reporting-Reason (TS 32.299 7.2.175) of a subscriber's reports: QHT, VALIDITY_TIME, QHT, THRESHOLD, EXHAUSTED
+REASONS = (1, 4, 1, 0, 3)
 WARMUP = 1000
 WARMUP_BASE = 9_000_000  # subscriber numbers of the warm-up traffic (disjoint from the timed ones)
 PEERS_BASELINE = 13_600  # PEERS.md 3.3: a ~150-line asyncio server, median CCR/s (another day)

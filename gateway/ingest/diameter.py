@@ -399,11 +399,8 @@ class _Endpoint:
         self._connections.discard(connection)
 
     def _answer(self, connection: _Connection, reply: Message, status: int) -> None:
-        self._send(connection, reply.command_code, codec.encode(reply), status)
-
-    def _send(self, connection: _Connection, command_code: int, octets: bytes, status: int) -> None:
-        self.answers[command_code, int(status)] += 1
-        connection.write_answer(octets)
+        self.answers[reply.command_code, int(status)] += 1
+        connection.write_answer(codec.encode(reply))
 
     async def handle_batch(self, connection: _Connection, batch: list[tuple[Message, Request]]) -> None:
         """Take the events of ``batch`` in one ``sink.take``, then answer every request."""
@@ -424,22 +421,24 @@ class _Endpoint:
                 status = ResultCode.DIAMETER_TOO_BUSY
         granted = self._granted
         host, realm = settings.origin_host, settings.origin_realm
+        success = status == ResultCode.DIAMETER_SUCCESS
+        status_code = int(status)
+        answers: list[bytes] = []
         for message, request in batch:
             services: Sequence[MultipleServicesCreditControl] = ()
-            if (
-                status == ResultCode.DIAMETER_SUCCESS
-                and isinstance(request, CreditControlRequest)
-                and not request.is_gx
-            ):
+            if success and isinstance(request, CreditControlRequest) and not request.is_gx:
                 services = answer_services(request, status, granted)
-            octets = encode_answer(
-                message,
-                status,
-                origin_host=host,
-                origin_realm=realm,
-                multiple_services_credit_control=services,
+            answers.append(
+                encode_answer(
+                    message,
+                    status,
+                    origin_host=host,
+                    origin_realm=realm,
+                    multiple_services_credit_control=services,
+                )
             )
-            self._send(connection, message.command_code, octets, status)
+            self.answers[message.command_code, status_code] += 1
+        connection.write_answer(b"".join(answers))  # the batch's answers in one go
 
     def refuse(self, connection: _Connection, message: Message, error: RemoteProtocolError) -> None:
         log.info(

@@ -243,14 +243,16 @@ class IngestPipeline:
         The window is kept per batch, in set operations (C loops), rather than per id: it holds the
         ids of the latest batches, dropped a whole batch at a time once the others hold
         ``duplicate_window`` ids, so it always covers at least the last ``duplicate_window`` distinct
-        ids (and at most one batch more)."""
+        ids (and at most one batch more). 4k instructions per event as a set and a deque per id, 1k so."""
         ids = {event.event_id for event in events}
         duplicates = len(events) - len(ids)
         seen = self._seen_ids
         if not seen.isdisjoint(ids):
             duplicates += len(ids & seen)
-            ids -= seen
+            ids -= seen  # a re-delivery does not refresh its id's place in the window
         self._counters.duplicates += duplicates
+        if not ids:
+            return
         seen |= ids
         generations = self._seen_generations
         generations.append(ids)

@@ -117,11 +117,16 @@ def _epoch_seconds(timestamp: datetime) -> float:
     return timestamp.timestamp()
 
 
+def _used_percent(used: int, quota: int) -> float:
+    """``used * 100 / quota`` capped at 100 (``quota`` > 0); never an OverflowError for huge counts."""
+    return 100.0 if used >= quota else used * 100 / quota
+
+
 def _computed_percent(data: dict[str, Any]) -> float | None:
     used = data.get("used_bytes")
     quota = data.get("quota_bytes")
     if quota and used is not None:
-        return min(100.0, float(used * 100 / quota))
+        return _used_percent(used, quota)
     return None
 
 
@@ -312,7 +317,7 @@ def to_usage_event(event: DpiEvent, source: str) -> UsageEvent:
     quota = event.get("quota_bytes")
     percent = event.get("percent")
     if percent is None and quota and used is not None:
-        percent = min(100.0, used * 100 / quota)
+        percent = _used_percent(used, quota)
     return UsageEvent(
         event["event_id"],
         msisdn,

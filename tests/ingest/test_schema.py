@@ -95,6 +95,8 @@ def test_timestamps_as_rfc3339_with_offset_or_epoch_seconds(
     [
         ({"used_bytes": 450, "quota_bytes": 500}, 90.0),
         ({"used_bytes": 600, "quota_bytes": 500}, 100.0),  # over quota: capped
+        ({"used_bytes": 10**400, "quota_bytes": 1}, 100.0),  # no OverflowError for absurd counts
+        ({"used_bytes": 10**400, "quota_bytes": 10**401}, 10.0),
         ({"used_bytes": 450, "quota_bytes": 0}, None),  # no quota: nothing to compute
         ({"used_bytes": 450}, None),
         ({"used_bytes": 450, "quota_bytes": 500, "percent": 42.5}, 42.5),  # given wins
@@ -446,7 +448,7 @@ EDGES: list[tuple[str, object]] = [
     *[
         (f, c)
         for f in ("sequence", "used_bytes", "quota_bytes")
-        for c in (-1, 0, 2**64, 1.0, True, "5", None)
+        for c in (-1, 0, 2**64, 10**400, 1.0, True, "5", None)
     ],
     *[("percent", p) for p in (-0.0, 0, 100, 100.0000001, -1e-300, None, "90", True, math.nan, math.inf)],
     *[
