@@ -21,10 +21,12 @@ Layout
       ``schema.parse_json_lines`` with the batch's source: the same validation of the same bytes,
       so the very same events. This costs no encoding at all on the way in (the JSON of the events
       cost 21k instructions per event, more than validating them); the rows are about twice as
-      large. A change of the DPI schema must keep decoding these rows as before (or migrate them).
+      large. Replay after an upgrade runs the new code on these rows: a change of the DPI schema
+      (or of pydantic's validation) must keep decoding them as before, or migrate them.
 
     Either way a replay feeds the detector the very same values (``tests/ingest/test_journal.py``
     compares the floats bit for bit). Schema version 1 (before ``format``) is migrated on open.
+
     ``checkpoint``: at most one row, the trigger detector's snapshot (JSON) and the last batch it
     reflects; saving it prunes the processed batches up to that one.
 

@@ -212,6 +212,9 @@ def _usage_event_schema(source: str) -> core_schema.CoreSchema:
     )
 
 
+_usage_event_schema("")  # at import, not at the first event, should pydantic lay DpiEvent out otherwise
+
+
 @functools.lru_cache(maxsize=64)
 def _validators(
     source: str,
@@ -273,7 +276,8 @@ class JsonLinesEvents(Sequence[UsageEvent]):
 
     Handed to ``EventSink.take`` like any sequence of events. The journal recognises it: it stores
     the lines as they came instead of encoding every event again, and decodes them with
-    ``parse_json_lines`` on replay. Immutable, so the lines and the events cannot drift apart.
+    ``parse_json_lines`` on replay. Immutable, so the lines and the events cannot drift apart; made
+    by ``ParsedBatch.to_take`` (the lines must be exactly what ``parse_json_lines`` made the events of).
     """
 
     __slots__ = ("_events", "lines")
