@@ -172,6 +172,8 @@ async def test_push_accepted_after_50_ms_comes_back_as_mo(smsc: SmscSimulator, e
     assert loop.time() - started >= 0.05
     answer = answer_of(mos[0])
     assert answer == DstkAnswer(OFFER_ID, StkOutcome.ACCEPTED, 0, 0)
+    # the handset logs MO_SENT once its submit completed, which may be after the ESME already has the MO
+    await wait_until(lambda: any(e.kind is LogKind.MO_SENT for e in phone.log), "the handset's MO log entry")
     kinds = [entry.kind for entry in phone.log]
     assert (
         kinds.index(LogKind.DIALOG_SHOWN) < kinds.index(LogKind.USER_ANSWERED) < kinds.index(LogKind.MO_SENT)
