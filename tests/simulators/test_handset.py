@@ -313,7 +313,7 @@ async def test_por_by_sms_submit_reaches_the_esme_before_the_answer(
     por = parse_por(first.short_message, SPI_POR_SUBMIT)
     assert (por.status, por.additional_response_data) == (ResponseStatus.POR_OK, b"")
     assert answer_of(second, SPI_POR_SUBMIT).outcome is StkOutcome.ACCEPTED
-    assert len(phone.entries(LogKind.MO_SENT)) == 2
+    await wait_until(lambda: len(phone.entries(LogKind.MO_SENT)) == 2, "both MO_SENT log entries")
     await phone.close()
 
 
