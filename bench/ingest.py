@@ -23,7 +23,7 @@ the kernel's share) and ``total``; ``gc`` is the garbage collector's share of al
     .venv/bin/python bench/ingest.py             # both paths, 3 runs each (about 1-2 minutes)
     .venv/bin/python bench/ingest.py --quick     # smoke run
     .venv/bin/python bench/ingest.py --paths http --events 500000 --json
-    .venv/bin/python bench/ingest.py --paths http --gc-freeze   # what gc.freeze() at start would give
+    .venv/bin/python bench/ingest.py --paths http --default-gc   # CPython's default collector settings
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     from gateway.ingest.config import HttpConfig, IngestConfig, JournalConfig, MqttConfig
     from gateway.ingest.service import IngestService
+    from gateway.runtime import settle_heap
 
     logging.basicConfig(level=logging.WARNING)
     pin(0)
@@ -104,8 +105,8 @@ async def serve(args: argparse.Namespace) -> None:
 
     service.pipeline.take = timed_take  # type: ignore[method-assign]
     await service.start()
-    if args.gc_freeze:  # a what-if: the import-time objects and the recovered state out of every collection
-        gc.freeze()
+    if not args.default_gc:  # as `tgw ingest` does once started
+        settle_heap()
     measure = Measure(service, args.expect)
     print("ready", flush=True)
     await measure.reached.wait()
@@ -185,12 +186,12 @@ class Measure:
 
 
 def start_server(
-    kind: str, directory: str, port: int, expect: int, client_id: str = "", *, gc_freeze: bool = False
+    kind: str, directory: str, port: int, expect: int, client_id: str = "", *, default_gc: bool = False
 ) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, str(HERE), "--serve", kind, "--dir", directory, "--port", str(port),
          "--expect", str(expect), "--client-id", client_id or "tgw-bench-ingest",
-         *(["--gc-freeze"] if gc_freeze else [])],
+         *(["--default-gc"] if default_gc else [])],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -228,14 +229,14 @@ async def post_all(url: str, bodies: list[bytes], concurrency: int) -> float:
     return started
 
 
-def run_http(events: int, per_body: int = 10_000, gc_freeze: bool = False) -> dict[str, Any]:
+def run_http(events: int, per_body: int = 10_000, default_gc: bool = False) -> dict[str, Any]:
     bodies = [
         b"\n".join(event_line(i) for i in range(start, min(events, start + per_body))) + b"\n"
         for start in range(0, events, per_body)
     ]
     with tempfile.TemporaryDirectory() as directory:
         port = free_port()
-        proc = start_server("http", directory, port, events, gc_freeze=gc_freeze)
+        proc = start_server("http", directory, port, events, default_gc=default_gc)
         pin(1)
         started = asyncio.run(post_all(f"http://127.0.0.1:{port}/v1/events", bodies, 4))
         result = server_result(proc)
@@ -324,7 +325,7 @@ async def bare_drain(port: int, messages: int) -> tuple[float, float]:
     return first, time.time()
 
 
-def run_mqtt(messages: int) -> dict[str, Any]:
+def run_mqtt(messages: int, default_gc: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         broker = Broker(Path(directory), messages)
         try:
@@ -337,7 +338,9 @@ def run_mqtt(messages: int) -> dict[str, Any]:
                 capture_output=True, text=True, timeout=600, check=True,
             )  # fmt: skip
             bare_first, bare_done = json.loads(bare.stdout)
-            proc = start_server("mqtt", directory, broker.port, messages, "tgw-bench-ingest")
+            proc = start_server(
+                "mqtt", directory, broker.port, messages, "tgw-bench-ingest", default_gc=default_gc
+            )
             result = server_result(proc)
         finally:
             broker.stop()
@@ -361,9 +364,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
-        "--gc-freeze",
+        "--default-gc",
         action="store_true",
-        help="what-if: gc.freeze() in the HTTP server once started (the service does not do it)",
+        help="run the servers with CPython's default collector settings instead of what `tgw ingest` "
+        "applies once started (gateway.runtime.settle_heap)",
     )
     # internal: the child processes
     parser.add_argument("--serve", choices=("http", "mqtt"), help=argparse.SUPPRESS)
@@ -385,7 +389,7 @@ def main() -> None:
     report: dict[str, Any] = {}
     paths = args.paths.split(",")
     if "http" in paths:
-        runs = [run_http(args.events, gc_freeze=args.gc_freeze) for _ in range(args.runs)]
+        runs = [run_http(args.events, default_gc=args.default_gc) for _ in range(args.runs)]
         rate = statistics.median(r["rate"] for r in runs)
         report["http"] = {"runs": runs, "median_events_per_s": rate, "goal": 200_000, "met": rate >= 200_000}
         if not args.json:
@@ -400,7 +404,7 @@ def main() -> None:
             for phase in ("parse", "detect", "journal", "other", "total", "gc"):
                 print(f"        {phase:8s} {statistics.median(cpu_per_event(r, phase) for r in runs):6.2f}")
     if "mqtt" in paths:
-        runs = [run_mqtt(args.messages) for _ in range(args.runs)]
+        runs = [run_mqtt(args.messages, args.default_gc) for _ in range(args.runs)]
         ours = statistics.median(r["ours"] for r in runs)
         bare = statistics.median(r["bare"] for r in runs)
         ratio = statistics.median(r["ratio"] for r in runs)

@@ -28,6 +28,7 @@ from dataclasses import asdict
 from campaign_core.usage import Trigger
 from gateway.ingest.config import load_ingest_config
 from gateway.ingest.service import IngestService
+from gateway.runtime import settle_heap
 from gateway.smpp.client import BindError, ClientConfig, SmppClient, SubmitError
 from protocols.errors import ConfigError, GatewayError, TransportError
 
@@ -98,6 +99,7 @@ async def _ingest_async(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, on_signal)
     service = IngestService(config, emit)
     await service.start()
+    settle_heap()  # after recovery: the recovered detector state is frozen out of every collection
     addresses = []
     if service.diameter_address is not None:
         addresses.append(f"diameter={service.diameter_address[0]}:{service.diameter_address[1]}")
