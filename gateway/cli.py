@@ -9,6 +9,17 @@ parts when long), prints the message id of each part and, with ``--dlr``, waits 
 delivery receipt and prints its final state. Exit status: 0 success, 1 connection
 failure, 2 bind refused, 3 submit rejected, 4 no receipt in time, 5 the receipt reports a failure.
 
+``tgw validate DIR [--ussd-menus FILE] [--sim-keys FILE] [--reply-to ADDR]`` checks a directory of
+campaign files (``gateway.campaigns``): the schema of each file, the rules across files, and the
+channels (each offered package's USSD code routed to the purchase handler by the menus, default
+``configs/ussd/menus.yaml``; each SMS within its parts; each DSTK dialog within one SMS). It prints
+``DIR: N campaigns, M experiments OK`` and exits 0, or prints every mistake as ``file:line: reason``
+on stderr and exits 1.
+
+``tgw explain MSISDN --store FILE`` prints a subscriber's decision trail from the campaign store;
+``tgw replay EVENTS.jsonl --campaigns DIR`` runs a recorded event log through a campaign directory and
+prints the decisions and KPIs without contacting anyone (``gateway.campaigns.cli``).
+
 The simulator commands (``tgw sim ...``, ``tgw demo``) are added by ``simulators.cli``, which owns
 the console script, because the gateway package must not import the simulators.
 """
@@ -26,6 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from campaign_core.usage import Trigger
+from gateway.campaigns import DEFAULT_REPLY_TO, DEFAULT_USSD_MENUS, CampaignDirError, load_campaign_dir
+from gateway.campaigns.cli import register as register_campaign_commands
 from gateway.ingest.config import load_ingest_config
 from gateway.ingest.service import IngestService
 from gateway.runtime import settle_heap
@@ -77,6 +90,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[
     )
     ingest.add_argument("--config", required=True, metavar="FILE", help="YAML with an `ingest:` section")
     ingest.set_defaults(func=_ingest)
+
+    validate = sub.add_parser(
+        "validate", help="check a directory of campaign files (file:line: reason for each mistake)"
+    )
+    validate.add_argument("directory", metavar="DIR", help="e.g. configs/campaigns")
+    validate.add_argument(
+        "--ussd-menus",
+        default=str(DEFAULT_USSD_MENUS),
+        metavar="FILE",
+        help=f"the USSD menus that must route each offered package's code (default {DEFAULT_USSD_MENUS})",
+    )
+    validate.add_argument(
+        "--sim-keys",
+        default=None,
+        metavar="FILE",
+        help="size DSTK dialogs for each card of this SIM key file (default: the strongest default "
+        "security level, AES, on every kind of handset)",
+    )
+    validate.add_argument(
+        "--reply-to",
+        default=DEFAULT_REPLY_TO,
+        metavar="ADDR",
+        help=f"the short code carried in every DSTK offer (default {DEFAULT_REPLY_TO})",
+    )
+    validate.set_defaults(func=_validate)
+    register_campaign_commands(sub)  # explain, replay
     return parser, sub
 
 
@@ -114,6 +153,21 @@ async def _ingest_async(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await service.stop()
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        campaigns = load_campaign_dir(
+            args.directory, ussd_menus=args.ussd_menus, sim_keys=args.sim_keys, reply_to=args.reply_to
+        )
+    except CampaignDirError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    print(
+        f"{args.directory}: {len(campaigns.campaigns)} campaigns, {len(campaigns.experiments)} experiments OK"
+    )
     return 0
 
 

@@ -20,7 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from protocols.errors import ConfigError
 
-__all__ = ["load_yaml_model", "parse_yaml_model"]
+__all__ = ["load_yaml_model", "parse_yaml_model", "yaml_line"]
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
@@ -114,3 +114,16 @@ def load_yaml_model(path: str | Path, model: type[ModelT]) -> ModelT:
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", file, None) from None
     return parse_yaml_model(text, model, file)
+
+
+def yaml_line(path: str | Path, location: Sequence[int | str]) -> int | None:
+    """The line of the value at ``location`` (keys and list indexes, like a pydantic error ``loc``) in the
+    YAML file at ``path``, or of the nearest enclosing value that exists; None when the file cannot be
+    read or parsed. For errors found after a file was validated (rules across files, channel limits)."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if root is None:
+        return None
+    return _line(_node_at(root, location))

@@ -1,0 +1,1122 @@
+"""The campaign engine: events in, commands out, pure and deterministic (DESIGN.md, "One engine shape").
+
+``Engine.handle(event, now) -> list[Command]`` and ``Engine.next_deadline()``; the gateway sends ``Tick()``
+at the deadline. No clock, no I/O: ``now`` is passed in, so a recorded event log replays to the very same
+commands (``tgw replay``). The commands include ``Record``\\ s, the decision trail; the gateway writes the
+records and commands to its store before it carries the commands out (a transactional outbox) and feeds
+back what happened (``CreditScored``, ``DeliveryReported``, ``Responded``, ``Activated``, ...).
+
+The journey of one offer (issue #7, "The reference journey")::
+
+    TriggerRaised ─ match campaigns (trigger kind, level, days before) ─ experiment arm (control: recorded,
+    never contacted) ─ eligibility ─ cooldown / open offer ─ arbitration (priority, value) ─▶ offer
+      [arm delay] ─▶ QueryCredit ─▶ CreditScored | CreditFailed | timeout (fallback or no offer)
+      ─▶ affordable options (balance first, then credit) ─▶ step 1 … step n:
+          [after] ─ eligibility again ─ policy (DND, quiet hours: defer/drop, caps) ─▶ PushStk / SendSms
+          ─ wait ``wait`` after the delivery receipt (``hard_cap`` after submission without one) ─▶ next step
+      ─▶ after the last step the offer stays open until it expires (``expires_after`` from the first contact)
+    Responded (DSTK OK / item, USSD code, SMS reply) on an open offer ─▶ Activate (offer id = idempotency key)
+      ─▶ Activated ─▶ confirmation SMS, closed "activated" | ActivationFailed ─▶ closed "failed"
+
+Exactly once: the first acceptable response moves the offer to ACTIVATING; a second one (a late DSTK OK
+after the SMS, a double dial) is answered "already taken" and activates nothing; a response to an offer
+that expired is answered "expired". Every offer ends: activated, declined, expired, suppressed or failed
+(a ``CLOSED`` record says which). Ids are deterministic (``model.offer_id``; commands ``<offer>:<step>``,
+``<offer>:score``, ``<offer>:confirm``), so a replay after a crash gives the same ids and billing's
+idempotency key stops a second activation.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import IntEnum
+from zoneinfo import ZoneInfo
+
+from campaign_core.config import (
+    CampaignConfig,
+    CampaignSet,
+    EligibilityConfig,
+    ExperimentConfig,
+    JourneyStep,
+    OfferTexts,
+)
+from campaign_core.experiments import Candidate, arbitrate, assign, offer_value
+from campaign_core.model import (
+    Activate,
+    Activated,
+    ActivationFailed,
+    ActivePackage,
+    Channel,
+    Command,
+    CreditFailed,
+    CreditScored,
+    DeliveryReported,
+    Event,
+    OfferOption,
+    Payment,
+    Profile,
+    ProfileUpdated,
+    Purchased,
+    PushStk,
+    QueryCredit,
+    Record,
+    RecordKind,
+    Reply,
+    Responded,
+    ResponseChannel,
+    SendSms,
+    SubmitFailed,
+    Tick,
+    TriggerKind,
+    TriggerRaised,
+    offer_id,
+)
+from campaign_core.policy import ContactPolicy, Deferred, Suppressed
+from campaign_core.texts import option_fields, render_step_text
+from protocols.errors import ConfigError
+
+__all__ = ["Engine", "OfferState", "OfferView", "eligibility_failure"]
+
+_RECENT_TRIGGERS = 8  # trigger ids remembered per subscriber to drop re-deliveries
+_RECENT_CLOSED = 4
+_RECENT_RESPONSES = 4  # response ids remembered per subscriber  # closed offers remembered per subscriber to answer late responses
+TRANSACTIONAL = "transactional"
+_DEFAULT_TEXTS = OfferTexts()
+_UNKNOWN_PROFILE = Profile("")
+_TEXT_CACHE_LIMIT = 4096  # distinct (step, options) texts kept; options come from a small catalogue
+
+
+class OfferState(IntEnum):
+    DELAYED = 1  # an experiment arm's delay before anything happens
+    SCORING = 2  # QueryCredit sent
+    STEP_PENDING = 3  # waiting for a step's ``after`` or the end of quiet hours
+    AWAITING = 4  # a step was sent; waiting for an answer
+    OPEN = 5  # every step done; the offer stands until it expires
+    ACTIVATING = 6  # Activate sent
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """An open offer as tests and ``tgw explain`` see it."""
+
+    offer_id: str
+    msisdn: str
+    campaign_id: str
+    variant: str | None
+    state: OfferState
+    step: int
+    options: tuple[OfferOption, ...]
+    deadline: float | None
+    expires_at: float | None
+
+
+class _Offer:
+    __slots__ = (
+        "campaign",
+        "chosen",
+        "deadline",
+        "delivered",
+        "expires_at",
+        "msisdn",
+        "offer_id",
+        "options",
+        "pushed",
+        "state",
+        "step",
+        "step_ready",
+        "trigger",
+        "variant",
+    )
+
+    def __init__(
+        self, offer_id: str, campaign: CampaignConfig, variant: str | None, trigger: TriggerRaised
+    ) -> None:
+        self.offer_id = offer_id
+        self.campaign = campaign
+        self.variant = variant
+        self.trigger = trigger
+        self.msisdn = trigger.msisdn
+        self.state = OfferState.SCORING
+        self.step = 0
+        self.step_ready = False  # the current step's ``after`` has elapsed (or was zero)
+        self.options: tuple[OfferOption, ...] = ()
+        self.chosen: OfferOption | None = None  # the option being activated
+        self.pushed: tuple[OfferOption, ...] = ()  # what the last STK dialog offered (STK OK buys its first)
+        self.deadline: float | None = None
+        self.expires_at: float | None = None
+        self.delivered = False
+
+
+class _Subscriber:
+    __slots__ = ("closed", "last_start", "offers", "profile", "responses", "triggers")
+
+    def __init__(self) -> None:
+        self.profile: Profile | None = None
+        self.triggers: tuple[str, ...] = ()
+        self.responses: tuple[str, ...] = ()  # the latest response ids, to drop a re-delivered one
+        self.offers: tuple[str, ...] = ()  # open offer ids, oldest first
+        # (offer id, outcome, the offered package ids and USSD codes, campaign id, variant) of the latest
+        # closed offers, to answer a late response clearly
+        self.closed: tuple[tuple[str, str, tuple[str, ...], str, str | None], ...] = ()
+        # campaign id -> when its last offer started; experiment id -> the last control assignment
+        self.last_start: dict[str, float] | None = None
+
+
+def _local_date(now: float, zone: str) -> date:
+    return datetime.fromtimestamp(now, ZoneInfo(zone)).date()
+
+
+def _held(profile: Profile, package_id: str | None) -> ActivePackage | None:
+    if package_id is None:
+        return None
+    return next((p for p in profile.packages if p.package_id == package_id), None)
+
+
+def eligibility_failure(
+    campaign: CampaignConfig, profile: Profile, trigger: TriggerRaised, now: float, zone: str
+) -> str | None:
+    """Why the subscriber is not eligible for ``campaign`` now, or None when every rule holds."""
+    rules = campaign.eligibility
+    if not rules.model_fields_set:
+        return None  # no rule written in the file: everyone is eligible
+    if rules.segments and profile.segment not in rules.segments:
+        return f"segment {profile.segment!r} not in {list(rules.segments)}"
+    if profile.segment in rules.exclude_segments:
+        return f"segment {profile.segment!r} excluded"
+    if profile.tenure_days < rules.min_tenure_days:
+        return f"tenure {profile.tenure_days} days < {rules.min_tenure_days}"
+    if rules.stk_capable is not None and profile.stk_capable != rules.stk_capable:
+        return f"stk_capable is {profile.stk_capable}"
+    for name, wanted in rules.attributes.items() if rules.attributes else ():
+        if profile.attributes.get(name) != wanted:
+            return f"attribute {name} is {profile.attributes.get(name)!r}, not {wanted!r}"
+    needs_package = (
+        rules.packages
+        or rules.package_duration_days is not None
+        or rules.ends_in_days is not None
+        or rules.recurring is not None
+        or rules.trial is not None
+    )
+    if not needs_package:
+        return None
+    if trigger.package_id is not None:
+        if rules.packages and trigger.package_id not in rules.packages:
+            return f"package {trigger.package_id!r} not in {list(rules.packages)}"
+        held = _held(profile, trigger.package_id)
+        candidates: tuple[ActivePackage, ...] = (held,) if held is not None else ()
+        if not candidates and not (
+            rules.package_duration_days is not None
+            or rules.ends_in_days is not None
+            or rules.recurring is not None
+            or rules.trial is not None
+        ):
+            return None  # only the package id was asked for, and the trigger names it
+    else:
+        candidates = tuple(
+            p for p in profile.packages if not rules.packages or p.package_id in rules.packages
+        )
+    today = _local_date(now, zone)
+    for package in candidates:
+        reason = _package_failure(rules, package, today)
+        if reason is None:
+            return None
+    return "no package meets the package rules" if candidates else "no matching package held"
+
+
+def _package_failure(rules: EligibilityConfig, package: ActivePackage, today: date) -> str | None:
+    try:
+        start = date.fromisoformat(package.start_date)
+        end = date.fromisoformat(package.end_date)
+    except ValueError:
+        return f"package {package.package_id}: bad dates"
+    duration = rules.package_duration_days
+    if duration is not None and (end - start).days != duration:
+        return f"package {package.package_id} lasts {(end - start).days} days, not {duration}"
+    # the source's "ends in N days" is end_date >= today + N + 1 (EligibilityConfig)
+    ends_in = rules.ends_in_days
+    if ends_in is not None and end < today + timedelta(days=ends_in + 1):
+        return f"package {package.package_id} ends {end}, before {today + timedelta(days=ends_in + 1)}"
+    if rules.recurring is not None and package.recurring != rules.recurring:
+        return f"package {package.package_id} recurring is {package.recurring}"
+    if rules.trial is not None and package.trial != rules.trial:
+        return f"package {package.package_id} trial is {package.trial}"
+    return None
+
+
+class Engine:
+    """One campaign directory's engine (see the module docstring)."""
+
+    def __init__(self, campaigns: CampaignSet) -> None:
+        errors = campaigns.check()
+        if errors:
+            first = errors[0]
+            raise ConfigError(f"{'.'.join(map(str, first.path))}: {first.reason}", first.source)
+        self.campaigns = campaigns
+        self.policy = ContactPolicy(campaigns.policy)
+        self._zone = campaigns.policy.default_timezone
+        self._currency = campaigns.catalogue.currency
+        self._packages = {package.id: package for package in campaigns.catalogue.packages}
+        self._by_trigger: dict[TriggerKind, list[CampaignConfig]] = {}
+        for campaign in campaigns.campaigns:
+            if campaign.enabled:
+                self._by_trigger.setdefault(campaign.trigger.kind, []).append(campaign)
+        self._experiment_of: dict[str, ExperimentConfig] = {}
+        for experiment in campaigns.experiments:
+            for arm in experiment.arms:
+                if arm.campaign is not None:
+                    self._experiment_of[arm.campaign] = experiment
+        self._values = {c.id: offer_value(c, campaigns.catalogue) for c in campaigns.campaigns}
+        self._control_windows: dict[str, float] = {}
+        for experiment in campaigns.experiments:
+            window = 0.0
+            for arm in experiment.arms:
+                target = campaigns.campaign(arm.campaign) if arm.campaign is not None else None
+                if target is not None:
+                    journey = sum(step.after + step.hard_cap for step in target.journey)
+                    expiry = target.offer.expires_after if target.offer is not None else 0.0
+                    window = max(window, target.cooldown, arm.delay + journey + expiry)
+            self._control_windows[experiment.id] = window
+        self._subscribers: dict[str, _Subscriber] = {}
+        self._offers: dict[str, _Offer] = {}
+        self._deadlines: list[tuple[float, str]] = []  # (when, offer id); stale entries skipped
+        # keyed by id(step): the steps live as long as self.campaigns, which this engine holds
+        self._texts: dict[tuple[int, tuple[OfferOption, ...], str], str] = {}
+
+    # --- the engine face ------------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Command]:
+        out: list[Command] = []
+        if isinstance(event, Tick):
+            self._tick(now, out)
+        elif isinstance(event, TriggerRaised):
+            self._trigger(event, now, out)
+        elif isinstance(event, ProfileUpdated):
+            self._subscriber(event.profile.msisdn).profile = event.profile
+        elif isinstance(event, CreditScored | CreditFailed):
+            self._credit(event, now, out)
+        elif isinstance(event, DeliveryReported | SubmitFailed):
+            self._delivery(event, now, out)
+        elif isinstance(event, Responded):
+            self._response(event, now, out)
+        elif isinstance(event, Activated | ActivationFailed):
+            self._activation(event, now, out)
+        elif isinstance(event, Purchased):
+            out.append(
+                Record(
+                    RecordKind.PURCHASE,
+                    now,
+                    event.msisdn,
+                    detail={"package_id": event.package_id, "price": str(event.price), "at": event.at},
+                )
+            )
+        return out
+
+    def next_deadline(self) -> float | None:
+        heap = self._deadlines
+        while heap:
+            when, key = heap[0]
+            offer = self._offers.get(key)
+            if offer is not None and offer.deadline == when:
+                return when
+            heapq.heappop(heap)  # stale: the offer moved on or closed
+        return None
+
+    def offer(self, key: str) -> OfferView | None:
+        offer = self._offers.get(key)
+        if offer is None:
+            return None
+        return OfferView(
+            offer.offer_id,
+            offer.msisdn,
+            offer.campaign.id,
+            offer.variant,
+            offer.state,
+            offer.step,
+            offer.options,
+            offer.deadline,
+            offer.expires_at,
+        )
+
+    def open_offers(self, msisdn: str) -> list[OfferView]:
+        subscriber = self._subscribers.get(msisdn)
+        if subscriber is None:
+            return []
+        return [view for key in subscriber.offers if (view := self.offer(key)) is not None]
+
+    def __len__(self) -> int:
+        """Tracked subscribers."""
+        return len(self._subscribers)
+
+    # --- triggers -------------------------------------------------------------------------------
+
+    def _subscriber(self, msisdn: str) -> _Subscriber:
+        subscriber = self._subscribers.get(msisdn)
+        if subscriber is None:
+            subscriber = self._subscribers[msisdn] = _Subscriber()
+        return subscriber
+
+    def _zone_of(self, subscriber: _Subscriber) -> str:
+        profile = subscriber.profile
+        return profile.timezone if profile is not None and profile.timezone else self._zone
+
+    def _profile(self, msisdn: str, subscriber: _Subscriber) -> Profile:
+        # billing never described this subscriber: every rule sees the defaults
+        return subscriber.profile if subscriber.profile is not None else _UNKNOWN_PROFILE
+
+    @staticmethod
+    def _matches(campaign: CampaignConfig, trigger: TriggerRaised) -> bool:
+        config = campaign.trigger
+        if config.level is not None and (trigger.level is None or trigger.level < config.level):
+            return False
+        if config.days_before:
+            days = trigger.attributes.get("days_left")
+            if days is None or not days.isdigit() or int(days) not in config.days_before:
+                return False
+        return True
+
+    def _trigger(self, trigger: TriggerRaised, now: float, out: list[Command]) -> None:
+        campaigns = [c for c in self._by_trigger.get(trigger.kind, ()) if self._matches(c, trigger)]
+        msisdn = trigger.msisdn
+        subscriber = self._subscriber(msisdn)
+        if trigger.trigger_id in subscriber.triggers:
+            return  # a re-delivery: already decided
+        subscriber.triggers = (*subscriber.triggers[-(_RECENT_TRIGGERS - 1) :], trigger.trigger_id)
+        out.append(
+            Record(
+                RecordKind.TRIGGER,
+                now,
+                msisdn,
+                detail={
+                    "trigger_id": trigger.trigger_id,
+                    "kind": trigger.kind.value,
+                    "package_id": trigger.package_id,
+                    "level": trigger.level,
+                    "event_time": trigger.event_time,
+                },
+            )
+        )
+        profile = self._profile(msisdn, subscriber)
+        zone = self._zone_of(subscriber)
+        candidates: list[Candidate] = []
+        delays: dict[str, tuple[str | None, float]] = {}
+        controls: set[str] = set()
+        for campaign in campaigns:
+            experiment = self._experiment_of.get(campaign.id)
+            variant: str | None = None
+            delay = 0.0
+            if experiment is not None:
+                arm = assign(experiment, msisdn)
+                if arm.campaign != campaign.id:
+                    if arm.control and experiment.id not in controls:
+                        reason = eligibility_failure(campaign, profile, trigger, now, zone)
+                        if reason is None and self._control_due(subscriber, experiment, now):
+                            controls.add(experiment.id)
+                            out.append(
+                                Record(
+                                    RecordKind.ASSIGNED,
+                                    now,
+                                    msisdn,
+                                    None,
+                                    arm.name,
+                                    detail={
+                                        "experiment": experiment.id,
+                                        "control": True,
+                                        "trigger_id": trigger.trigger_id,
+                                        "event_time": trigger.event_time,
+                                    },
+                                )
+                            )
+                    continue
+                variant, delay = arm.name, arm.delay
+                out.append(
+                    Record(
+                        RecordKind.ASSIGNED,
+                        now,
+                        msisdn,
+                        campaign.id,
+                        variant,
+                        detail={
+                            "experiment": experiment.id,
+                            "control": False,
+                            "trigger_id": trigger.trigger_id,
+                        },
+                    )
+                )
+            reason = eligibility_failure(campaign, profile, trigger, now, zone)
+            if reason is None:
+                reason = self._busy(subscriber, campaign, now)
+            if reason is not None:
+                out.append(
+                    Record(
+                        RecordKind.SUPPRESSED,
+                        now,
+                        msisdn,
+                        campaign.id,
+                        variant,
+                        detail={"reason": reason, "stage": "trigger"},
+                    )
+                )
+                continue
+            candidates.append(Candidate(campaign, self._values.get(campaign.id, 0)))
+            delays[campaign.id] = (variant, delay)
+        winner = arbitrate(candidates)
+        if winner is None:
+            return
+        for candidate in candidates:
+            if candidate is not winner:
+                variant = delays[candidate.campaign.id][0]
+                out.append(
+                    Record(
+                        RecordKind.SUPPRESSED,
+                        now,
+                        msisdn,
+                        candidate.campaign.id,
+                        variant,
+                        detail={
+                            "reason": f"arbitration: {winner.campaign.id} goes first",
+                            "stage": "trigger",
+                        },
+                    )
+                )
+        campaign = winner.campaign
+        variant, delay = delays[campaign.id]
+        offer = _Offer(offer_id(campaign.id, trigger.trigger_id), campaign, variant, trigger)
+        if offer.offer_id in self._offers:
+            return  # the same trigger once more under another id (cannot happen with recent ids; defensive)
+        self._offers[offer.offer_id] = offer
+        subscriber.offers = (*subscriber.offers, offer.offer_id)
+        if subscriber.last_start is None:
+            subscriber.last_start = {}
+        subscriber.last_start[campaign.id] = now
+        out.append(
+            Record(
+                RecordKind.ELIGIBLE,
+                now,
+                msisdn,
+                campaign.id,
+                variant,
+                offer.offer_id,
+                {"trigger_id": trigger.trigger_id, "event_time": trigger.event_time, "delay": delay},
+            )
+        )
+        if delay > 0:
+            offer.state = OfferState.DELAYED
+            self._arm(offer, now + delay)
+            out.append(
+                Record(
+                    RecordKind.DEFERRED,
+                    now,
+                    msisdn,
+                    campaign.id,
+                    variant,
+                    offer.offer_id,
+                    {"until": now + delay, "reason": "experiment delay"},
+                )
+            )
+            return
+        self._score(offer, now, out)
+
+    def _control_due(self, subscriber: _Subscriber, experiment: ExperimentConfig, now: float) -> bool:
+        """Whether a control subscriber counts as a new trial: not within the window of the last one (the
+        longest time a treated subscriber's offer could be open or cooling down), as a treated subscriber
+        would be held back by the open offer or the cooldown; then remember this one."""
+        if subscriber.last_start is None:
+            subscriber.last_start = {}
+        last = subscriber.last_start.get(experiment.id)
+        if last is not None and now - last < self._control_windows[experiment.id]:
+            return False
+        subscriber.last_start[experiment.id] = now
+        return True
+
+    def _busy(self, subscriber: _Subscriber, campaign: CampaignConfig, now: float) -> str | None:
+        for key in subscriber.offers:
+            offer = self._offers.get(key)
+            if offer is not None and offer.campaign.id == campaign.id:
+                return f"offer {key} of this campaign is still open"
+        if campaign.cooldown and subscriber.last_start is not None:
+            last = subscriber.last_start.get(campaign.id)
+            if last is not None and now - last < campaign.cooldown:
+                return f"cooldown: last offer {now - last:.0f} s ago"
+        return None
+
+    # --- scoring and options --------------------------------------------------------------------
+
+    def _score(self, offer: _Offer, now: float, out: list[Command]) -> None:
+        campaign = offer.campaign
+        if campaign.offer is None:
+            self._start_step(offer, 0, now, out)
+            return
+        if not campaign.scoring.enabled:
+            fallback = campaign.scoring.fallback
+            if fallback is None:
+                self._size(offer, None, None, now, out)
+            else:
+                self._size(offer, fallback.balance, fallback.credit_limit, now, out)
+            return
+        offer.state = OfferState.SCORING
+        self._arm(offer, now + campaign.scoring.timeout)
+        out.append(QueryCredit(f"{offer.offer_id}:score", offer.msisdn, campaign.scoring.timeout))
+
+    def _credit(self, event: CreditScored | CreditFailed, now: float, out: list[Command]) -> None:
+        key, _, tag = event.request_id.rpartition(":")
+        offer = self._offers.get(key)
+        if offer is None or tag != "score" or offer.state is not OfferState.SCORING:
+            return  # late (after the timeout) or unknown: the offer went on without it
+        if isinstance(event, CreditScored):
+            out.append(
+                Record(
+                    RecordKind.SCORED,
+                    now,
+                    offer.msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {"balance": str(event.balance), "credit_limit": str(event.credit_limit)},
+                )
+            )
+            self._size(offer, event.balance, event.credit_limit, now, out)
+        else:
+            self._scoring_failed(offer, event.reason, now, out)
+
+    def _scoring_failed(self, offer: _Offer, reason: str, now: float, out: list[Command]) -> None:
+        fallback = offer.campaign.scoring.fallback
+        out.append(
+            Record(
+                RecordKind.SCORED,
+                now,
+                offer.msisdn,
+                offer.campaign.id,
+                offer.variant,
+                offer.offer_id,
+                {"failed": reason, "fallback": fallback is not None},
+            )
+        )
+        if fallback is None:
+            self._close(offer, "suppressed", now, out, reason=f"credit scoring failed: {reason}")
+            return
+        self._size(offer, fallback.balance, fallback.credit_limit, now, out)
+
+    def _size(
+        self, offer: _Offer, balance: Decimal | None, credit: Decimal | None, now: float, out: list[Command]
+    ) -> None:
+        """The affordable options, smallest first: balance first, then credit, per the offer's payment."""
+        config = offer.campaign.offer
+        assert config is not None
+        options: list[OfferOption] = []
+        for package_id in config.packages:
+            package = self._packages[package_id]
+            price = package.price
+            payment: Payment | None = None
+            if balance is None:  # no scoring at all: billing decides at activation
+                payment = Payment.CREDIT if config.payment == "credit" else Payment.BALANCE
+            elif config.payment != "credit" and price <= balance:
+                payment = Payment.BALANCE
+            elif config.payment != "balance" and credit is not None and price <= credit:
+                payment = Payment.CREDIT
+            if payment is not None:
+                options.append(OfferOption(package.id, package.volume_mb, price, payment, package.ussd_code))
+        options.sort(key=lambda o: (o.volume_mb, o.price))
+        offer.options = tuple(options)
+        if not options:
+            self._close(offer, "suppressed", now, out, reason="nothing affordable")
+            return
+        self._start_step(offer, 0, now, out)
+
+    # --- the journey ----------------------------------------------------------------------------
+
+    def _start_step(self, offer: _Offer, index: int, now: float, out: list[Command]) -> None:
+        journey = offer.campaign.journey
+        if index >= len(journey):
+            if offer.options and offer.expires_at is not None and offer.expires_at > now:
+                offer.state = OfferState.OPEN
+                offer.step = index
+                self._arm(offer, offer.expires_at)
+            else:
+                self._close(offer, "expired" if offer.expires_at is not None else "completed", now, out)
+            return
+        step = journey[index]
+        offer.step = index
+        if step.after > 0 and not offer.step_ready:
+            offer.state = OfferState.STEP_PENDING
+            offer.step_ready = True
+            self._arm(offer, now + step.after)
+            return
+        offer.step_ready = False
+        self._send_step(offer, step, index, now, out)
+
+    def _send_step(
+        self, offer: _Offer, step: JourneyStep, index: int, now: float, out: list[Command]
+    ) -> None:
+        msisdn = offer.msisdn
+        subscriber = self._subscriber(msisdn)
+        profile = self._profile(msisdn, subscriber)
+        zone = self._zone_of(subscriber)
+        campaign = offer.campaign
+        reason = eligibility_failure(campaign, profile, offer.trigger, now, zone)
+        if reason is not None:  # re-checked at send time
+            self._close(offer, "suppressed", now, out, reason=f"no longer eligible: {reason}")
+            return
+        if step.channel is Channel.STK and not profile.stk_capable:
+            out.append(
+                Record(
+                    RecordKind.SUPPRESSED,
+                    now,
+                    msisdn,
+                    campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {"reason": "handset has no SIM toolkit", "step": index},
+                )
+            )
+            self._start_step(offer, index + 1, now, out)
+            return
+        verdict = self.policy.check(msisdn, step.channel, step.purpose, now, zone)
+        if isinstance(verdict, Deferred):
+            offer.state = OfferState.STEP_PENDING
+            offer.step_ready = True
+            self._arm(offer, verdict.until)
+            out.append(
+                Record(
+                    RecordKind.DEFERRED,
+                    now,
+                    msisdn,
+                    campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {"until": verdict.until, "reason": verdict.reason, "step": index},
+                )
+            )
+            return
+        if isinstance(verdict, Suppressed):
+            out.append(
+                Record(
+                    RecordKind.SUPPRESSED,
+                    now,
+                    msisdn,
+                    campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {
+                        "reason": verdict.reason,
+                        "rule": verdict.rule,
+                        "policy_version": self.policy.version,
+                        "step": index,
+                    },
+                )
+            )
+            self._start_step(offer, index + 1, now, out)
+            return
+        options = self._step_options(offer, step)
+        text = self._text(step, options, offer.trigger.attributes.get("days_left", ""))
+        command_id = f"{offer.offer_id}:{index}"
+        self.policy.record(msisdn, step.channel, step.purpose, now, zone)
+        if step.channel is Channel.STK:
+            offer.pushed = options
+            out.append(PushStk(command_id, offer.offer_id, msisdn, campaign.id, step.style, options, text))
+        else:
+            offered = offer.offer_id if options else None
+            promotional = step.purpose == "promotional"
+            out.append(SendSms(command_id, msisdn, campaign.id, text, offered, promotional=promotional))
+        out.append(
+            Record(
+                RecordKind.CONTACT,
+                now,
+                msisdn,
+                campaign.id,
+                offer.variant,
+                offer.offer_id,
+                {
+                    "channel": step.channel.value,
+                    "step": index,
+                    "command_id": command_id,
+                    "options": [o.package_id for o in options],
+                    "latency": now - offer.trigger.event_time,
+                    "policy_version": self.policy.version,
+                },
+            )
+        )
+        if options:
+            if offer.expires_at is None:
+                assert campaign.offer is not None
+                offer.expires_at = now + campaign.offer.expires_after
+            offer.state = OfferState.AWAITING
+            offer.delivered = False
+            self._arm(offer, min(now + step.hard_cap, offer.expires_at))
+        else:
+            self._start_step(offer, index + 1, now, out)  # informational: no answer to wait for
+
+    def _text(self, step: JourneyStep, options: tuple[OfferOption, ...], days_left: str) -> str:
+        """The step's text for these options; cached, since offers repeat the same few option sets."""
+        key = (id(step), options, days_left)
+        text = self._texts.get(key)
+        if text is None:
+            text = render_step_text(
+                step.text,
+                options,
+                self._currency,
+                step.option_format,
+                step.option_separator,
+                days_left=days_left,
+            )
+            if len(self._texts) >= _TEXT_CACHE_LIMIT:
+                self._texts.clear()
+            self._texts[key] = text
+        return text
+
+    @staticmethod
+    def _step_options(offer: _Offer, step: JourneyStep) -> tuple[OfferOption, ...]:
+        if step.options == "none" or not offer.options:
+            return ()
+        if step.options == "largest":
+            return (max(offer.options, key=lambda o: (o.volume_mb, o.price)),)
+        return offer.options
+
+    def _delivery(self, event: DeliveryReported | SubmitFailed, now: float, out: list[Command]) -> None:
+        key, _, tag = event.command_id.rpartition(":")
+        offer = self._offers.get(key)
+        if offer is None or offer.state is not OfferState.AWAITING or tag != str(offer.step):
+            return  # a receipt for an earlier step, a confirmation, or a closed offer
+        step = offer.campaign.journey[offer.step]
+        assert offer.expires_at is not None
+        if isinstance(event, DeliveryReported) and event.delivered:
+            out.append(
+                Record(
+                    RecordKind.DELIVERED,
+                    now,
+                    offer.msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {"step": offer.step, "delivered": True, "state": event.state},
+                )
+            )
+            offer.delivered = True
+            self._arm(offer, min(now + step.wait, offer.expires_at))
+            return
+        reason = event.state if isinstance(event, DeliveryReported) else event.reason
+        kind = RecordKind.DELIVERED if isinstance(event, DeliveryReported) else RecordKind.FAILED
+        out.append(
+            Record(
+                kind,
+                now,
+                offer.msisdn,
+                offer.campaign.id,
+                offer.variant,
+                offer.offer_id,
+                {"step": offer.step, "delivered": False, "state": reason},
+            )
+        )
+        self._start_step(offer, offer.step + 1, now, out)
+
+    # --- responses and fulfilment ---------------------------------------------------------------
+
+    def _response(self, event: Responded, now: float, out: list[Command]) -> None:
+        msisdn = event.msisdn
+        subscriber = self._subscriber(msisdn)
+        if event.response_id in subscriber.responses:
+            return  # the same answer delivered again (an SMSC re-delivery): already handled
+        subscriber.responses = (*subscriber.responses[-(_RECENT_RESPONSES - 1) :], event.response_id)
+        offer = self._offers.get(event.offer_id) if event.offer_id is not None else None
+        if offer is None and event.offer_id is None:
+            offer = self._offer_with(subscriber, event.option_id)
+        if offer is None or offer.msisdn != msisdn:
+            self._reject_response(event, subscriber, now, out)
+            return
+        texts = offer.campaign.offer.texts if offer.campaign.offer is not None else None
+        assert texts is not None  # only offers with options are open to answers
+        base = {"response_id": event.response_id, "channel": event.channel.value, "option": event.option_id}
+        if offer.state is OfferState.ACTIVATING:
+            out.append(
+                Record(
+                    RecordKind.REJECTED_RESPONSE,
+                    now,
+                    msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {**base, "reason": "duplicate"},
+                )
+            )
+            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.duplicate))
+            return
+        if offer.state not in (OfferState.AWAITING, OfferState.OPEN) or offer.expires_at is None:
+            out.append(
+                Record(
+                    RecordKind.REJECTED_RESPONSE,
+                    now,
+                    msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {**base, "reason": "not offered yet"},
+                )
+            )
+            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.not_offered))
+            return
+        if now >= offer.expires_at:
+            self._close(offer, "expired", now, out)
+            out.append(
+                Record(
+                    RecordKind.REJECTED_RESPONSE,
+                    now,
+                    msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {**base, "reason": "expired"},
+                )
+            )
+            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.expired))
+            return
+        if event.channel is ResponseChannel.STK_DECLINED:
+            out.append(
+                Record(
+                    RecordKind.RESPONSE,
+                    now,
+                    msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {**base, "declined": True},
+                )
+            )
+            out.append(Reply(event.response_id, msisdn, event.channel, True, texts.declined))
+            self._close(offer, "declined", now, out)
+            return
+        option = self._chosen(offer, event)
+        if option is None:
+            out.append(
+                Record(
+                    RecordKind.REJECTED_RESPONSE,
+                    now,
+                    msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {**base, "reason": "not offered"},
+                )
+            )
+            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.not_offered))
+            return
+        fields = option_fields(option, self._currency)
+        offer.state = OfferState.ACTIVATING
+        offer.deadline = None
+        offer.chosen = option
+        out.append(
+            Record(
+                RecordKind.RESPONSE,
+                now,
+                msisdn,
+                offer.campaign.id,
+                offer.variant,
+                offer.offer_id,
+                {**base, "package_id": option.package_id, "latency": now - offer.trigger.event_time},
+            )
+        )
+        out.append(
+            Record(
+                RecordKind.ACTIVATION,
+                now,
+                msisdn,
+                offer.campaign.id,
+                offer.variant,
+                offer.offer_id,
+                {
+                    "package_id": option.package_id,
+                    "payment": option.payment.value,
+                    "price": str(option.price),
+                },
+            )
+        )
+        out.append(Activate(offer.offer_id, msisdn, option.package_id, option.payment, option.price))
+        out.append(Reply(event.response_id, msisdn, event.channel, True, texts.accepted.format_map(fields)))
+
+    def _offer_with(self, subscriber: _Subscriber, option_id: str | None) -> _Offer | None:
+        """The newest open offer naming ``option_id`` (a package id or its USSD code)."""
+        for key in reversed(subscriber.offers):
+            offer = self._offers.get(key)
+            if (
+                offer is not None
+                and offer.expires_at is not None
+                and any(option_id in (o.package_id, o.ussd_code) for o in offer.options)
+            ):
+                return offer
+        return None
+
+    def _chosen(self, offer: _Offer, event: Responded) -> OfferOption | None:
+        if event.channel is ResponseChannel.STK_OK and event.option_id is None:
+            return offer.pushed[0] if len(offer.pushed) == 1 else None
+        for option in offer.options:
+            if event.option_id in (option.package_id, option.ussd_code):
+                return option
+        return None
+
+    def _reject_response(
+        self, event: Responded, subscriber: _Subscriber, now: float, out: list[Command]
+    ) -> None:
+        """A response to no open offer: a closed one (expired, taken, declined) or none at all."""
+        closed = next(
+            (
+                entry
+                for entry in reversed(subscriber.closed)
+                if entry[0] == event.offer_id or (event.offer_id is None and event.option_id in entry[2])
+            ),
+            None,
+        )
+        texts = _DEFAULT_TEXTS
+        variant: str | None = None
+        if closed is None:
+            reason, text, key, campaign_id = "no open offer", texts.no_offer, event.offer_id, None
+        else:
+            key, outcome, _packages, campaign_id, variant = closed
+            campaign = self.campaigns.campaign(campaign_id)
+            if campaign is not None and campaign.offer is not None:
+                texts = campaign.offer.texts
+            if outcome == "activated":
+                reason, text = "duplicate", texts.duplicate
+            else:
+                reason, text = outcome, texts.expired
+        detail = {"response_id": event.response_id, "channel": event.channel.value, "option": event.option_id}
+        out.append(
+            Record(
+                RecordKind.REJECTED_RESPONSE,
+                now,
+                event.msisdn,
+                campaign_id,
+                variant,
+                key,
+                {**detail, "reason": reason},
+            )
+        )
+        out.append(Reply(event.response_id, event.msisdn, event.channel, False, text))
+
+    def _activation(self, event: Activated | ActivationFailed, now: float, out: list[Command]) -> None:
+        offer = self._offers.get(event.offer_id)
+        if offer is None or offer.state is not OfferState.ACTIVATING:
+            return  # billing repeated itself (idempotent): already recorded
+        config = offer.campaign.offer
+        assert config is not None
+        option = offer.chosen
+        assert option is not None  # set with the ACTIVATING state
+        fields = option_fields(option, self._currency)
+        zone = self._zone_of(self._subscriber(offer.msisdn))
+        if isinstance(event, Activated):
+            out.append(
+                Record(
+                    RecordKind.FULFILLED,
+                    now,
+                    offer.msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {
+                        "package_id": event.package_id,
+                        "payment": event.payment.value,
+                        "price": str(event.price),
+                    },
+                )
+            )
+            text = config.texts.confirmation.format_map(
+                {**fields, "payment": event.payment.value, "price": f"{event.price:.2f}"}
+            )
+            outcome = "activated"
+        else:
+            out.append(
+                Record(
+                    RecordKind.FAILED,
+                    now,
+                    offer.msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {"reason": event.reason, "stage": "activation"},
+                )
+            )
+            text = config.texts.failed.format_map(fields)
+            outcome = "failed"
+        self.policy.record(offer.msisdn, Channel.SMS, TRANSACTIONAL, now, zone)
+        out.append(
+            SendSms(
+                f"{offer.offer_id}:confirm",
+                offer.msisdn,
+                offer.campaign.id,
+                text,
+                offer.offer_id,
+                promotional=False,
+            )
+        )
+        self._close(offer, outcome, now, out)
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def _arm(self, offer: _Offer, when: float) -> None:
+        offer.deadline = when
+        heapq.heappush(self._deadlines, (when, offer.offer_id))
+
+    def _tick(self, now: float, out: list[Command]) -> None:
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            when, key = heapq.heappop(heap)
+            offer = self._offers.get(key)
+            if offer is None or offer.deadline != when:
+                continue
+            offer.deadline = None
+            self._due(offer, now, out)
+
+    def _due(self, offer: _Offer, now: float, out: list[Command]) -> None:
+        # ``now``, not the deadline: a Tick that comes late (after a restart) acts at the real time, so
+        # quiet hours and caps hold; the Tick and its ``now`` are in the event log, so a replay agrees
+        state = offer.state
+        if state is OfferState.DELAYED:
+            self._score(offer, now, out)
+        elif state is OfferState.SCORING:
+            self._scoring_failed(offer, "timed out", now, out)
+        elif state is OfferState.STEP_PENDING:
+            self._start_step(offer, offer.step, now, out)
+        elif state is OfferState.AWAITING:
+            if offer.expires_at is not None and now >= offer.expires_at:
+                self._close(offer, "expired", now, out)
+            else:
+                self._start_step(offer, offer.step + 1, now, out)
+        elif state is OfferState.OPEN:
+            self._close(offer, "expired", now, out)
+
+    def _close(
+        self, offer: _Offer, outcome: str, now: float, out: list[Command], *, reason: str | None = None
+    ) -> None:
+        del self._offers[offer.offer_id]
+        offer.deadline = None
+        subscriber = self._subscriber(offer.msisdn)
+        subscriber.offers = tuple(k for k in subscriber.offers if k != offer.offer_id)
+        subscriber.closed = (
+            *subscriber.closed[-(_RECENT_CLOSED - 1) :],
+            (
+                offer.offer_id,
+                outcome,
+                tuple(name for o in offer.options for name in (o.package_id, o.ussd_code)),
+                offer.campaign.id,
+                offer.variant,
+            ),
+        )
+        detail: dict[str, object] = {"outcome": outcome}
+        if reason is not None:
+            detail["reason"] = reason
+            out.append(
+                Record(
+                    RecordKind.SUPPRESSED,
+                    now,
+                    offer.msisdn,
+                    offer.campaign.id,
+                    offer.variant,
+                    offer.offer_id,
+                    {"reason": reason, "stage": "offer"},
+                )
+            )
+        out.append(
+            Record(
+                RecordKind.CLOSED, now, offer.msisdn, offer.campaign.id, offer.variant, offer.offer_id, detail
+            )
+        )

@@ -1,0 +1,307 @@
+"""The campaign engine on the event loop: store first, then act (DESIGN.md, "Durability"; issue #7).
+
+``CampaignRunner(engine, store, executor)`` is the thin asyncio adapter of ``campaign_core.engine``:
+
+``await submit(event, now)``
+    hands the event to the engine and writes the event, the records and the commands it produced to
+    the store in ONE transaction (``CampaignStore.append``); only after that commit are the commands
+    carried out, one after the other in the engine's order, by the ``Executor``. A command whose result
+    the event reports is marked done in that same transaction. A ``Tick`` with nothing due is neither
+    handled nor stored.
+``Executor``
+    ``async execute(command)`` carries out a ``QueryCredit``, ``PushStk``, ``SendSms``, ``Activate`` or
+    ``Reply`` and feeds what happened back with ``runner.submit`` (``CreditScored`` / ``CreditFailed``,
+    ``DeliveryReported`` / ``SubmitFailed``, ``Activated`` / ``ActivationFailed``; ``Responded`` comes
+    from the channels). It may return before the result comes. An exception from ``execute`` is logged
+    and leaves the command pending: it is carried out again at the next ``recover``.
+Done
+    A command is done when its result is submitted: ``QueryCredit`` by ``CreditScored`` /
+    ``CreditFailed.request_id`` (``<offer>:score``), ``PushStk`` / ``SendSms`` by ``DeliveryReported`` /
+    ``SubmitFailed.command_id`` or, once the SMSC accepted it (submit_sm_resp), by
+    ``runner.command_done(command_id, now)``, ``Activate`` by ``Activated`` / ``ActivationFailed.offer_id``;
+    a ``Reply`` once ``execute`` returned.
+Timers
+    One ``gateway.timers.EngineTimer`` is kept at ``engine.next_deadline()``; when it is due the runner
+    submits ``Tick()``. The engine's times are epoch seconds (``clock``, ``time.time`` by default) and the
+    loop's are monotonic, so the deadline is mapped onto the loop clock each time the timer is armed; call
+    ``clock_changed()`` after the wall clock jumped.
+``await recover(now)``, once, before the first ``submit``
+    rebuilds the engine by handing it the stored event log again, each event with its stored ``now``
+    (the outputs are discarded: they are stored already; when they differ, the campaign configuration
+    changed since they were written, and a warning says so). Then ``Tick()`` at ``now`` handles the
+    deadlines that passed while the gateway was down (so an offer that expired meanwhile is closed, not
+    pushed late), and the pending outbox is carried out again in order. Command ids are deterministic
+    and ``Activate.offer_id`` is billing's idempotency key, so a re-executed activation is never a second
+    one; the SMSC adapter recognises a re-executed contact by its command id. Two kinds of pending
+    command are not carried out again but marked done with the reason: a ``QueryCredit`` of an offer
+    that is no longer waiting for its score (the answer would be ignored), and an offer's contact
+    (``PushStk``, an ``SendSms`` naming an offer, but not the transactional confirmation) when the
+    offer is closed or its journey has moved past that step: a push after its offer ended, or out of
+    the journey's order, is what the late-offer finding of DESIGN.md warns against.
+Failure
+    When the store refuses a write the engine has already moved on without it: the runner stops
+    (every later ``submit`` raises ``StoreError``) and must be rebuilt from the store with ``recover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from campaign_core.engine import Engine, OfferState
+from campaign_core.model import (
+    Activated,
+    ActivationFailed,
+    Command,
+    CreditFailed,
+    CreditScored,
+    DeliveryReported,
+    Event,
+    PushStk,
+    QueryCredit,
+    Record,
+    Reply,
+    SendSms,
+    SubmitFailed,
+    Tick,
+)
+from gateway.campaigns.store import CampaignStore, OutboxCommand, StoreError, command_key
+from gateway.timers import EngineTimer
+from protocols.errors import LocalProtocolError
+
+__all__ = ["CampaignRunner", "Executor", "RecoveryReport", "result_of"]
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    """Carries out the engine's commands (the SMSC, STK and billing adapters, or a test double)."""
+
+    async def execute(self, command: OutboxCommand) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What ``recover`` did: events replayed, of which ``diverged`` gave other outputs than stored,
+    pending commands carried out again, and those skipped as stale."""
+
+    events: int
+    diverged: int
+    re_executed: int
+    skipped: int
+
+
+def result_of(event: Event) -> str | None:
+    """The id of the command whose result ``event`` reports (``store.command_key``), or None."""
+    if isinstance(event, CreditScored | CreditFailed):
+        return event.request_id
+    if isinstance(event, DeliveryReported | SubmitFailed):
+        return event.command_id
+    if isinstance(event, Activated | ActivationFailed):
+        return event.offer_id
+    return None
+
+
+class CampaignRunner:
+    """Runs ``engine`` over ``store`` with ``executor`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: CampaignStore,
+        executor: Executor,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.executor = executor
+        self._clock = clock
+        self._recovered = False
+        self._failed: StoreError | None = None
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: EngineTimer | None = None
+        self._ticks: set[asyncio.Task[None]] = set()
+
+    # --- the face ------------------------------------------------------------------------------------
+
+    async def recover(self, now: float) -> RecoveryReport:
+        """Rebuild the engine from the store, handle what fell due meanwhile, carry out the pending
+        commands again (see the module docstring). Once, before the first ``submit``."""
+        if self._recovered:
+            raise LocalProtocolError("the campaign runner has recovered already")
+        replayed = diverged = 0
+        for stored in self.store.events(outputs=True):
+            outputs = self.engine.handle(stored.event, stored.now)
+            replayed += 1
+            if stored.outputs is not None and tuple(outputs) != stored.outputs:
+                if diverged == 0:
+                    log.warning(
+                        "campaign replay: event %d (%s) now gives other decisions than stored; "
+                        "the campaign configuration changed since",
+                        stored.seq,
+                        type(stored.event).__name__,
+                    )
+                diverged += 1
+        self._recovered = True
+        self._start_timer()
+        pending = self.store.pending()  # before the Tick: what it sends now is not sent twice
+        await self.submit(Tick(), now)
+        re_executed = skipped = 0
+        for entry in pending:
+            reason = self._stale(entry.command)
+            if reason is not None:
+                log.info(
+                    "campaign outbox: %s %s not carried out again: %s",
+                    type(entry.command).__name__,
+                    entry.command_id,
+                    reason,
+                )
+                self.store.mark_done(
+                    [entry.command_id], now, note=f"skipped: {reason}", entry_id=entry.entry_id
+                )
+                skipped += 1
+                continue
+            re_executed += 1
+            await self._execute(entry.command, now)
+        if replayed:
+            log.info(
+                "campaign runner recovered: %d events replayed (%d diverged), %d commands re-executed, %d skipped",
+                replayed,
+                diverged,
+                re_executed,
+                skipped,
+            )
+        return RecoveryReport(replayed, diverged, re_executed, skipped)
+
+    async def submit(self, event: Event, now: float) -> list[Command]:
+        """Handle ``event`` at ``now``: store it with what it produced, then carry the commands out.
+        Returns the engine's output (records included); empty for a ``Tick`` with nothing due."""
+        if self._failed is not None:
+            raise StoreError(f"the campaign runner stopped after a store failure: {self._failed}")
+        if not self._recovered:
+            raise LocalProtocolError("recover() the campaign runner before submitting events")
+        if isinstance(event, Tick):
+            due = self.engine.next_deadline()
+            if due is None or due > now:
+                self._arm()
+                return []
+        outputs = self.engine.handle(event, now)
+        done = result_of(event)
+        try:
+            self.store.append(event, now, outputs, done=() if done is None else (done,))
+        except StoreError as exc:
+            self._failed = exc
+            self._stop_timer()
+            log.error("campaign store failed; the runner stops until it is recovered: %s", exc)
+            raise
+        self._arm()
+        for command in outputs:
+            if not isinstance(command, Record):
+                await self._execute(command, now)
+        return outputs
+
+    def command_done(self, command_id: str, now: float) -> None:
+        """The command ``command_id`` was carried out (the SMSC accepted the ``PushStk`` / ``SendSms``):
+        it is not carried out again after a restart."""
+        if self._failed is None:
+            self.store.mark_done([command_id], now, note="accepted")
+
+    def clock_changed(self) -> None:
+        """Re-map the engine's next deadline onto the loop clock (after the wall clock jumped)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._arm()
+
+    def next_deadline(self) -> float | None:
+        return self.engine.next_deadline()
+
+    async def close(self) -> None:
+        """Stop the timer and wait for a ``Tick`` being handled. The store stays open (its owner closes it)."""
+        self._closed = True
+        self._stop_timer()
+        ticks = list(self._ticks)
+        for task in ticks:
+            task.cancel()
+        if ticks:
+            await asyncio.gather(*ticks, return_exceptions=True)
+
+    # --- commands ------------------------------------------------------------------------------------
+
+    async def _execute(self, command: OutboxCommand, now: float) -> None:
+        try:
+            await self.executor.execute(command)
+        except Exception:
+            log.exception(
+                "campaign executor failed on %s %s; it stays pending until the next recovery",
+                type(command).__name__,
+                command_key(command),
+            )
+            return
+        if isinstance(command, Reply) and self._failed is None:
+            self.store.mark_done([command.response_id], now, note="executed")
+
+    def _stale(self, command: OutboxCommand) -> str | None:
+        """Why a pending command must not be carried out again after a restart, or None."""
+        if isinstance(command, QueryCredit):
+            key = command.request_id.rpartition(":")[0]
+            view = self.engine.offer(key)
+            if view is None or view.state is not OfferState.SCORING:
+                return "the offer no longer waits for its score"
+            return None
+        if isinstance(command, PushStk):
+            offer: str | None = command.offer_id
+        elif isinstance(command, SendSms) and command.promotional:
+            offer = command.offer_id
+        else:
+            return None
+        if offer is None:
+            return None  # an informational SMS: it offers nothing that could be late
+        view = self.engine.offer(offer)
+        if view is None:
+            return "the offer is closed"
+        step = command.command_id.rpartition(":")[2]
+        if step != str(view.step) or view.state not in (OfferState.AWAITING, OfferState.OPEN):
+            return f"the journey moved on to step {view.step}"
+        return None
+
+    # --- the timer -----------------------------------------------------------------------------------
+
+    def _start_timer(self) -> None:
+        if self._timer is None:
+            self._loop = asyncio.get_running_loop()
+            self._timer = EngineTimer(self._loop, self._loop_deadline, self._on_timer)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _arm(self) -> None:
+        if self._timer is not None and not self._closed and self._failed is None:
+            self._timer.arm()
+
+    def _loop_deadline(self) -> float | None:
+        due = self.engine.next_deadline()
+        if due is None or self._loop is None:
+            return None
+        return self._loop.time() + (due - self._clock())
+
+    def _on_timer(self, loop_now: float) -> None:
+        if self._closed or self._loop is None:
+            return
+        # the timer may run a hair before the loop clock reaches it: add what the loop clock lags
+        now = self._clock() + max(0.0, loop_now - self._loop.time())
+        task = self._loop.create_task(self._tick(now))
+        self._ticks.add(task)
+        task.add_done_callback(self._ticks.discard)
+
+    async def _tick(self, now: float) -> None:
+        try:
+            await self.submit(Tick(), now)
+        except Exception:
+            log.exception("campaign tick at %.3f failed", now)
