@@ -1,0 +1,219 @@
+"""Campaign engine benchmark (issue #7): events per second through ``Engine.handle`` on one core for a
+population of subscribers, and memory per tracked subscriber.
+
+The engine runs the shipped reference campaign (``configs/campaigns``: catalogue, policy, the new
+exhaustion-time upsell and the other shipped campaigns and experiment) on a population of ``--subscribers``
+(1M by default). Phases, each timed on its own and all together:
+
+1. ``profiles``: one ``ProfileUpdated`` per subscriber (billing's view: segment, tenure, zone, packages).
+2. ``journeys``: for ``--journeys`` of them (default: everyone), the reference journey's events in the
+   order the network and billing produce them: the exhaustion trigger, billing's credit score, the
+   DSTK push's delivery receipt, a ``Tick`` per simulated minute (the waits expire and the SMS go out),
+   the SMS receipts, a USSD answer from ``--answer-rate`` of them and billing's activation.
+
+Reported: events/s for each phase and overall (goal >= 200k/s on one core), and bytes per tracked
+subscriber (``tracemalloc``, everything the engine holds divided by the subscribers: with profiles only,
+and at the peak with an open offer each; goal <= 1 KB). No peer runs this workload; the figures are
+absolute, on the machine of the run (``python -VV`` and the CPU are printed).
+
+    .venv/bin/python bench/campaign_engine.py                    # 1M subscribers (about 2-4 minutes)
+    .venv/bin/python bench/campaign_engine.py --subscribers 100000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from campaign_core.engine import Engine  # noqa: E402
+from campaign_core.model import (  # noqa: E402
+    Activate,
+    Activated,
+    ActivePackage,
+    CreditScored,
+    DeliveryReported,
+    Event,
+    Profile,
+    ProfileUpdated,
+    PushStk,
+    QueryCredit,
+    Responded,
+    ResponseChannel,
+    SendSms,
+    Tick,
+    TriggerKind,
+    TriggerRaised,
+)
+from gateway.campaigns.loader import load_campaign_dir  # noqa: E402
+
+START = 1_780_304_400.0  # 2026-06-01 12:00 in Nairobi: outside the shipped quiet hours
+
+
+def pin(core: int) -> None:
+    try:
+        if (os.cpu_count() or 1) > core:
+            os.sched_setaffinity(0, {core})
+    except (AttributeError, OSError):
+        pass
+
+
+def msisdn_of(index: int) -> str:
+    return f"2547{index:08d}"
+
+
+def profiles(count: int) -> list[Event]:
+    package = (ActivePackage("data_1000mb", "2026-05-15", "2026-06-14"),)
+    return [
+        ProfileUpdated(Profile(msisdn_of(i), segment="prepaid", tenure_days=400, packages=package))
+        for i in range(count)
+    ]
+
+
+class Journeys:
+    """Feeds the reference journey of ``count`` subscribers through ``engine``, answering its commands
+    as billing, the SMSC and the subscribers would (a deterministic share answers by USSD)."""
+
+    def __init__(self, engine: Engine, count: int, answer_rate: float) -> None:
+        self.engine = engine
+        self.count = count
+        self.answer_every = max(1, round(1 / answer_rate)) if answer_rate > 0 else 0
+        self.events = 0
+        self.peak_offers = 0
+
+    def run(self) -> None:
+        engine = self.engine
+        handle = engine.handle
+        now = START
+        queries: list[QueryCredit] = []
+        pushes: list[PushStk | SendSms] = []
+        for i in range(self.count):
+            trigger = TriggerRaised(
+                f"{msisdn_of(i)}/data_1000mb/2026-05/100", TriggerKind.EXHAUSTED, msisdn_of(i), now - 2.0,
+                "data_1000mb", 100,
+            )  # fmt: skip
+            for command in handle(trigger, now):
+                if isinstance(command, QueryCredit):
+                    queries.append(command)
+        self.events += self.count
+        for query in queries:  # billing scores each: 120 KES of credit, no balance
+            for command in handle(
+                CreditScored(query.request_id, query.msisdn, Decimal(0), Decimal(120)), now + 1
+            ):
+                if isinstance(command, PushStk | SendSms):
+                    pushes.append(command)
+        self.events += len(queries)
+        self.peak_offers = len(queries)
+        for push in pushes:  # the DSTK dialogs are delivered
+            handle(DeliveryReported(push.command_id, True), now + 5)
+        self.events += len(pushes)
+        sms: list[SendSms] = []
+        for minute in range(1, 40):  # nobody answers the dialog: the waits expire, the SMS go out
+            for command in handle(Tick(), now + 60 * minute):
+                if isinstance(command, SendSms):
+                    sms.append(command)
+            self.events += 1
+        for message in sms:
+            handle(DeliveryReported(message.command_id, True), now + 2500)
+        self.events += len(sms)
+        activations: list[Activate] = []
+        if self.answer_every:
+            for index, message in enumerate(sms):
+                if index % self.answer_every:
+                    continue
+                answer = Responded(f"mo-{index}", message.msisdn, ResponseChannel.USSD, option_id="*123*100#")
+                activations.extend(c for c in handle(answer, now + 3000) if isinstance(c, Activate))
+                self.events += 1
+        for activate in activations:
+            handle(
+                Activated(activate.offer_id, activate.package_id, activate.payment, activate.price),
+                now + 3001,
+            )
+        self.events += len(activations)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    pin(0)
+    campaigns = load_campaign_dir(ROOT / "configs" / "campaigns", ussd_menus=None)
+    population = profiles(args.subscribers)
+    journeys = min(args.journeys or args.subscribers, args.subscribers)
+    gc.collect()
+    gc.freeze()  # as gateway.runtime.settle_heap does in a running gateway
+    gc.set_threshold(100_000, 50, 100)
+    tracemalloc.start() if args.memory else None
+    engine = Engine(campaigns)
+    base = tracemalloc.get_traced_memory()[0] if args.memory else 0
+    started = time.perf_counter()
+    for event in population:
+        engine.handle(event, START - 100)
+    profile_seconds = time.perf_counter() - started
+    profile_memory = (tracemalloc.get_traced_memory()[0] - base) if args.memory else 0
+    del population  # the events themselves are not the engine's memory... but the profiles they carry are
+    feeder = Journeys(engine, journeys, args.answer_rate)
+    started = time.perf_counter()
+    feeder.run()
+    journey_seconds = time.perf_counter() - started
+    peak = (tracemalloc.get_traced_memory()[1] - base) if args.memory else 0
+    total_events = args.subscribers + feeder.events
+    return {
+        "python": platform.python_version(),
+        "machine": platform.processor() or platform.machine(),
+        "subscribers": args.subscribers,
+        "journeys": journeys,
+        "profile_events_per_s": args.subscribers / profile_seconds,
+        "journey_events": feeder.events,
+        "journey_events_per_s": feeder.events / journey_seconds,
+        "events_per_s": total_events / (profile_seconds + journey_seconds),
+        "bytes_per_subscriber_profiles": profile_memory / args.subscribers if args.memory else None,
+        "bytes_per_subscriber_peak": peak / args.subscribers if args.memory else None,
+        "tracked": len(engine),
+        "memory_traced": args.memory,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument(
+        "--journeys", type=int, default=0, help="subscribers who exhaust their package (default all)"
+    )
+    parser.add_argument("--answer-rate", type=float, default=0.3)
+    parser.add_argument(
+        "--no-memory", dest="memory", action="store_false", help="skip tracemalloc (it slows the run)"
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"campaign engine, {result['subscribers']:,} subscribers, {result['journeys']:,} reference journeys "
+        f"(Python {result['python']}, one core{'; tracemalloc on, which slows it' if args.memory else ''})"
+    )
+    print(f"  profiles:  {result['profile_events_per_s']:>12,.0f} events/s")
+    print(
+        f"  journeys:  {result['journey_events_per_s']:>12,.0f} events/s ({result['journey_events']:,} events)"
+    )
+    print(f"  overall:   {result['events_per_s']:>12,.0f} events/s (goal 200,000)")
+    if args.memory:
+        print(
+            f"  memory:    {result['bytes_per_subscriber_profiles']:>12,.0f} B per subscriber with its profile, "
+            f"{result['bytes_per_subscriber_peak']:,.0f} B at the peak with an open offer each (goal 1,024)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
