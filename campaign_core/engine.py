@@ -208,7 +208,15 @@ class _Subscriber:
         # closed offers, to answer a late response clearly
         self.closed: tuple[tuple[str, str, tuple[str, ...], str, str | None], ...] = ()
         # campaign id -> when its last offer started; experiment id -> the last control assignment
-        self.last_start: dict[str, float] | None = None
+        self.last_start: tuple[tuple[str, float], ...] = ()  # a tuple of pairs: a third of a dict's size
+
+
+def _last_start(subscriber: _Subscriber, key: str) -> float | None:
+    return next((when for name, when in subscriber.last_start if name == key), None)
+
+
+def _remember_start(subscriber: _Subscriber, key: str, when: float) -> None:
+    subscriber.last_start = (*((n, w) for n, w in subscriber.last_start if n != key), (key, when))
 
 
 def _local_date(now: float, zone: str) -> date:
@@ -544,9 +552,7 @@ class Engine:
             return  # the same trigger once more under another id (cannot happen with recent ids; defensive)
         self._offers[offer.offer_id] = offer
         subscriber.offers = (*subscriber.offers, offer.offer_id)
-        if subscriber.last_start is None:
-            subscriber.last_start = {}
-        subscriber.last_start[campaign.id] = now
+        _remember_start(subscriber, campaign.id, now)
         out.append(
             _record(
                 RecordKind.ELIGIBLE,
@@ -579,12 +585,10 @@ class Engine:
         """Whether a control subscriber counts as a new trial: not within the window of the last one (the
         longest time a treated subscriber's offer could be open or cooling down), as a treated subscriber
         would be held back by the open offer or the cooldown; then remember this one."""
-        if subscriber.last_start is None:
-            subscriber.last_start = {}
-        last = subscriber.last_start.get(experiment.id)
+        last = _last_start(subscriber, experiment.id)
         if last is not None and now - last < self._control_windows[experiment.id]:
             return False
-        subscriber.last_start[experiment.id] = now
+        _remember_start(subscriber, experiment.id, now)
         return True
 
     def _busy(self, subscriber: _Subscriber, campaign: CampaignConfig, now: float) -> str | None:
@@ -592,8 +596,8 @@ class Engine:
             offer = self._offers.get(key)
             if offer is not None and offer.campaign.id == campaign.id:
                 return f"offer {key} of this campaign is still open"
-        if campaign.cooldown and subscriber.last_start is not None:
-            last = subscriber.last_start.get(campaign.id)
+        if campaign.cooldown:
+            last = _last_start(subscriber, campaign.id)
             if last is not None and now - last < campaign.cooldown:
                 return f"cooldown: last offer {now - last:.0f} s ago"
         return None

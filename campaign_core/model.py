@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
 
 __all__ = [
     "Activate",
@@ -86,6 +87,15 @@ class Payment(StrEnum):
     CREDIT = "credit"  # "buy now, pay later": lent by billing, repaid at the next top-up
 
 
+_NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
+
+
+def _no_attributes() -> Mapping[str, str]:
+    """One shared read-only empty mapping: a fresh dict per profile and trigger is 64 bytes each, kept
+    by the engine for every subscriber and open offer."""
+    return _NO_ATTRIBUTES
+
+
 # --- the subscriber as billing knows them ------------------------------------------------------
 
 
@@ -111,7 +121,7 @@ class Profile:
     timezone: str | None = None
     stk_capable: bool = True
     packages: tuple[ActivePackage, ...] = ()
-    attributes: Mapping[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str] = field(default_factory=_no_attributes)
 
 
 # --- events (into Engine.handle) ---------------------------------------------------------------
@@ -129,7 +139,7 @@ class TriggerRaised:
     event_time: float
     package_id: str | None = None
     level: int | None = None
-    attributes: Mapping[str, str] = field(default_factory=dict)
+    attributes: Mapping[str, str] = field(default_factory=_no_attributes)
 
 
 @dataclass(frozen=True, slots=True)
