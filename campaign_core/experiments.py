@@ -27,8 +27,8 @@ BUCKETS = 10_000
 
 def bucket(salt: str, msisdn: str) -> int:
     """The subscriber's bucket (0..9999) in an experiment salted ``salt``."""
-    digest = hashlib.sha256(f"{salt}:{msisdn}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
+    digest = hashlib.blake2b(f"{salt}:{msisdn}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
 
 
 def assign(experiment: ExperimentConfig, msisdn: str) -> ExperimentArm:
