@@ -443,6 +443,8 @@ class Engine:
 
     def _trigger(self, trigger: TriggerRaised, now: float, out: list[Command]) -> None:
         campaigns = [c for c in self._by_trigger.get(trigger.kind, ()) if self._matches(c, trigger)]
+        if not campaigns:
+            return  # no campaign starts on this trigger: nothing to decide, nothing to record
         msisdn = trigger.msisdn
         subscriber = self._subscriber(msisdn)
         if trigger.trigger_id in subscriber.triggers:
