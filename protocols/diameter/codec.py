@@ -13,20 +13,31 @@ padding, wrong size of a fixed-size type), 5004 (a value that cannot be what its
 The typed value functions cover every base data format of 4.2 and 4.3: OctetString, Integer32,
 Integer64, Unsigned32, Unsigned64, Float32, Float64, Grouped (4.4), Address, Time, UTF8String,
 DiameterIdentity, DiameterURI and Enumerated.
+
+The AVP scan of ``decode`` / ``decode_avps`` / ``scan_avps`` (and the grammar checks of
+``credit_control``) run in C when the optional extension ``protocols.diameter._speedups`` is built
+(``pip install`` builds it where a C compiler is present). It only handles well-formed runs and hands
+everything else to the Python code here, which stays the reference and the one that raises.
+``TGW_PURE_PYTHON=1`` (any value but empty or ``0``) in the environment when this module is first
+imported forces the pure-Python code.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntFlag
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from protocols.errors import DecodeError, LocalProtocolError
 from protocols.registry import WideKeepUnknownIntEnum
+
+if TYPE_CHECKING:
+    from protocols.diameter._speedups import Found, Reader
 
 __all__ = [
     "HEADER_LENGTH",
@@ -241,6 +252,52 @@ _set_end_to_end = _slot_setter(Message, "end_to_end")
 _set_avps = _slot_setter(Message, "avps")
 
 
+# --- the optional C accelerator -------------------------------------------------------------------
+
+RawAvp = tuple[int, int, int | None, bytes]
+"""An AVP as (code, flags, vendor_id, data): what ``scan_avps`` gives, ``Avp(*raw)`` makes the Avp."""
+
+_ScanAvps = Callable[[bytes, int, int], list[RawAvp] | None]
+_DecodeAvps = Callable[[bytes, int, int, type[Avp]], tuple[Avp, ...] | None]
+_GrammarKey = int | tuple[int, int]
+_ByKey = Mapping[_GrammarKey, tuple[str, int | None, int | None]]
+_MRules = Mapping[_GrammarKey, int | None]
+_Members = Callable[[bytes, _ByKey, _MRules, bool, tuple[str, ...]], dict[str, list[RawAvp]] | None]
+_Collect = Callable[
+    [tuple[Avp, ...], type[Avp], _ByKey, _MRules, bool, tuple[str, ...]], dict[str, list[RawAvp]] | None
+]
+
+
+class _Speedups(NamedTuple):
+    """What the C accelerator offers; ``members``, ``collect``, ``Found`` and ``Reader`` serve
+    credit_control's grammar checks and typed readers (one loader, one switch)."""
+
+    scan_avps: _ScanAvps
+    decode_avps: _DecodeAvps
+    members: _Members
+    collect: _Collect
+    Found: type[Found]
+    Reader: type[Reader[Any]]
+
+
+def _load_speedups(environ: Mapping[str, str]) -> _Speedups | None:
+    """The C accelerator, or None if it is not built or ``TGW_PURE_PYTHON`` is set to anything but
+    "" or "0"."""
+    if environ.get("TGW_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from protocols.diameter import _speedups as c  # noqa: PLC0415 (here, so that tests can replay the choice)
+    except ImportError:  # not built (no C compiler at install time): the pure-Python code below
+        return None
+    return _Speedups(c.scan_avps, c.decode_avps, c.members, c.collect, c.Found, c.Reader)
+
+
+# read once, at import; module globals read at call time, so tests can switch them off in-process
+_SPEEDUPS = _load_speedups(os.environ)
+_c_scan_avps: _ScanAvps | None = None if _SPEEDUPS is None else _SPEEDUPS.scan_avps
+_c_decode_avps: _DecodeAvps | None = None if _SPEEDUPS is None else _SPEEDUPS.decode_avps
+
+
 # --- messages and AVPs ----------------------------------------------------------------------
 
 
@@ -291,10 +348,6 @@ def decode_avps(data: bytes) -> tuple[Avp, ...]:
     return _decode_avps(data, 0, len(data))
 
 
-RawAvp = tuple[int, int, int | None, bytes]
-"""An AVP as (code, flags, vendor_id, data): what ``scan_avps`` gives, ``Avp(*raw)`` makes the Avp."""
-
-
 def scan_avps(data: bytes) -> list[RawAvp]:
     """``decode_avps`` without building ``Avp`` objects, same checks and errors: for parsers that read
     the values themselves (a Grouped AVP's members) and build an ``Avp`` only to name one in an error."""
@@ -305,6 +358,10 @@ def scan_avps(data: bytes) -> list[RawAvp]:
 
 def _scan_avps(data: bytes, offset: int, end: int) -> list[RawAvp]:
     """The AVPs of ``data[offset:end]`` (no copy of the run itself), checked per RFC 6733 4.1."""
+    if _c_scan_avps is not None:
+        scanned = _c_scan_avps(data, offset, end)
+        if scanned is not None:
+            return scanned
     avps: list[RawAvp] = []
     append = avps.append
     unpack_from = _AVP_HEADER.unpack_from
@@ -330,6 +387,10 @@ def _scan_avps(data: bytes, offset: int, end: int) -> list[RawAvp]:
 
 
 def _decode_avps(data: bytes, offset: int, end: int) -> tuple[Avp, ...]:
+    if _c_decode_avps is not None:
+        decoded = _c_decode_avps(data, offset, end, Avp)  # built the same way, through the slots
+        if decoded is not None:
+            return decoded
     avps: list[Avp] = []
     append = avps.append
     for code, flags, vendor_id, value in _scan_avps(data, offset, end):

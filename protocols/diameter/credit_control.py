@@ -29,6 +29,10 @@ error (3xxx), the E-bit answer-message of RFC 6733 section 7.2; 5xxx answers are
 without the E bit (RFC 6733 section 7.1.5) that carry Failed-AVP. ``build_gy_ccr``,
 ``build_gx_ccr_update`` and ``build_sy_snr`` build requests (the network simulator and the tests
 use them); ``to_message`` turns any typed request back into a ``Message``.
+
+The grammar checks and the common case of the typed value readers run in C when the optional
+extension ``protocols.diameter._speedups`` is built (see ``codec``; ``TGW_PURE_PYTHON=1`` forces the
+Python code): it only takes requests that pass, and leaves every error to the Python code here.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 from functools import lru_cache
-from typing import ClassVar, TypeVar, cast
+from typing import ClassVar, Protocol, TypeVar, cast
 
 from protocols.diameter import codec
 from protocols.diameter.codec import Avp, CommandFlag, Message, RawAvp, ResultCode
@@ -756,7 +760,9 @@ def _decode(item: RawAvp, decoder: Callable[[bytes], _T]) -> _T:
 
 
 # The typed readers take the common case inline (right size, valid text) and leave everything
-# else, errors included, to the codec's checked decoders through _decode.
+# else, errors included, to the codec's checked decoders through _decode. With the C accelerator,
+# _u32, _u64, _enum, _utf8 and _identity (below) are its Readers: the same common case in C, these
+# functions for everything else.
 _UNPACK_U32 = struct.Struct(">I").unpack
 _UNPACK_I32 = struct.Struct(">i").unpack
 _UNPACK_U64 = struct.Struct(">Q").unpack
@@ -765,7 +771,7 @@ _UNPACK_U32_FROM = struct.Struct(">I").unpack_from
 _V_BIT = 0x80  # AvpFlag.VENDOR as a plain int
 
 
-def _u32(item: RawAvp) -> int:
+def _py_u32(item: RawAvp) -> int:
     data = item[3]
     if len(data) == 4:
         value: int = _UNPACK_U32(data)[0]
@@ -773,7 +779,7 @@ def _u32(item: RawAvp) -> int:
     return _decode(item, codec.decode_unsigned32)
 
 
-def _u64(item: RawAvp) -> int:
+def _py_u64(item: RawAvp) -> int:
     data = item[3]
     if len(data) == 8:
         value: int = _UNPACK_U64(data)[0]
@@ -781,7 +787,7 @@ def _u64(item: RawAvp) -> int:
     return _decode(item, codec.decode_unsigned64)
 
 
-def _enum(item: RawAvp) -> int:
+def _py_enum(item: RawAvp) -> int:
     data = item[3]
     if len(data) == 4:
         value: int = _UNPACK_I32(data)[0]
@@ -789,7 +795,7 @@ def _enum(item: RawAvp) -> int:
     return _decode(item, codec.decode_enumerated)
 
 
-def _utf8(item: RawAvp) -> str:
+def _py_utf8(item: RawAvp) -> str:
     data = item[3]
     if type(data) is bytes:
         try:
@@ -799,11 +805,26 @@ def _utf8(item: RawAvp) -> str:
     return _decode(item, codec.decode_utf8_string)
 
 
-def _identity(item: RawAvp) -> str:
+def _py_identity(item: RawAvp) -> str:
     data = item[3]
     if type(data) is bytes and data.isascii():
         return data.decode("ascii")
     return _decode(item, codec.decode_diameter_identity)
+
+
+_SPEEDUPS = codec._SPEEDUPS  # the codec's choice: the C accelerator, or None (TGW_PURE_PYTHON, not built)
+
+
+def _reader(kind: str, read: Callable[[RawAvp], _T]) -> Callable[[RawAvp], _T]:
+    return read if _SPEEDUPS is None else _SPEEDUPS.Reader(kind, read)
+
+
+# module globals read at call time: tests switch them back to the _py_ functions in-process
+_u32 = _reader("u32", _py_u32)
+_u64 = _reader("u64", _py_u64)
+_enum = _reader("i32", _py_enum)
+_utf8 = _reader("utf8", _py_utf8)
+_identity = _reader("ascii", _py_identity)
 
 
 def _time(item: RawAvp) -> datetime:
@@ -832,13 +853,32 @@ _DICTIONARY_M_RULE: dict[int | tuple[int, int], int | None] = {
     _key(definition.code, definition.vendor_id): _M_RULE[definition.mandatory] for definition in all_avps()
 }
 
+# The C accelerator's one pass over a Grouped AVP's octets (members) and over a message's AVPs
+# (collect). Each returns the dict of found lists exactly when the Python code below would go through
+# without an error, else None, and the Python code then decides. Module globals: tests switch them off.
+_c_members: codec._Members | None = None if _SPEEDUPS is None else _SPEEDUPS.members
+_c_collect: codec._Collect | None = None if _SPEEDUPS is None else _SPEEDUPS.collect
+
 
 def _too_many(count: int, most: int | None) -> bool:
     return most is not None and count > most
 
 
-class _Found:
-    """The AVPs of one AVP list sorted by grammar name, with typed accessors."""
+class _Found(Protocol):
+    """The AVPs of one AVP list sorted by grammar name, with typed accessors: a ``_PyFound``, or the
+    C accelerator's ``Found`` (the same methods without a Python frame per call)."""
+
+    def all(self, name: str) -> list[RawAvp]: ...
+
+    def one(self, name: str, decoder: Callable[[RawAvp], _T]) -> _T: ...
+
+    def optional(self, name: str, decoder: Callable[[RawAvp], _T]) -> _T | None: ...
+
+    def many(self, name: str, decoder: Callable[[RawAvp], _T]) -> tuple[_T, ...]: ...
+
+
+class _PyFound:
+    """``_Found`` in Python, the reference."""
 
     __slots__ = ("_avps",)
 
@@ -862,6 +902,10 @@ class _Found:
         if len(items) == 1:
             return (decoder(items[0]),)
         return tuple([decoder(item) for item in items])
+
+
+# what the parser makes its _Found with (a module global: tests switch it back to _PyFound)
+_new_found: Callable[[dict[str, list[RawAvp]]], _Found] = _PyFound if _SPEEDUPS is None else _SPEEDUPS.Found
 
 
 class _Parser:
@@ -906,7 +950,7 @@ class _Parser:
                 ResultCode.DIAMETER_AVP_OCCURS_TOO_MANY_TIMES,
                 Avp(*items[most]),
             )
-        return _Found(found)
+        return _new_found(found)
 
     def _outside_grammar(self, item: RawAvp) -> None:
         """An AVP the grammar does not name (allowed by ``*[ AVP ]``): checked, then ignored."""
@@ -935,8 +979,13 @@ class _Parser:
         the grammar lets by, no name too often, none missing. None for anything else: ``grouped``
         then goes the long way (codec.scan_avps, then collect), which raises the error RFC 6733 wants,
         in the order the checks come. Both ways give the same result for any octets.
+
+        The C accelerator's ``members`` does the same pass; where it gives None the long way decides.
         """
         data = group[3]
+        if _c_members is not None:
+            sorted_ = _c_members(data, grammar.by_key, _DICTIONARY_M_RULE, self.strict, grammar.required)
+            return None if sorted_ is None else _new_found(sorted_)
         found: dict[str, list[RawAvp]] = {}
         if type(data) is bytes:
             by_key = grammar.by_key
@@ -987,7 +1036,7 @@ class _Parser:
                 offset += padded
             else:
                 if found.keys() >= grammar.required_names:
-                    return _Found(found)
+                    return _new_found(found)
         return None
 
     def grouped(self, group: RawAvp, grammar: _Grammar, build: Callable[[_Found], _T]) -> _T:
@@ -1127,6 +1176,12 @@ class _Parser:
     # --- commands ---
 
     def top_level(self, message: Message, grammar: _Grammar) -> _Found:
+        if _c_collect is not None:
+            found = _c_collect(
+                message.avps, Avp, grammar.by_key, _DICTIONARY_M_RULE, self.strict, grammar.required
+            )
+            if found is not None:
+                return _new_found(found)
         return self.collect([(a.code, a.flags, a.vendor_id, a.data) for a in message.avps], grammar)
 
     def application_id(self, message: Message, found: _Found) -> int:
