@@ -85,6 +85,9 @@ CACHE_KIB = 16 * 1024
 """SQLite's page cache (its default is 2 MiB): a transaction larger than the cache spills pages to the WAL
 before its commit, which cost a third more CPU per event with 10k-event JSON-lines batches (2.5 MB)."""
 
+PAGE_SIZE = 65536
+"""The largest SQLite page, for a new journal file (see ``_connect``)."""
+
 FORMAT_EVENTS = "events"
 FORMAT_DPI_JSON_LINES = "dpi-jsonl"
 
@@ -473,6 +476,10 @@ class IngestJournal:
     def _connect(self) -> None:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None)  # explicit BEGIN / COMMIT
+            # Rows are whole batches (a 10k-event body is 2 MB): 64 KiB pages store such a blob in a
+            # sixteenth of the overflow pages, 1.2 -> 0.3 us of journal CPU per event (bench/ingest.py).
+            # It only takes effect on a new file; an existing journal keeps its page size.
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")  # validated in __init__
             conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")

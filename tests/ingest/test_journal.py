@@ -398,3 +398,14 @@ async def test_a_journal_of_an_unknown_version_is_refused(tmp_path: Path) -> Non
     conn.close()
     with pytest.raises(TransportError, match="schema version 99"):
         await opened(path)
+
+
+async def test_a_new_journal_uses_64_kib_pages(tmp_path: Path) -> None:
+    from gateway.ingest.journal import PAGE_SIZE
+
+    path = tmp_path / "pages.sqlite"
+    journal = IngestJournal(path)
+    await journal.open()
+    await journal.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 65536
