@@ -24,19 +24,40 @@ that expired is answered "expired". Every offer ends: activated, declined, expir
 (a ``CLOSED`` record says which). Ids are deterministic (``model.offer_id``; commands ``<offer>:<step>``,
 ``<offer>:score``, ``<offer>:confirm``), so a replay after a crash gives the same ids and billing's
 idempotency key stops a second activation.
+
+Snapshot (``snapshot`` / ``restore``, JSON-able, version ``SNAPSHOT_VERSION``), so that a restart need
+not replay the whole event log: per subscriber a row ``[msisdn, profile, trigger ids, response ids, open
+offer ids, closed offers, last starts]`` (the profile a row ``[segment, tenure_days, timezone,
+stk_capable, [[package_id, start_date, end_date, recurring, trial], ...], attributes]``, or null), per
+open offer a row ``[offer id, campaign id, variant, trigger, state, step, step ready, options, chosen,
+pushed, deadline, queued, expires at, delivered]`` (the trigger as ``campaign_core.codec`` JSON, the
+campaign by id, the options as ``[package id, volume MB, price, payment, USSD code]``, chosen and pushed
+as indexes into them), the contact policy's own snapshot and the time of the last prune. The deadline
+heap is rebuilt from the offers' ``queued`` times (not their deadlines: the order in which one Tick
+handles several due offers follows the queued entries, and it must stay the same). A restored engine
+gives the same outputs for the same later events as the engine the snapshot was taken of. ``restore``
+leaves out the offers whose campaign the engine's ``CampaignSet`` no longer has, or whose campaign
+changed so that the offer no longer fits it (its step past the journey, options from a campaign that now
+offers nothing); it cannot record their end, so it returns their ids for the caller to log.
+
+The contact policy forgets the subscribers whose every cap period is over (``ContactPolicy.prune``) on
+a ``Tick`` once per simulated hour (``_PRUNE_EVERY``), which changes no decision.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from campaign_core.codec import event_from_json, event_to_json
 from campaign_core.config import (
     CampaignConfig,
     CampaignSet,
@@ -78,9 +99,9 @@ from campaign_core.model import (
 )
 from campaign_core.policy import ContactPolicy, Deferred, Suppressed
 from campaign_core.texts import option_fields, render_step_text
-from protocols.errors import ConfigError
+from protocols.errors import ConfigError, DecodeError
 
-__all__ = ["Engine", "OfferState", "OfferView", "eligibility_failure"]
+__all__ = ["SNAPSHOT_VERSION", "Engine", "OfferState", "OfferView", "eligibility_failure"]
 
 _RECENT_TRIGGERS = 8  # trigger ids remembered per subscriber to drop re-deliveries
 _RECENT_CLOSED = 4
@@ -89,6 +110,8 @@ TRANSACTIONAL = "transactional"
 _DEFAULT_TEXTS = OfferTexts()
 _UNKNOWN_PROFILE = Profile("")
 _TEXT_CACHE_LIMIT = 4096
+SNAPSHOT_VERSION = 1  # of Engine.snapshot()
+_PRUNE_EVERY = 3600.0  # simulated seconds between two ContactPolicy.prune calls (on a Tick)
 
 # Record is a frozen slots dataclass whose __init__ goes through object.__setattr__ per field (about
 # 1.5 us); the engine makes two or three a event, so it fills the slots through their own setters
@@ -339,6 +362,7 @@ class Engine:
         # keyed by id(step): the steps live as long as self.campaigns, which this engine holds
         self._options: dict[tuple[str, Payment], OfferOption] = {}  # one object per package and payment
         self._texts: dict[tuple[int, tuple[OfferOption, ...], str], str] = {}
+        self._pruned_at: float | None = None  # the now of the last ContactPolicy.prune
 
     # --- the engine face ------------------------------------------------------------------------
 
@@ -346,6 +370,8 @@ class Engine:
         out: list[Command] = []
         if isinstance(event, Tick):
             self._tick(now, out)
+            if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
+                self._prune(now)
         elif isinstance(event, TriggerRaised):
             self._trigger(event, now, out)
         elif isinstance(event, ProfileUpdated):
@@ -891,8 +917,10 @@ class Engine:
         if offer is None or offer.msisdn != msisdn:
             self._reject_response(event, subscriber, now, out)
             return
-        texts = offer.campaign.offer.texts if offer.campaign.offer is not None else None
-        assert texts is not None  # only offers with options are open to answers
+        if offer.campaign.offer is None:  # an informational journey offers nothing to take
+            self._reject_response(event, subscriber, now, out)
+            return
+        texts = offer.campaign.offer.texts
         base = {"response_id": event.response_id, "channel": event.channel.value, "option": event.option_id}
         if offer.state is OfferState.ACTIVATING:
             out.append(
@@ -1138,7 +1166,9 @@ class Engine:
             deadline = offer.deadline
             if deadline is None:
                 continue
-            if deadline > now:
+            if deadline != when:
+                # its deadline moved later: requeue it there, so that offers due in the same Tick are
+                # handled in deadline order whether or not next_deadline() looked at the heap first
                 offer.queued = deadline
                 heapq.heappush(heap, (deadline, key))
                 continue
@@ -1199,3 +1229,347 @@ class Engine:
                 RecordKind.CLOSED, now, offer.msisdn, offer.campaign.id, offer.variant, offer.offer_id, detail
             )
         )
+
+    # --- checkpoint -----------------------------------------------------------------------------
+
+    def _prune(self, now: float) -> None:
+        """Let the contact policy forget the periods that are over (no later decision changes)."""
+        self._pruned_at = now
+        self.policy.prune(now)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain JSON-able data (module docstring, "Snapshot")."""
+        subscribers = [
+            [
+                msisdn,
+                None if subscriber.profile is None else _profile_to_row(subscriber.profile),
+                list(subscriber.triggers),
+                list(subscriber.responses),
+                list(subscriber.offers),
+                [[entry[0], entry[1], list(entry[2]), entry[3], entry[4]] for entry in subscriber.closed],
+                [[key, when] for key, when in subscriber.last_start],
+            ]
+            for msisdn, subscriber in self._subscribers.items()
+        ]
+        return {
+            "version": SNAPSHOT_VERSION,
+            "pruned_at": self._pruned_at,
+            "policy": self.policy.snapshot(),
+            "subscribers": subscribers,
+            "offers": [_offer_to_row(offer) for offer in self._offers.values()],
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> list[str]:
+        """Replace the state with one ``snapshot()`` returned (possibly through JSON, possibly under a
+        changed campaign directory); the ids of the offers left out because their campaign is gone or no
+        longer fits them (module docstring). ``ConfigError`` says what is wrong with a bad snapshot, and
+        then the state is unchanged."""
+        if not isinstance(snapshot, Mapping) or snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ConfigError(f"engine snapshot: not a version {SNAPSHOT_VERSION} snapshot")
+        pruned_at = snapshot.get("pruned_at")
+        if not _is_time(pruned_at):
+            raise ConfigError("engine snapshot: pruned_at is not a number or null")
+        policy = snapshot.get("policy")
+        if not isinstance(policy, Mapping):
+            raise ConfigError("engine snapshot: policy is not an object")
+        rows = snapshot.get("subscribers")
+        if not isinstance(rows, list):
+            raise ConfigError("engine snapshot: subscribers is not a list")
+        subscribers: dict[str, _Subscriber] = {}
+        for index, row in enumerate(rows):
+            msisdn, subscriber = _subscriber_from_row(index, row)
+            if msisdn in subscribers:
+                raise ConfigError(f"engine snapshot: subscriber {index} repeats {msisdn}")
+            subscribers[msisdn] = subscriber
+        rows = snapshot.get("offers")
+        if not isinstance(rows, list):
+            raise ConfigError("engine snapshot: offers is not a list")
+        campaigns: dict[str, CampaignConfig | None] = {}
+        options: dict[tuple[object, ...], OfferOption] = {}  # one object per distinct option
+        offers: dict[str, _Offer] = {}
+        owners: dict[str, str] = {}  # offer id -> msisdn, dropped offers included
+        dropped: list[str] = []
+        for index, row in enumerate(rows):
+            if not (isinstance(row, list) and len(row) == _OFFER_FIELDS and isinstance(row[1], str)):
+                raise ConfigError(f"engine snapshot: offer {index} is not a list of {_OFFER_FIELDS} fields")
+            campaign_id = row[1]
+            if campaign_id not in campaigns:
+                campaigns[campaign_id] = self.campaigns.campaign(campaign_id)
+            key, msisdn, offer = self._offer_from_row(index, row, campaigns[campaign_id], options)
+            if key in owners:
+                raise ConfigError(f"engine snapshot: offer {index} repeats {key}")
+            owner = subscribers.get(msisdn)
+            if owner is None or key not in owner.offers:
+                raise ConfigError(f"engine snapshot: offer {index} ({key}) is not open for {msisdn}")
+            owners[key] = msisdn
+            if offer is not None and _fits(offer):
+                offers[key] = offer
+            else:
+                dropped.append(key)
+        for msisdn, subscriber in subscribers.items():
+            for key in subscriber.offers:
+                if owners.get(key) != msisdn:
+                    raise ConfigError(f"engine snapshot: subscriber {msisdn} lists {key}, not an open offer")
+            if dropped:
+                subscriber.offers = tuple(key for key in subscriber.offers if key in offers)
+        self.policy.restore(policy)  # the last check: it raises before changing anything
+        self._subscribers = subscribers
+        self._offers = offers
+        deadlines = [(offer.queued, key) for key, offer in offers.items() if offer.queued is not None]
+        heapq.heapify(deadlines)
+        self._deadlines = deadlines
+        self._pruned_at = None if pruned_at is None else float(pruned_at)
+        return dropped
+
+    def _offer_from_row(
+        self,
+        index: int,
+        row: list[Any],
+        campaign: CampaignConfig | None,
+        shared: dict[tuple[object, ...], OfferOption],
+    ) -> tuple[str, str, _Offer | None]:
+        """The id, msisdn and offer of one snapshot row (no offer when ``campaign`` is gone)."""
+        where = f"engine snapshot: offer {index}"
+        key, _campaign_id, variant, trigger_json, state_name, step, step_ready, option_rows = row[:8]
+        chosen, pushed, deadline, queued, expires_at, delivered = row[8:]
+        if not isinstance(key, str) or not (variant is None or isinstance(variant, str)):
+            raise ConfigError(f"{where}: the offer id must be a string, the variant a string or null")
+        try:
+            trigger = event_from_json(trigger_json)
+        except DecodeError as exc:
+            raise ConfigError(f"{where}: trigger: {exc}") from None
+        if not isinstance(trigger, TriggerRaised):
+            raise ConfigError(f"{where}: trigger is a {type(trigger).__name__}, not a TriggerRaised")
+        state = _STATES.get(state_name) if isinstance(state_name, str) else None
+        if state is None:
+            raise ConfigError(f"{where}: state {state_name!r} is not one of {list(_STATES)}")
+        if not (_is_count(step) and isinstance(step_ready, bool) and isinstance(delivered, bool)):
+            raise ConfigError(f"{where}: step must be a whole number >= 0, step_ready and delivered booleans")
+        if not isinstance(option_rows, list):
+            raise ConfigError(f"{where}: options is not a list")
+        options = tuple(self._option_from_row(where, row, shared) for row in option_rows)
+        if not (chosen is None or (_is_count(chosen) and chosen < len(options))):
+            raise ConfigError(f"{where}: chosen is not null or the index of an option")
+        if not (isinstance(pushed, list) and all(_is_count(i) and i < len(options) for i in pushed)):
+            raise ConfigError(f"{where}: pushed is not a list of option indexes")
+        if not (_is_time(deadline) and _is_time(queued) and _is_time(expires_at)):
+            raise ConfigError(f"{where}: deadline, queued and expires_at must be numbers or null")
+        if deadline is not None and (queued is None or queued > deadline):
+            raise ConfigError(f"{where}: a deadline needs its queued time, at or before it")
+        if state is OfferState.ACTIVATING and chosen is None:
+            raise ConfigError(f"{where}: an activating offer names the chosen option")
+        if state in (OfferState.AWAITING, OfferState.OPEN) and (expires_at is None or not options):
+            raise ConfigError(f"{where}: an offer {state.name} has options and an expiry")
+        if campaign is None:
+            return key, trigger.msisdn, None
+        offer = _Offer(key, campaign, variant, trigger)
+        offer.state = state
+        offer.step = step
+        offer.step_ready = step_ready
+        offer.options = options
+        offer.chosen = None if chosen is None else options[chosen]
+        offer.pushed = tuple(options[i] for i in pushed)
+        offer.deadline = None if deadline is None else float(deadline)
+        offer.queued = None if queued is None else float(queued)
+        offer.expires_at = None if expires_at is None else float(expires_at)
+        offer.delivered = delivered
+        return key, trigger.msisdn, offer
+
+    def _option_from_row(
+        self, where: str, row: object, shared: dict[tuple[object, ...], OfferOption]
+    ) -> OfferOption:
+        if not (isinstance(row, list) and len(row) == 5):
+            raise ConfigError(f"{where}: an option is not [package_id, volume_mb, price, payment, ussd_code]")
+        package_id, volume_mb, price, payment, ussd_code = row
+        if not (
+            isinstance(package_id, str)
+            and isinstance(ussd_code, str)
+            and _is_count(volume_mb)
+            and isinstance(price, str)
+            and isinstance(payment, str)
+        ):
+            raise ConfigError(
+                f"{where}: option {row!r}: bad package_id, volume_mb, price, payment or ussd_code"
+            )
+        key = (package_id, volume_mb, price, payment, ussd_code)
+        option = shared.get(key)
+        if option is not None:
+            return option
+        try:
+            option = OfferOption(package_id, volume_mb, _decimal(price), Payment(payment), ussd_code)
+        except (TypeError, ValueError, ArithmeticError):
+            raise ConfigError(f"{where}: option {row!r}: bad price or payment") from None
+        # the engine's own object when the catalogue still says the same (sizing makes one per package)
+        current = self._options.get((package_id, option.payment))
+        option = current if current == option else option
+        shared[key] = option
+        return option
+
+
+_OFFER_FIELDS = 14
+_STATES = {state.name: state for state in OfferState}
+
+
+def _offer_to_row(offer: _Offer) -> list[Any]:
+    options = offer.options
+    return [
+        offer.offer_id,
+        offer.campaign.id,
+        offer.variant,
+        _trigger_to_json(offer.trigger),
+        offer.state.name,
+        offer.step,
+        offer.step_ready,
+        [[o.package_id, o.volume_mb, str(o.price), o.payment.value, o.ussd_code] for o in options],
+        None if offer.chosen is None else options.index(offer.chosen),
+        [options.index(option) for option in offer.pushed],
+        offer.deadline,
+        offer.queued,
+        offer.expires_at,
+        offer.delivered,
+    ]
+
+
+_NEEDS_OFFER = frozenset({OfferState.SCORING, OfferState.AWAITING, OfferState.OPEN, OfferState.ACTIVATING})
+
+
+def _fits(offer: _Offer) -> bool:
+    """Whether a restored offer can go on under its campaign as the engine has it now: an offer that
+    was sized (or is being scored) needs the campaign's ``offer``, an awaited step must exist."""
+    campaign = offer.campaign
+    if offer.state is OfferState.AWAITING and offer.step >= len(campaign.journey):
+        return False
+    return campaign.offer is not None or not (offer.options or offer.state in _NEEDS_OFFER)
+
+
+# A profile is a row of its own rather than campaign_core.codec's object: a third of the time both ways
+# (the codec reads type hints per field), and the restored profiles share the empty attributes mapping.
+_PROFILE_FIELDS = ("msisdn", "segment", "tenure_days", "timezone", "stk_capable", "packages", "attributes")
+_PACKAGE_FIELDS = ("package_id", "start_date", "end_date", "recurring", "trial")
+if (
+    tuple(f.name for f in dataclasses.fields(Profile)) != _PROFILE_FIELDS
+    or tuple(f.name for f in dataclasses.fields(ActivePackage)) != _PACKAGE_FIELDS
+):
+    raise ImportError("campaign_core.engine: Profile's fields changed; update _profile_to_row")
+
+
+def _profile_to_row(profile: Profile) -> list[Any]:
+    return [
+        profile.segment,
+        profile.tenure_days,
+        profile.timezone,
+        profile.stk_capable,
+        [[p.package_id, p.start_date, p.end_date, p.recurring, p.trial] for p in profile.packages],
+        dict(profile.attributes),
+    ]
+
+
+def _profile_from_row(msisdn: str, row: object, where: str) -> Profile:
+    if not (isinstance(row, list) and len(row) == 6):
+        raise ConfigError(
+            f"{where}: the profile is not [segment, tenure_days, timezone, stk_capable, packages, attributes]"
+        )
+    segment, tenure_days, timezone, stk_capable, packages, attributes = row
+    if not (
+        isinstance(segment, str)
+        and _is_count(tenure_days)
+        and (timezone is None or isinstance(timezone, str))
+        and isinstance(stk_capable, bool)
+    ):
+        raise ConfigError(f"{where}: bad profile segment, tenure_days, timezone or stk_capable")
+    if not (
+        isinstance(packages, list)
+        and all(
+            isinstance(p, list)
+            and len(p) == 5
+            and all(isinstance(text, str) for text in p[:3])
+            and all(isinstance(flag, bool) for flag in p[3:])
+            for p in packages
+        )
+    ):
+        raise ConfigError(
+            f"{where}: the profile's packages are not [[package_id, start, end, recurring, trial]]"
+        )
+    if not (isinstance(attributes, dict) and all(isinstance(v, str) for v in attributes.values())):
+        raise ConfigError(f"{where}: the profile's attributes are not an object of strings")
+    held = tuple(ActivePackage(*p) for p in packages)
+    if attributes:
+        return Profile(msisdn, segment, tenure_days, timezone, stk_capable, held, attributes)
+    return Profile(msisdn, segment, tenure_days, timezone, stk_capable, held)  # the shared empty mapping
+
+
+def _trigger_to_json(trigger: TriggerRaised) -> dict[str, Any]:
+    data = event_to_json(trigger)
+    if not data["attributes"]:
+        del data["attributes"]  # the codec's default: restored triggers share the empty mapping
+    return data
+
+
+def _subscriber_from_row(index: int, row: object) -> tuple[str, _Subscriber]:
+    where = f"engine snapshot: subscriber {index}"
+    if not (isinstance(row, list) and len(row) == 7 and isinstance(row[0], str)):
+        raise ConfigError(f"{where} is not [msisdn, profile, triggers, responses, offers, closed, starts]")
+    msisdn, profile, triggers, responses, offers, closed, starts = row
+    subscriber = _Subscriber()
+    if profile is not None:
+        subscriber.profile = _profile_from_row(msisdn, profile, where)
+    subscriber.triggers = _strings(triggers, where, "triggers")
+    subscriber.responses = _strings(responses, where, "responses")
+    subscriber.offers = _strings(offers, where, "offers")
+    if len(set(subscriber.offers)) != len(subscriber.offers):
+        raise ConfigError(f"{where}: offers repeats an offer id")
+    if not isinstance(closed, list):
+        raise ConfigError(f"{where}: closed is not a list")
+    entries: list[tuple[str, str, tuple[str, ...], str, str | None]] = []
+    for entry in closed:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 5
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], str)
+            and isinstance(entry[3], str)
+            and (entry[4] is None or isinstance(entry[4], str))
+        ):
+            raise ConfigError(f"{where}: a closed offer is not [offer_id, outcome, names, campaign, variant]")
+        entries.append((entry[0], entry[1], _strings(entry[2], where, "closed names"), entry[3], entry[4]))
+    subscriber.closed = tuple(entries)
+    if not (
+        isinstance(starts, list)
+        and all(
+            isinstance(s, list)
+            and len(s) == 2
+            and isinstance(s[0], str)
+            and _is_time(s[1])
+            and s[1] is not None
+            for s in starts
+        )
+    ):
+        raise ConfigError(f"{where}: starts is not a list of [campaign or experiment id, time]")
+    subscriber.last_start = tuple((name, float(when)) for name, when in starts)
+    return msisdn, subscriber
+
+
+def _strings(value: object, where: str, what: str) -> tuple[str, ...]:
+    if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+        raise ConfigError(f"{where}: {what} is not a list of strings")
+    return tuple(value)
+
+
+def _decimal(value: object) -> Decimal:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError(value)
+    return number
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_time(value: object) -> bool:
+    """None or a finite number (JSON has no infinities)."""
+    if value is None:
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

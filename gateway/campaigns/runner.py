@@ -25,19 +25,29 @@ Timers
     submits ``Tick()``. The engine's times are epoch seconds (``clock``, ``time.time`` by default) and the
     loop's are monotonic, so the deadline is mapped onto the loop clock each time the timer is armed; call
     ``clock_changed()`` after the wall clock jumped.
+Snapshots
+    Every ``snapshot_every`` events (100,000 by default) the runner writes a snapshot of the engine
+    (``Engine.snapshot``) in the transaction of the event it follows, and one more when it is closed
+    (``close()``; not after a store failure, and not when nothing happened since the last one).
 ``await recover(now)``, once, before the first ``submit``
-    rebuilds the engine by handing it the stored event log again, each event with its stored ``now``
-    (the outputs are discarded: they are stored already; when they differ, the campaign configuration
-    changed since they were written, and a warning says so). Then ``Tick()`` at ``now`` handles the
-    deadlines that passed while the gateway was down (so an offer that expired meanwhile is closed, not
-    pushed late), and the pending outbox is carried out again in order. Command ids are deterministic
-    and ``Activate.offer_id`` is billing's idempotency key, so a re-executed activation is never a second
-    one; the SMSC adapter recognises a re-executed contact by its command id. Two kinds of pending
-    command are not carried out again but marked done with the reason: a ``QueryCredit`` of an offer
-    that is no longer waiting for its score (the answer would be ignored), and an offer's contact
-    (``PushStk``, an ``SendSms`` naming an offer, but not the transactional confirmation) when the
-    offer is closed or its journey has moved past that step: a push after its offer ended, or out of
-    the journey's order, is what the late-offer finding of DESIGN.md warns against.
+    rebuilds the engine: it restores the latest snapshot (``Engine.restore``; the offers it leaves out,
+    their campaign gone from the configuration, are logged) and hands the engine the events stored after
+    it, each with its stored ``now``, asking ``next_deadline()`` after each as the live runner does (it
+    re-arms the timer after every event, and the order in which one Tick handles several due offers
+    depends on those calls). Without a snapshot, or when ``Engine.restore`` refuses it (a snapshot of
+    another version), the whole log is replayed, which needs the store to keep every event (the
+    default). The outputs are discarded: they are stored already; when they differ, the campaign
+    configuration changed since they were written, and a warning says so. Then ``Tick()`` at ``now``
+    handles the deadlines that passed while the gateway was down (so an offer that expired meanwhile is
+    closed, not pushed late), and the pending outbox is carried out again in order. Command ids are
+    deterministic and ``Activate.offer_id`` is billing's idempotency key, so a re-executed activation
+    is never a second one; the SMSC adapter recognises a re-executed contact by its command id. Two
+    kinds of pending command are not carried out again but marked done with the reason: a
+    ``QueryCredit`` of an offer that is no longer waiting for its score (the answer would be ignored),
+    and an offer's contact (``PushStk``, an ``SendSms`` naming an offer, but not the transactional
+    confirmation) when the offer is closed or its journey has moved past that step: a push after its
+    offer ended, or out of the journey's order, is what the late-offer finding of DESIGN.md warns
+    against.
 Failure
     When the store refuses a write the engine has already moved on without it: the runner stops
     (every later ``submit`` raises ``StoreError``) and must be rebuilt from the store with ``recover``.
@@ -71,7 +81,7 @@ from campaign_core.model import (
 )
 from gateway.campaigns.store import CampaignStore, OutboxCommand, StoreError, command_key
 from gateway.timers import EngineTimer
-from protocols.errors import LocalProtocolError
+from protocols.errors import ConfigError, LocalProtocolError
 
 __all__ = ["CampaignRunner", "Executor", "RecoveryReport", "result_of"]
 
@@ -87,12 +97,16 @@ class Executor(Protocol):
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
     """What ``recover`` did: events replayed, of which ``diverged`` gave other outputs than stored,
-    pending commands carried out again, and those skipped as stale."""
+    pending commands carried out again, and those skipped as stale; ``snapshot``, the event the
+    restored snapshot follows (0: none, the whole log was replayed), and ``dropped``, the open offers
+    the snapshot had that the engine's campaigns no longer fit."""
 
     events: int
     diverged: int
     re_executed: int
     skipped: int
+    snapshot: int = 0
+    dropped: tuple[str, ...] = ()
 
 
 def result_of(event: Event) -> str | None:
@@ -116,10 +130,16 @@ class CampaignRunner:
         executor: Executor,
         *,
         clock: Callable[[], float] = time.time,
+        snapshot_every: int = 100_000,
     ) -> None:
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be >= 1, not {snapshot_every}")
         self.engine = engine
         self.store = store
         self.executor = executor
+        self.snapshot_every = snapshot_every
+        self._since_snapshot = 0  # events stored since the latest snapshot
+        self._last_seq = 0  # the latest event stored
         self._clock = clock
         self._recovered = False
         self._failed: StoreError | None = None
@@ -135,9 +155,13 @@ class CampaignRunner:
         commands again (see the module docstring). Once, before the first ``submit``."""
         if self._recovered:
             raise LocalProtocolError("the campaign runner has recovered already")
+        after, dropped = self._restore()
         replayed = diverged = 0
-        for stored in self.store.events(outputs=True):
+        self._last_seq = after
+        for stored in self.store.events(after=after, outputs=True):
             outputs = self.engine.handle(stored.event, stored.now)
+            self.engine.next_deadline()  # as the live runner does after each event (module docstring)
+            self._last_seq = stored.seq
             replayed += 1
             if stored.outputs is not None and tuple(outputs) != stored.outputs:
                 if diverged == 0:
@@ -148,6 +172,7 @@ class CampaignRunner:
                         type(stored.event).__name__,
                     )
                 diverged += 1
+        self._since_snapshot = replayed
         self._recovered = True
         self._start_timer()
         pending = self.store.pending()  # before the Tick: what it sends now is not sent twice
@@ -169,15 +194,41 @@ class CampaignRunner:
                 continue
             re_executed += 1
             await self._execute(entry.command, now)
-        if replayed:
+        if replayed or after:
             log.info(
-                "campaign runner recovered: %d events replayed (%d diverged), %d commands re-executed, %d skipped",
+                "campaign runner recovered: snapshot after event %d, %d events replayed (%d diverged), "
+                "%d commands re-executed, %d skipped",
+                after,
                 replayed,
                 diverged,
                 re_executed,
                 skipped,
             )
-        return RecoveryReport(replayed, diverged, re_executed, skipped)
+        return RecoveryReport(replayed, diverged, re_executed, skipped, after, tuple(dropped))
+
+    def _restore(self) -> tuple[int, list[str]]:
+        """Restore the latest snapshot into the engine: the event it follows (0: none) and the offers
+        it left out."""
+        snapshot = self.store.latest_snapshot()
+        if snapshot is None:
+            return 0, []
+        try:
+            dropped = self.engine.restore(snapshot.data)
+        except ConfigError as exc:
+            log.warning(
+                "campaign store: the snapshot after event %d cannot be restored (%s); "
+                "replaying the whole log",
+                snapshot.seq,
+                exc,
+            )
+            return 0, []
+        if dropped:
+            log.warning(
+                "campaign snapshot: %d open offers left out, their campaign is gone or changed: %s",
+                len(dropped),
+                ", ".join(dropped[:20]) + (" ..." if len(dropped) > 20 else ""),
+            )
+        return snapshot.seq, dropped
 
     async def submit(self, event: Event, now: float) -> list[Command]:
         """Handle ``event`` at ``now``: store it with what it produced, then carry the commands out.
@@ -193,13 +244,17 @@ class CampaignRunner:
                 return []
         outputs = self.engine.handle(event, now)
         done = result_of(event)
+        snapshot = self.engine.snapshot() if self._since_snapshot + 1 >= self.snapshot_every else None
         try:
-            self.store.append(event, now, outputs, done=() if done is None else (done,))
+            self._last_seq = self.store.append(
+                event, now, outputs, done=() if done is None else (done,), snapshot=snapshot
+            )
         except StoreError as exc:
             self._failed = exc
             self._stop_timer()
             log.error("campaign store failed; the runner stops until it is recovered: %s", exc)
             raise
+        self._since_snapshot = 0 if snapshot is not None else self._since_snapshot + 1
         self._arm()
         for command in outputs:
             if not isinstance(command, Record):
@@ -221,8 +276,10 @@ class CampaignRunner:
     def next_deadline(self) -> float | None:
         return self.engine.next_deadline()
 
-    async def close(self) -> None:
-        """Stop the timer and wait for a ``Tick`` being handled. The store stays open (its owner closes it)."""
+    async def close(self, *, snapshot: bool = True) -> None:
+        """Stop the timer, wait for a ``Tick`` being handled, and write a snapshot of the engine when
+        ``snapshot`` and anything was stored since the last one (not after a store failure). The store
+        stays open (its owner closes it)."""
         self._closed = True
         self._stop_timer()
         ticks = list(self._ticks)
@@ -230,6 +287,18 @@ class CampaignRunner:
             task.cancel()
         if ticks:
             await asyncio.gather(*ticks, return_exceptions=True)
+        if snapshot and self._since_snapshot:
+            try:
+                self.take_snapshot(self._clock())
+            except StoreError as exc:  # the next start replays more of the log; nothing is lost
+                log.error("campaign snapshot at close failed: %s", exc)
+
+    def take_snapshot(self, now: float) -> None:
+        """Write a snapshot of the engine after the latest event now (``close`` does it)."""
+        if self._failed is not None or not self._recovered or self._last_seq == 0:
+            return
+        self.store.save_snapshot(self._last_seq, self.engine.snapshot(), now)
+        self._since_snapshot = 0
 
     # --- commands ------------------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ the input: each event with the ``now`` it was handled at. The engine's answer to
 (the decision trail) and the commands to carry out (the outbox), is written IN THE SAME TRANSACTION, so
 after a crash the store holds either an event and everything it caused or neither. The timers need no
 table of their own: replaying the log rebuilds the engine, deadlines included
-(``gateway.campaigns.runner``).
+(``gateway.campaigns.runner``). So that a restart need not replay the whole log, the runner writes a
+snapshot of the engine (``Engine.snapshot``) every so many events, in the transaction of the event it
+follows; recovery restores the latest one and replays only the events after it.
 
 ``CampaignStore`` is the interface (a ``Protocol``) so that another database (PostgreSQL) can be added;
 ``SqliteCampaignStore`` is the embedded default: one SQLite file (stdlib ``sqlite3``) in WAL mode with
@@ -24,6 +26,16 @@ Tables
     ``outbox``: one row per command to carry out (``QueryCredit``, ``PushStk``, ``SendSms``,
     ``Activate``, ``Reply``), keyed by ``entry_id``, with its ``command_id`` (``command_key``) and
     ``done_at`` / ``done_by`` / ``done_note`` once done; pending rows are indexed.
+    ``snapshots``: the engine's state after the event ``event_seq`` (JSON ``body``), taken at ``at``.
+    Only the latest is kept: writing one deletes the older ones.
+
+Pruning (``keep_events=False``): each snapshot written also prunes the event log up to it, in a
+transaction of its own right after the snapshot's. The records and the outbox stay (they are the audit
+trail, and they refer to their events), so a pruned event keeps a row, ``seq``, ``at`` and ``type``, and
+loses its ``body``; ``events()`` refuses to read one (only the events after the latest snapshot are
+needed to recover). The pages the bodies took are reused by what is written next (the file does not
+shrink without a ``VACUUM``). The default keeps every event, for ``tgw replay`` and for a recovery that
+cannot use the snapshot (``Engine.restore`` refused it).
 
 Command ids (``command_key``): ``QueryCredit.request_id`` (``<offer>:score``), ``PushStk`` /
 ``SendSms.command_id`` (``<offer>:<step>``, ``<offer>:confirm``), ``Activate.offer_id`` (billing's
@@ -34,8 +46,9 @@ response): ``mark_done`` marks every pending row with the id.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,13 +67,26 @@ __all__ = [
     "SqliteCampaignStore",
     "StoreError",
     "StoredEvent",
+    "StoredSnapshot",
     "command_key",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+log = logging.getLogger(__name__)
 
 OutboxCommand = QueryCredit | PushStk | SendSms | Activate | Reply
 """The commands the gateway carries out (every ``Command`` but ``Record``)."""
+
+_SNAPSHOTS = (
+    """CREATE TABLE snapshots (
+        event_seq INTEGER PRIMARY KEY REFERENCES events (seq),
+        at REAL NOT NULL,
+        body TEXT NOT NULL
+    )""",
+)
+_MIGRATIONS = {1: _SNAPSHOTS}  # from version n to n + 1
+_PRUNED = ""  # the body of a pruned event
 
 _SCHEMA = (
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
@@ -99,6 +125,7 @@ _SCHEMA = (
     )""",
     "CREATE INDEX outbox_pending ON outbox (command_id) WHERE done_at IS NULL",
     "CREATE INDEX outbox_by_event ON outbox (event_seq, position)",
+    *_SNAPSHOTS,
 )
 
 
@@ -125,6 +152,15 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """The engine's state (``Engine.snapshot()``, parsed JSON) after the event ``seq``, taken at ``at``."""
+
+    seq: int
+    at: float
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     """A command written to the outbox and not yet done."""
 
@@ -139,11 +175,27 @@ class CampaignStore(Protocol):
     """What the campaign runner needs from a database (see the module docstring)."""
 
     def append(
-        self, event: Event, now: float, outputs: Sequence[Command], *, done: Collection[str] = ()
+        self,
+        event: Event,
+        now: float,
+        outputs: Sequence[Command],
+        *,
+        done: Collection[str] = (),
+        snapshot: Mapping[str, Any] | None = None,
     ) -> int:
         """Write ``event`` (handled at ``now``), its ``outputs`` (records to the trail, the other
-        commands to the outbox) and mark the pending commands ``done`` (ids whose result ``event``
-        reports), in one transaction; the event's ``seq``."""
+        commands to the outbox), mark the pending commands ``done`` (ids whose result ``event``
+        reports) and write ``snapshot`` (the engine's state after ``event``) when given, in one
+        transaction; the event's ``seq``."""
+        ...
+
+    def save_snapshot(self, seq: int, snapshot: Mapping[str, Any], now: float) -> None:
+        """Write ``snapshot``, the engine's state after the event ``seq`` (the latest), in a
+        transaction of its own (when the runner stops)."""
+        ...
+
+    def latest_snapshot(self) -> StoredSnapshot | None:
+        """The latest snapshot, or None."""
         ...
 
     def mark_done(
@@ -180,10 +232,13 @@ class SqliteCampaignStore:
 
     ``busy_timeout`` is how long a write waits for another process holding the file's write lock (e.g.
     ``tgw explain`` reading while the gateway runs needs no lock: WAL readers never block).
+    ``keep_events=False`` prunes the event log up to each snapshot written (module docstring).
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, keep_events: bool = True) -> None:
         self.path = str(path)
+        self.keep_events = keep_events
+        self._unpruned: int | None = None  # the first event that may still have its body (when pruning)
         try:
             # autocommit mode: every write below runs in an explicit BEGIN IMMEDIATE .. COMMIT
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
@@ -247,6 +302,11 @@ class SqliteCampaignStore:
                 return
             row = db.execute("SELECT max(version) FROM schema_version").fetchone()
             version = row[0] if row else None
+            while version in _MIGRATIONS:  # an older file: bring it up to date, in this transaction
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                version += 1
+                db.execute("UPDATE schema_version SET version = ?", (version,))
             if version != SCHEMA_VERSION:
                 raise StoreError(
                     f"campaign store {self.path} has schema version {version}; "
@@ -262,7 +322,13 @@ class SqliteCampaignStore:
     # --- writes ------------------------------------------------------------------------------------
 
     def append(
-        self, event: Event, now: float, outputs: Sequence[Command], *, done: Collection[str] = ()
+        self,
+        event: Event,
+        now: float,
+        outputs: Sequence[Command],
+        *,
+        done: Collection[str] = (),
+        snapshot: Mapping[str, Any] | None = None,
     ) -> int:
         try:  # encode before the transaction: a value that is not JSON changes nothing
             body = _dumps(event_to_json(event))
@@ -270,7 +336,8 @@ class SqliteCampaignStore:
                 (position, command, _dumps(command_to_json(command)))
                 for position, command in enumerate(outputs)
             ]
-        except ValueError as exc:
+            state = None if snapshot is None else _dumps(snapshot)
+        except (ValueError, TypeError) as exc:
             raise StoreError(f"campaign store {self.path}: cannot encode: {exc}") from None
         with self._transaction() as db:
             cursor = db.execute(
@@ -311,7 +378,78 @@ class SqliteCampaignStore:
                             now,
                         ),
                     )
+            if state is not None:
+                self._write_snapshot(db, seq, now, state)
+        if state is not None and not self.keep_events:
+            self._prune_or_warn(seq)
         return seq
+
+    def save_snapshot(self, seq: int, snapshot: Mapping[str, Any], now: float) -> None:
+        try:
+            state = _dumps(snapshot)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"campaign store {self.path}: cannot encode the snapshot: {exc}") from None
+        with self._transaction() as db:
+            last = db.execute("SELECT max(seq) FROM events").fetchone()[0]
+            if last != seq:
+                raise StoreError(
+                    f"campaign store {self.path}: a snapshot after event {seq}, but the latest is {last}"
+                )
+            self._write_snapshot(db, seq, now, state)
+        if not self.keep_events:
+            self._prune_or_warn(seq)
+
+    def _write_snapshot(self, db: sqlite3.Connection, seq: int, now: float, state: str) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO snapshots (event_seq, at, body) VALUES (?, ?, ?)", (seq, now, state)
+        )
+        db.execute("DELETE FROM snapshots WHERE event_seq < ?", (seq,))
+
+    def _prune_or_warn(self, seq: int) -> None:
+        """``_prune``; a failure is logged, not raised: the event and the snapshot are committed, and
+        the next snapshot prunes what this one could not."""
+        try:
+            self._prune(seq)
+        except StoreError as exc:
+            log.warning("pruning the event log up to event %d failed; the next snapshot will: %s", seq, exc)
+
+    def _prune(self, seq: int) -> None:
+        """Drop the bodies of the events up to ``seq`` (``keep_events=False``), in a transaction of its
+        own after the snapshot's: a crash in between leaves them for the next snapshot to prune.
+
+        Each event is deleted and its row written again without the body: deleting is what lets SQLite
+        merge the emptied pages and reuse them (a shorter body written in place would leave them as
+        full as before). The records and the outbox refer to the events, so the foreign keys are off
+        for this one transaction (``PRAGMA foreign_keys`` cannot change inside one): the rows are back,
+        same ``seq``, when it commits, and checking every reference of every deleted row (the outbox's
+        ``done_by`` has no index) would scan the outbox once per event.
+        """
+        db = self._db
+        try:
+            start = self._unpruned
+            if start is None:  # once per store object: where the bodies begin (pruned rows are small)
+                row = db.execute(
+                    "SELECT seq FROM events WHERE body != ? ORDER BY seq LIMIT 1", (_PRUNED,)
+                ).fetchone()
+                start = seq + 1 if row is None else row[0]
+            if start > seq:
+                return
+            db.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with self._transaction():
+                    rows = db.execute(
+                        "SELECT seq, at, type FROM events WHERE seq >= ? AND seq <= ?", (start, seq)
+                    ).fetchall()
+                    db.execute("DELETE FROM events WHERE seq >= ? AND seq <= ?", (start, seq))
+                    db.executemany(
+                        "INSERT INTO events (seq, at, type, body) VALUES (?, ?, ?, ?)",
+                        [(*row, _PRUNED) for row in rows],
+                    )
+            finally:
+                db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise StoreError(f"campaign store {self.path}: {exc}") from None
+        self._unpruned = seq + 1
 
     def mark_done(
         self, command_ids: Collection[str], now: float, *, note: str = "done", entry_id: int | None = None
@@ -345,9 +483,26 @@ class SqliteCampaignStore:
 
     # --- reads -------------------------------------------------------------------------------------
 
+    def latest_snapshot(self) -> StoredSnapshot | None:
+        row = self._db.execute(
+            "SELECT event_seq, at, body FROM snapshots ORDER BY event_seq DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        seq, at, body = row
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise StoreError(
+                f"campaign store {self.path}: the snapshot after event {seq} is corrupt: {exc}"
+            ) from None
+        if not isinstance(data, dict):
+            raise StoreError(f"campaign store {self.path}: the snapshot after event {seq} is not an object")
+        return StoredSnapshot(seq, at, data)
+
     def events(self, *, after: int = 0, outputs: bool = False) -> Iterator[StoredEvent]:
         """The log in order (see ``CampaignStore``). Read it to the end before writing: the cursors
-        stay open while it is iterated."""
+        stay open while it is iterated. A pruned event raises ``StoreError``."""
         rows = self._db.execute("SELECT seq, at, body FROM events WHERE seq > ? ORDER BY seq", (after,))
         if not outputs:
             for seq, at, body in rows:
@@ -429,6 +584,11 @@ class SqliteCampaignStore:
             yield record
 
     def _event(self, seq: int, body: str) -> Event:
+        if body == _PRUNED:
+            raise StoreError(
+                f"campaign store {self.path}: event {seq} was pruned (keep_events=False): "
+                "only the events after the latest snapshot can be read"
+            )
         try:
             return event_from_json(json.loads(body))
         except (ValueError, DecodeError) as exc:

@@ -460,3 +460,42 @@ def test_late_response_to_a_closed_offer_keeps_its_variant() -> None:
     out = e.handle(Responded("ok", MSISDN, ResponseChannel.STK_OK, offer_id=OFFER), T0 + 6)
     (rejected,) = records(out, RecordKind.REJECTED_RESPONSE)
     assert rejected.variant == "new" and rejected.campaign_id == "upsell-exhaustion"
+
+
+def test_an_answer_naming_an_informational_journey_is_refused() -> None:
+    info = {
+        "kind": "campaign",
+        "id": "roaming",
+        "trigger": {"kind": "roaming_registered"},
+        "journey": [
+            {"channel": "sms", "options": "none", "text": "Welcome", "purpose": "transactional"},
+            {"channel": "sms", "options": "none", "text": "Tips", "after": "1h"},
+        ],
+    }
+    e = engine(campaigns=[info])
+    e.handle(TriggerRaised("roam-1", TriggerKind.ROAMING_REGISTERED, MSISDN, T0), T0)
+    key = offer_id("roaming", "roam-1")
+    assert e.offer(key) is not None  # waiting for the second message
+    out = e.handle(Responded("x", MSISDN, ResponseChannel.STK_OK, offer_id=key), T0 + 5)
+    assert not any(isinstance(c, Activate) for c in out)
+    (reply,) = actions(out)
+    assert isinstance(reply, Reply) and not reply.accepted
+
+
+def test_offers_due_in_one_tick_go_in_deadline_order_whatever_was_asked_before() -> None:
+    def run(peek: bool) -> list[str]:
+        e = engine()
+        first, second = "254700000001", "254700000002"
+        e.handle(exhausted(msisdn=first), T0)
+        e.handle(exhausted(msisdn=second), T0 + 10)
+        for msisdn, at in ((first, T0 + 11), (second, T0 + 12)):
+            key = offer_id("upsell-exhaustion", f"{msisdn}/data-1gb/p1/100")
+            e.handle(CreditScored(f"{key}:score", msisdn, Decimal(0), Decimal(100)), at)
+        # the first offer's receipt comes late: its wait ends after the second offer's hard cap
+        key = offer_id("upsell-exhaustion", f"{first}/data-1gb/p1/100")
+        e.handle(DeliveryReported(f"{key}:0", True), T0 + 1500)
+        if peek:
+            e.next_deadline()
+        return [c.msisdn for c in e.handle(Tick(), T0 + 5000) if isinstance(c, SendSms)]
+
+    assert run(peek=False) == run(peek=True) == ["254700000002", "254700000001"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from campaign.engine_fixtures import MSISDN, NEW_UPSELL, T0, campaign_set, exhausted
+from campaign.engine_fixtures import MSISDN, NEW_UPSELL, OLD_UPSELL, T0, campaign_set, exhausted
 
 from campaign_core.engine import Engine
 from campaign_core.model import (
@@ -40,6 +40,8 @@ from campaign_core.model import (
     ResponseChannel,
     SendSms,
     Tick,
+    TriggerKind,
+    TriggerRaised,
     offer_id,
 )
 from gateway.campaigns.runner import CampaignRunner, RecoveryReport, result_of
@@ -47,6 +49,8 @@ from gateway.campaigns.store import OutboxCommand, SqliteCampaignStore, StoreErr
 from protocols.errors import LocalProtocolError
 
 OFFER = offer_id("upsell-exhaustion", f"{MSISDN}/data-1gb/p1/100")
+THRESHOLD = TriggerRaised(f"{MSISDN}/data-1gb/p1/90", TriggerKind.THRESHOLD, MSISDN, T0, "data-1gb", 90)
+OLD_OFFER = offer_id("upsell-threshold-old", THRESHOLD.trigger_id)
 WAIT = 5.0  # real seconds a test waits for a timer at most
 
 
@@ -88,9 +92,20 @@ class World:
 class Node:
     """One gateway process: a store on the file, an engine, a runner, reading the harness's clock."""
 
-    def __init__(self, path: Path, world: World, clock: Callable[[], float], campaigns: Any = None) -> None:
-        self.store = SqliteCampaignStore(path)
-        self.runner = CampaignRunner(Engine(campaigns or campaign_set()), self.store, world, clock=clock)
+    def __init__(
+        self,
+        path: Path,
+        world: World,
+        clock: Callable[[], float],
+        campaigns: Any = None,
+        *,
+        snapshot_every: int = 100_000,
+        keep_events: bool = True,
+    ) -> None:
+        self.store = SqliteCampaignStore(path, keep_events=keep_events)
+        self.runner = CampaignRunner(
+            Engine(campaigns or campaign_set()), self.store, world, clock=clock, snapshot_every=snapshot_every
+        )
 
 
 class Harness:
@@ -99,10 +114,14 @@ class Harness:
     The clock stands still unless ``set_time`` moves it (``running``: it runs with the loop clock from
     there), so a Tick from the runner's timer comes at exactly the time the script says."""
 
-    def __init__(self, path: Path, *, running: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, running: bool = False, snapshot_every: int = 100_000, keep_events: bool = True
+    ) -> None:
         self.path = path
         self.world = World()
         self.running = running
+        self.snapshot_every = snapshot_every  # the runner's setting
+        self.keep_events = keep_events  # the store's
         self.now = 0.0
         self.set_at = 0.0  # loop time of the last set_time
         self.node: Node | None = None
@@ -125,13 +144,27 @@ class Harness:
             self.node.runner.clock_changed()
 
     async def start(self, campaigns: Any = None) -> RecoveryReport:
-        self.node = Node(self.path, self.world, self.clock, campaigns)
+        self.node = Node(
+            self.path,
+            self.world,
+            self.clock,
+            campaigns,
+            snapshot_every=self.snapshot_every,
+            keep_events=self.keep_events,
+        )
         report = await self.node.runner.recover(self.clock())
         self.reports.append(report)
         return report
 
     async def crash(self) -> None:
-        """Drop the runner and the engine; only what the file holds survives."""
+        """Drop the runner and the engine; only what the file holds survives (no snapshot at close)."""
+        assert self.node is not None
+        await self.node.runner.close(snapshot=False)
+        self.node.store.close()
+        self.node = None
+
+    async def stop(self) -> None:
+        """Stop the gateway as it is meant to stop: the runner writes a snapshot when it closes."""
         assert self.node is not None
         await self.node.runner.close()
         self.node.store.close()
@@ -452,3 +485,207 @@ def test_results_name_their_commands() -> None:
     assert result_of(DeliveryReported(f"{OFFER}:1", False)) == f"{OFFER}:1"
     assert result_of(Activated(OFFER, "p", Payment.CREDIT, Decimal(1))) == OFFER
     assert result_of(Tick()) is None
+
+
+# --- snapshots ------------------------------------------------------------------------------------------
+
+
+def stored_events(h: Harness) -> int:
+    assert h.node is not None
+    return h.node.store.counts()["events"]
+
+
+@pytest.mark.parametrize("keep_events", [True, False])
+@pytest.mark.parametrize("every", [1, 2, 3])
+@pytest.mark.parametrize("crash_point", CRASH_POINTS)
+async def test_the_journey_survives_a_crash_with_snapshots(
+    tmp_path: Path, crash_point: str, every: int, keep_events: bool
+) -> None:
+    """Snapshots every 1, 2 or 3 events: a crash right after a snapshot, or with events after it, or
+    with the log pruned up to it, gives the same decisions as a run without any crash."""
+    expected = await uninterrupted(tmp_path)
+    h = Harness(tmp_path / "campaigns.db", snapshot_every=every, keep_events=keep_events)
+    stored: list[int] = []
+    crash = h.crash
+
+    async def counted_crash() -> None:
+        stored.append(stored_events(h))
+        await crash()
+
+    h.crash = counted_crash  # type: ignore[method-assign]
+    await journey(h, {crash_point})
+    check_end_state(h, expected)
+    (before,) = stored
+    report = h.reports[1]
+    # the latest snapshot follows a multiple of ``every`` events, and only the events after it replay
+    assert report.snapshot % every == 0 and report.snapshot + report.events == before
+    assert report.events < every and report.diverged == 0
+    if before >= every:
+        assert report.snapshot > 0
+    assert h.node is not None
+    kept = h.node.store._db.execute("SELECT count(*) FROM events WHERE body != ''").fetchone()[0]
+    latest = h.node.store.latest_snapshot()
+    assert latest is not None
+    assert kept == (stored_events(h) if keep_events else stored_events(h) - latest.seq)
+    await h.crash()
+
+
+async def test_the_journey_survives_a_crash_after_every_step_with_snapshots(tmp_path: Path) -> None:
+    expected = await uninterrupted(tmp_path)
+    h = Harness(tmp_path / "campaigns.db", snapshot_every=2, keep_events=False)
+    await journey(h, set(CRASH_POINTS))
+    check_end_state(h, expected)
+    assert any(report.snapshot for report in h.reports)
+    await h.crash()
+
+
+async def test_a_stop_writes_a_snapshot_and_the_pending_wait_fires_after_it(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "campaigns.db", running=True)
+    h.set_time(T0 - 10)
+    await h.start()
+    for step in (trigger, scoring, push, receipt):
+        await step(h)
+    await h.stop()  # the offer waits 10 minutes for an answer to the dialog: a timer in the snapshot
+    h.set_time(T0 + 660 - 0.1)
+    report = await h.start()
+    assert (report.snapshot, report.events, report.re_executed) == (3, 0, 0)
+    assert h.runner.next_deadline() == T0 + 660
+    assert not any(isinstance(c, SendSms) for c in h.world.executed)
+    await until(lambda: any(isinstance(c, SendSms) for c in h.world.executed))
+    (contact,) = [r for r in h.records() if r.kind is RecordKind.CONTACT and r.detail["step"] == 1]
+    assert T0 + 660 <= contact.at < T0 + 660 + WAIT
+    await h.crash()
+
+
+async def test_deadlines_that_passed_while_down_after_a_snapshot(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "campaigns.db", snapshot_every=2)
+    h.set_time(T0 - 10)
+    await h.start()
+    for step in (trigger, scoring, push, receipt):
+        await step(h)
+    await h.crash()
+    h.set_time(T0 + 3600)
+    report = await h.start()
+    assert (report.snapshot, report.events) == (2, 1)  # the receipt came after the snapshot
+    (sms_sent,) = [c for c in h.world.executed if isinstance(c, SendSms)]
+    assert sms_sent.command_id == f"{OFFER}:1"
+    (contact,) = [r for r in h.records() if r.kind is RecordKind.CONTACT and r.detail["step"] == 1]
+    assert contact.at == T0 + 3600
+    await h.crash()
+
+
+async def test_a_stop_with_nothing_new_writes_no_snapshot(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "campaigns.db")
+    h.set_time(T0 - 10)
+    await h.start()
+    await h.stop()  # nothing stored: nothing to snapshot
+    h.set_time(T0)
+    await h.start()
+    assert h.node is not None and h.node.store.latest_snapshot() is None
+    await trigger(h)
+    await h.stop()
+    await h.start()
+    assert h.reports[-1] == RecoveryReport(0, 0, 1, 0, snapshot=1)  # the QueryCredit, pending again
+    assert h.node is not None
+    saved = h.node.store.latest_snapshot()
+    assert saved is not None and saved.seq == 1
+    await h.stop()  # nothing since the snapshot it recovered from
+    await h.start()
+    assert h.node is not None
+    again = h.node.store.latest_snapshot()
+    assert again is not None and (again.seq, again.at) == (saved.seq, saved.at)
+    await h.crash()
+
+
+async def test_no_snapshot_after_a_store_failure(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "campaigns.db")
+    h.set_time(T0 - 10)
+    await h.start()
+    await trigger(h)
+    assert h.node is not None
+    h.node.store._db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(StoreError):
+        await scoring(h)
+    await h.stop()  # the engine moved on without the store: its state must not be written
+    h.node = Node(h.path, h.world, h.clock)
+    assert h.node.store.latest_snapshot() is None
+    h.node.store._db.execute("DROP TRIGGER refuse")
+    report = await h.runner.recover(T0 + 2)
+    assert report.events == 1 and report.snapshot == 0
+    await h.crash()
+
+
+async def test_a_snapshot_the_engine_refuses_means_a_full_replay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness(tmp_path / "campaigns.db", snapshot_every=1)
+    h.set_time(T0 - 10)
+    await h.start()
+    await trigger(h)
+    await scoring(h)
+    await h.crash()
+    assert h.node is None
+    with SqliteCampaignStore(h.path) as store:
+        store._db.execute("UPDATE snapshots SET body = json_set(body, '$.version', 99)")
+    with caplog.at_level(logging.WARNING, "gateway.campaigns.runner"):
+        report = await h.start()
+    assert "replaying the whole log" in caplog.text
+    assert (report.snapshot, report.events, report.diverged) == (0, 2, 0)
+    assert h.runner.engine.offer(OFFER) is not None
+    await h.crash()
+
+
+async def test_a_refused_snapshot_over_a_pruned_log_is_an_error(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "campaigns.db", snapshot_every=1, keep_events=False)
+    h.set_time(T0 - 10)
+    await h.start()
+    await trigger(h)
+    await h.crash()
+    with SqliteCampaignStore(h.path) as store:
+        store._db.execute("UPDATE snapshots SET body = json_set(body, '$.version', 99)")
+    with pytest.raises(StoreError, match="event 1 was pruned"):
+        await h.start()
+    assert h.node is not None
+    h.node.store.close()
+    h.node = None
+
+
+async def test_offers_of_a_removed_campaign_are_reported_at_recovery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    both = campaign_set(campaigns=[NEW_UPSELL, OLD_UPSELL])
+    h = Harness(tmp_path / "campaigns.db")
+    h.set_time(T0 - 10)
+    await h.start(both)
+    await trigger(h)
+    await h.submit(THRESHOLD, T0 + 1)
+    await h.stop()
+    with caplog.at_level(logging.WARNING, "gateway.campaigns.runner"):
+        report = await h.start(campaign_set(campaigns=[NEW_UPSELL]))
+    assert report.dropped == (OLD_OFFER,) and report.snapshot == 2
+    assert OLD_OFFER in caplog.text
+    assert h.runner.engine.offer(OLD_OFFER) is None and h.runner.engine.offer(OFFER) is not None
+    # its pending QueryCredit is not carried out again: the offer no longer waits for its score
+    assert report.skipped == 1
+    await h.crash()
+
+
+async def test_a_full_replay_handles_due_offers_in_the_order_the_live_runner_did(tmp_path: Path) -> None:
+    """Two offers of one subscriber come due at one Tick. Which goes first depends on the engine's
+    deadline heap, which ``next_deadline`` (the runner asks after every event) reorders; the replay asks
+    it too, so the replayed Tick decides as the live one did."""
+    both = campaign_set(campaigns=[NEW_UPSELL, OLD_UPSELL])
+    h = Harness(tmp_path / "campaigns.db")
+    h.set_time(T0 - 10)
+    await h.start(both)
+    await h.submit(THRESHOLD, T0)  # the old upsell: a notice now, the offer 24 h later
+    await h.deliver(T0 + 1, is_(CreditScored))
+    await h.submit(exhausted(at=T0 + 3599), T0 + 3600)  # the new upsell: a dialog, then an SMS
+    await h.deliver(T0 + 3601, is_(CreditScored))
+    await h.submit(Tick(), T0 + 90_000)  # both SMS are due
+    await h.crash()
+    report = await h.start(both)
+    assert report.snapshot == 0 and report.events == 5 and report.diverged == 0
+    await h.crash()

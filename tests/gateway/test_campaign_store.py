@@ -4,6 +4,7 @@ of one MSISDN; the file's settings (WAL, synchronous=FULL, schema version)."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
@@ -26,6 +27,8 @@ from campaign_core.model import (
     Reply,
     ResponseChannel,
     Tick,
+    TriggerKind,
+    TriggerRaised,
     offer_id,
 )
 from gateway.campaigns.store import (
@@ -164,3 +167,134 @@ def test_a_corrupt_row_is_a_store_error(store: SqliteCampaignStore) -> None:
         list(store.events())
     with pytest.raises(StoreError, match="record 1 is corrupt"):
         store.records_of(MSISDN)
+
+
+# --- snapshots and pruning ------------------------------------------------------------------------------
+
+
+def _journey(store: SqliteCampaignStore) -> None:
+    """Three events of the reference journey, a snapshot with the second."""
+    e = engine()
+    trigger = exhausted()
+    store.append(trigger, T0, e.handle(trigger, T0))
+    score = CreditScored(f"{OFFER}:score", MSISDN, Decimal(0), Decimal(400))
+    store.append(score, T0 + 1, e.handle(score, T0 + 1), done=[f"{OFFER}:score"], snapshot=e.snapshot())
+    receipt = DeliveryReported(f"{OFFER}:0", True)
+    store.append(receipt, T0 + 60, e.handle(receipt, T0 + 60), done=[f"{OFFER}:0"])
+
+
+def test_a_snapshot_is_written_with_its_event(store: SqliteCampaignStore) -> None:
+    assert store.latest_snapshot() is None
+    _journey(store)
+    snapshot = store.latest_snapshot()
+    assert snapshot is not None and (snapshot.seq, snapshot.at) == (2, T0 + 1)
+    fresh = engine()
+    fresh.restore(snapshot.data)
+    assert fresh.offer(OFFER) is not None
+    assert [s.seq for s in store.events(after=snapshot.seq)] == [3]
+    assert len(list(store.events())) == 3  # keep_events: the whole log stays
+
+
+def test_only_the_latest_snapshot_is_kept(store: SqliteCampaignStore) -> None:
+    _journey(store)
+    store.save_snapshot(3, {"version": 1, "marker": True}, T0 + 70)
+    latest = store.latest_snapshot()
+    assert latest is not None and latest.seq == 3 and latest.data["marker"] is True
+    assert store._db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
+    with pytest.raises(StoreError, match="the latest is 3"):
+        store.save_snapshot(2, {"version": 1}, T0 + 71)  # a snapshot follows the latest event
+
+
+def test_a_refused_append_writes_no_snapshot(store: SqliteCampaignStore) -> None:
+    with pytest.raises(StoreError, match="cannot encode"):
+        store.append(Tick(), T0, [], snapshot={"at": float("nan")})
+    store._db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON snapshots BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(StoreError, match="disk full"):
+        store.append(Tick(), T0, [Record(RecordKind.TRIGGER, T0, MSISDN)], snapshot={"version": 1})
+    # the event, its record and the snapshot: all or nothing
+    assert store.counts() == {"events": 0, "records": 0, "outbox": 0, "pending": 0}
+    assert store.latest_snapshot() is None
+
+
+def test_pruning_keeps_the_records_and_the_outbox(tmp_path: Path) -> None:
+    with SqliteCampaignStore(tmp_path / "campaigns.db", keep_events=False) as store:
+        _journey(store)
+        counts = store.counts()
+        assert counts["events"] == 3  # the pruned events keep their row: the records refer to them
+        rows = store._db.execute("SELECT seq, type, body = '' FROM events ORDER BY seq").fetchall()
+        assert rows == [(1, "TriggerRaised", 1), (2, "CreditScored", 1), (3, "DeliveryReported", 0)]
+        assert [s.seq for s in store.events(after=2, outputs=True)] == [3]
+        with pytest.raises(StoreError, match="event 1 was pruned"):
+            list(store.events())
+        assert [r.kind for r in store.records_of(MSISDN)][:2] == [RecordKind.TRIGGER, RecordKind.ELIGIBLE]
+        assert len(store.outbox_of(MSISDN)) == 2  # the QueryCredit and the DSTK push
+        store.save_snapshot(3, {"version": 1}, T0 + 70)
+        assert store._db.execute("SELECT count(*) FROM events WHERE body != ''").fetchone()[0] == 0
+    with SqliteCampaignStore(tmp_path / "campaigns.db", keep_events=False) as again:
+        again.append(Tick(), T0 + 80, [])
+        again.save_snapshot(4, {"version": 1}, T0 + 81)  # a new store object finds where to go on
+        assert again._db.execute("SELECT count(*) FROM events WHERE body != ''").fetchone()[0] == 0
+
+
+def test_a_version_1_file_gets_the_snapshots_table(tmp_path: Path) -> None:
+    path = tmp_path / "campaigns.db"
+    with SqliteCampaignStore(path) as store:
+        store.append(Tick(), T0, [Record(RecordKind.TRIGGER, T0, MSISDN)])
+        store._db.execute("DROP TABLE snapshots")
+        store._db.execute("UPDATE schema_version SET version = 1")
+    with SqliteCampaignStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.latest_snapshot() is None
+        assert len(list(store.events())) == 1
+        store.save_snapshot(1, {"version": 1}, T0)
+
+
+def test_a_corrupt_snapshot_is_a_store_error(store: SqliteCampaignStore) -> None:
+    _journey(store)
+    store._db.execute("UPDATE snapshots SET body = '{not json'")
+    with pytest.raises(StoreError, match="snapshot after event 2 is corrupt"):
+        store.latest_snapshot()
+
+
+def test_pruned_pages_are_reused(tmp_path: Path) -> None:
+    def fill(store: SqliteCampaignStore, first: int) -> int:
+        seq = 0
+        for index in range(first, first + 400):
+            trigger = TriggerRaised(
+                f"t{index}", TriggerKind.EXHAUSTED, MSISDN, T0, attributes={"pad": "x" * 400}
+            )
+            seq = store.append(trigger, T0, [])
+        return seq
+
+    sizes = {}
+    for keep in (True, False):
+        with SqliteCampaignStore(tmp_path / f"keep-{keep}.db", keep_events=keep) as store:
+            store.save_snapshot(fill(store, 0), {"version": 1}, T0)
+            if not keep:
+                assert store._db.execute("PRAGMA freelist_count").fetchone()[0] > 0
+            fill(store, 400)
+            sizes[keep] = store._db.execute("PRAGMA page_count").fetchone()[0]
+            assert store._db.execute("PRAGMA foreign_key_check").fetchall() == []
+            assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert sizes[False] < 0.7 * sizes[True]  # the second 400 events went into the first 400's pages
+
+
+def test_a_failed_prune_is_logged_and_the_next_snapshot_prunes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SqliteCampaignStore(tmp_path / "campaigns.db", keep_events=False) as store:
+        store._db.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'busy'); END"
+        )
+        store.append(Tick(), T0, [])
+        with caplog.at_level(logging.WARNING, "gateway.campaigns.store"):
+            assert store.append(Tick(), T0 + 1, [], snapshot={"version": 1}) == 2
+        assert "pruning the event log up to event 2 failed" in caplog.text
+        latest = store.latest_snapshot()
+        assert latest is not None and latest.seq == 2  # the snapshot is committed all the same
+        assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        store._db.execute("DROP TRIGGER refuse")
+        store.append(Tick(), T0 + 2, [], snapshot={"version": 1})
+        assert store._db.execute("SELECT count(*) FROM events WHERE body != ''").fetchone()[0] == 0
