@@ -49,13 +49,14 @@ import json
 import logging
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from campaign_core.codec import command_from_json, command_to_json, event_from_json, event_to_json
 from campaign_core.model import Activate, Command, Event, PushStk, QueryCredit, Record, Reply, SendSms
+from gateway.storage.sqlite_base import open_wal, transaction
 from gateway.storage.sqlite_store import StoreError
 from protocols.errors import DecodeError
 
@@ -239,22 +240,12 @@ class SqliteCampaignStore:
         self.path = str(path)
         self.keep_events = keep_events
         self._unpruned: int | None = None  # the first event that may still have its body (when pruning)
-        try:
-            # autocommit mode: every write below runs in an explicit BEGIN IMMEDIATE .. COMMIT
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the campaign store {self.path}: {exc}") from None
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: the WAL is synced at every commit, so a decision acted on survives power loss
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except (sqlite3.Error, StoreError) as exc:
-            self._db.close()
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"cannot open the campaign store {self.path}: {exc}") from None
+        self._db = open_wal(self.path, "campaign store", busy_timeout, self._adopt)
+
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        """``open_wal``'s setup: keep the connection, then create or migrate the schema."""
+        self._db = db
+        self._migrate()
 
     def close(self) -> None:
         self._db.close()
@@ -268,27 +259,9 @@ class SqliteCampaignStore:
     def __repr__(self) -> str:
         return f"SqliteCampaignStore({self.path!r})"
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE .. COMMIT (ROLLBACK on any error); sqlite3 errors become StoreError."""
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"campaign store {self.path}: {exc}") from None
-        try:
-            yield db
-        except BaseException as exc:
-            db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"campaign store {self.path}: {exc}") from exc
-            raise
-        else:
-            try:
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:  # pragma: no cover - disk full / I/O error at commit
-                db.execute("ROLLBACK")
-                raise StoreError(f"campaign store {self.path}: commit failed: {exc}") from None
+        return transaction(self._db, "campaign store", self.path)
 
     def _migrate(self) -> None:
         with self._transaction() as db:

@@ -21,13 +21,12 @@ reads a clock. One store object belongs to one thread (the event loop's).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protocols.errors import GatewayError
+from gateway.storage.sqlite_base import StoreError, open_wal, transaction
 from protocols.smpp.receipt import message_id_keys
 from protocols.stk.ota import MAX_CNTR
 
@@ -76,10 +75,6 @@ _SCHEMA = (
 )
 
 _PUSH_COLUMNS = "offer_id, msisdn, iccid, tar, cntr, message_id, state, detail, created_at, updated_at"
-
-
-class StoreError(GatewayError):
-    """The store could not do what was asked (the database is unusable, or the request contradicts it)."""
 
 
 class DuplicateRecord(StoreError):
@@ -142,22 +137,12 @@ class SqliteStore:
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
-        try:
-            # autocommit mode: every write below runs in an explicit BEGIN IMMEDIATE .. COMMIT
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: the WAL is synced at every commit, so a counter handed out survives power loss
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except (sqlite3.Error, StoreError) as exc:
-            self._db.close()
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from None
+        self._db = open_wal(self.path, "store", busy_timeout, self._adopt)
+
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        """``open_wal``'s setup: keep the connection, then create or migrate the schema."""
+        self._db = db
+        self._migrate()
 
     def close(self) -> None:
         self._db.close()
@@ -171,27 +156,9 @@ class SqliteStore:
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE .. COMMIT (ROLLBACK on any error); sqlite3 errors become StoreError."""
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.path}: {exc}") from None
-        try:
-            yield db
-        except BaseException as exc:
-            db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"store {self.path}: {exc}") from exc
-            raise
-        else:
-            try:
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:  # pragma: no cover - disk full / I/O error at commit
-                db.execute("ROLLBACK")
-                raise StoreError(f"store {self.path}: commit failed: {exc}") from None
+        return transaction(self._db, "store", self.path)
 
     def _migrate(self) -> None:
         with self._transaction() as db:
