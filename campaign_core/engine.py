@@ -234,6 +234,10 @@ class _Subscriber:
         self.last_start: tuple[tuple[str, float], ...] = ()  # a tuple of pairs: a third of a dict's size
 
 
+def _response_detail(event: Responded) -> dict[str, object]:
+    return {"response_id": event.response_id, "channel": event.channel.value, "option": event.option_id}
+
+
 def _last_start(subscriber: _Subscriber, key: str) -> float | None:
     return next((when for name, when in subscriber.last_start if name == key), None)
 
@@ -921,79 +925,23 @@ class Engine:
             self._reject_response(event, subscriber, now, out)
             return
         texts = offer.campaign.offer.texts
-        base = {"response_id": event.response_id, "channel": event.channel.value, "option": event.option_id}
         if offer.state is OfferState.ACTIVATING:
-            out.append(
-                _record(
-                    RecordKind.REJECTED_RESPONSE,
-                    now,
-                    msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {**base, "reason": "duplicate"},
-                )
-            )
-            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.duplicate))
+            self._answer(offer, event, now, out, refused="duplicate", text=texts.duplicate)
             return
         if offer.state not in (OfferState.AWAITING, OfferState.OPEN) or offer.expires_at is None:
-            out.append(
-                _record(
-                    RecordKind.REJECTED_RESPONSE,
-                    now,
-                    msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {**base, "reason": "not offered yet"},
-                )
-            )
-            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.not_offered))
+            self._answer(offer, event, now, out, refused="not offered yet", text=texts.not_offered)
             return
         if now >= offer.expires_at:
             self._close(offer, "expired", now, out)
-            out.append(
-                _record(
-                    RecordKind.REJECTED_RESPONSE,
-                    now,
-                    msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {**base, "reason": "expired"},
-                )
-            )
-            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.expired))
+            self._answer(offer, event, now, out, refused="expired", text=texts.expired)
             return
         if event.channel is ResponseChannel.STK_DECLINED:
-            out.append(
-                _record(
-                    RecordKind.RESPONSE,
-                    now,
-                    msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {**base, "declined": True},
-                )
-            )
-            out.append(Reply(event.response_id, msisdn, event.channel, True, texts.declined))
+            self._answer(offer, event, now, out, refused=None, text=texts.declined)
             self._close(offer, "declined", now, out)
             return
         option = self._chosen(offer, event)
         if option is None:
-            out.append(
-                _record(
-                    RecordKind.REJECTED_RESPONSE,
-                    now,
-                    msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {**base, "reason": "not offered"},
-                )
-            )
-            out.append(Reply(event.response_id, msisdn, event.channel, False, texts.not_offered))
+            self._answer(offer, event, now, out, refused="not offered", text=texts.not_offered)
             return
         fields = option_fields(option, self._currency)
         offer.state = OfferState.ACTIVATING
@@ -1007,7 +955,11 @@ class Engine:
                 offer.campaign.id,
                 offer.variant,
                 offer.offer_id,
-                {**base, "package_id": option.package_id, "latency": now - offer.trigger.event_time},
+                {
+                    **_response_detail(event),
+                    "package_id": option.package_id,
+                    "latency": now - offer.trigger.event_time,
+                },
             )
         )
         out.append(
@@ -1027,6 +979,22 @@ class Engine:
         )
         out.append(Activate(offer.offer_id, msisdn, option.package_id, option.payment, option.price))
         out.append(Reply(event.response_id, msisdn, event.channel, True, texts.accepted.format_map(fields)))
+
+    @staticmethod
+    def _answer(
+        offer: _Offer, event: Responded, now: float, out: list[Command], *, refused: str | None, text: str
+    ) -> None:
+        """Record the answer and reply: ``refused`` says why it activates nothing (None: a decline)."""
+        if refused is None:
+            kind, detail, accepted = RecordKind.RESPONSE, {**_response_detail(event), "declined": True}, True
+        else:
+            kind, detail, accepted = (
+                RecordKind.REJECTED_RESPONSE,
+                {**_response_detail(event), "reason": refused},
+                False,
+            )
+        out.append(_record(kind, now, offer.msisdn, offer.campaign.id, offer.variant, offer.offer_id, detail))
+        out.append(Reply(event.response_id, offer.msisdn, event.channel, accepted, text))
 
     def _offer_with(self, subscriber: _Subscriber, option_id: str | None) -> _Offer | None:
         """The newest open offer naming ``option_id`` (a package id or its USSD code)."""
@@ -1073,7 +1041,7 @@ class Engine:
                 reason, text = "duplicate", texts.duplicate
             else:
                 reason, text = outcome, texts.expired
-        detail = {"response_id": event.response_id, "channel": event.channel.value, "option": event.option_id}
+        detail = _response_detail(event)
         out.append(
             _record(
                 RecordKind.REJECTED_RESPONSE,
