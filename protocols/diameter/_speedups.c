@@ -1,5 +1,5 @@
 /*
- * Optional C accelerator of the Diameter decode side.
+ * Optional C accelerator of the Diameter decode side, and of what a server does per request.
  *
  * - scan_avps / decode_avps: the AVP scan of protocols/diameter/codec.py.  RFC 6733 section 3: a
  *   message is the 20-octet header (parsed in Python) followed by AVPs up to Message Length;
@@ -14,7 +14,15 @@
  *   unknown and without the M bit (RFC 6733 section 4.1: else 5001, unless lenient).
  * - Found and Reader: credit_control's _PyFound accessors and the common case of its typed value
  *   readers (RFC 6733 sections 4.2 and 4.3: Unsigned32 and Enumerated 4 octets, Unsigned64 8,
- *   UTF8String UTF-8, DiameterIdentity ASCII).
+ *   UTF8String UTF-8, DiameterIdentity ASCII); an enumeration's reader returns its member.
+ * - Maker: a frozen slotted dataclass made as its __init__ makes it, the fields stored in their
+ *   slots (codec.record_maker: the typed requests, decode's Messages, the peer's RequestReceived,
+ *   the Diameter ingest's UsageEvents).  The class is the reference.
+ * - encode_avps / encode_parts: codec.encode_avps (section 4.1, the layout below) of AVPs whose
+ *   fields are plain (exact ints in range, exact bytes), with octets encoded already copied in
+ *   between for encode_parts (the AVPs credit_control's answers share).
+ * - select: the IETF AVPs of a few codes, in order: what credit_control's answers scan a request
+ *   for (Session-Id, CC-Request-Type and -Number, Proxy-Info).
  *
  * codec.py and credit_control.py stay the reference and the only places that report faults: each
  * function here either returns the result of the plain valid case or returns None, and the caller
@@ -27,9 +35,10 @@
  *   AVP Code (4) | flags (1) AVP Length (3) | [Vendor-ID (4) if V] | data | zero padding to 4
  *
  * The module keeps no global mutable state (PEP 489 multi-phase init): its module state holds the
- * Found and Reader heap types and the Avp class last passed in with its four slot descriptors
+ * Found, Reader and Maker heap types and the Avp class last passed in with its four slot descriptors
  * (looked up again whenever a call passes another class); everything else is passed in by the
- * caller.
+ * caller.  Slots are read and written where their member descriptors (checked to be writable
+ * object slots, T_OBJECT_EX, of the instance's class or a base) say, as those descriptors do.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -51,6 +60,7 @@ typedef struct {
     PyObject *descr[F_COUNT];
     PyObject *found_type;  /* Found, a heap type of this module */
     PyObject *reader_type; /* Reader, likewise */
+    PyObject *maker_type;  /* Maker, likewise */
 } speedups_state;
 
 static inline speedups_state *
@@ -332,9 +342,20 @@ scan_avps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* The object slot of `obj` that a member descriptor reads and writes: one checked to be a writable
+ * T_OBJECT_EX member of a class `obj` is an instance of (lookup_avp_type, slot_descriptor).  Such a
+ * descriptor's __set__ on a fresh instance stores the new reference there and its __get__ reads it
+ * (NULL: unset, its AttributeError), which is all this module does through it. */
+static inline PyObject **
+slot_of(PyObject *obj, PyObject *descr)
+{
+    return (PyObject **)((char *)obj + ((PyMemberDescrObject *)descr)->d_member->offset);
+}
+
 /* A new Avp of the state's class from a read AVP, made as codec.py makes the decoder's: allocated
  * without __init__ (whose only extra is the vendor_id check, true by construction here) and each
- * field set through its slot descriptor, which bypasses the frozen dataclass's __setattr__. */
+ * field stored in its slot as its slot descriptor does, which bypasses the frozen dataclass's
+ * __setattr__. */
 static PyObject *
 new_avp(const avp_class *cls, const unsigned char *p, const avp_header *h)
 {
@@ -354,11 +375,8 @@ new_avp(const avp_class *cls, const unsigned char *p, const avp_header *h)
         goto done;
     }
     for (int i = 0; i < F_COUNT; i++) {
-        PyObject *descr = cls->descr[i];
-        if (Py_TYPE(descr)->tp_descr_set(descr, item, values[i]) < 0) {
-            Py_CLEAR(item);
-            goto done;
-        }
+        *slot_of(item, cls->descr[i]) = values[i]; /* steals; the slot of a fresh instance is NULL */
+        values[i] = NULL;
     }
 done:
     for (int i = 0; i < F_COUNT; i++) {
@@ -661,25 +679,22 @@ error:
 }
 
 /* The four fields of `item`, an instance of exactly the state's Avp class, as new references in
- * out[]; 1, or 0 when a field is unset (Python raises the AttributeError) or of a type other than
- * the decoder makes for code, flags and vendor_id (exact ints; vendor_id may be None), -1 on error.
- * `data` is taken as it is: collect only carries it along. */
+ * out[], read from their slots as the slot descriptors read them; 1, or 0 when a field is unset
+ * (Python raises the AttributeError) or of a type other than the decoder makes for code, flags and
+ * vendor_id (exact ints; vendor_id may be None).  `data` is taken as it is: collect only carries it
+ * along.  (Never -1: the callers still handle it.) */
 static int
 avp_fields(const avp_class *cls, PyObject *item, PyObject *out[F_COUNT])
 {
     for (int i = 0; i < F_COUNT; i++) {
-        PyObject *descr = cls->descr[i];
-        out[i] = Py_TYPE(descr)->tp_descr_get(descr, item, (PyObject *)cls->type);
-        if (out[i] == NULL) {
+        PyObject *value = *slot_of(item, cls->descr[i]);
+        if (value == NULL) { /* unset: Python's __get__ raises the AttributeError */
             for (int j = 0; j < i; j++) {
                 Py_CLEAR(out[j]);
             }
-            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-                PyErr_Clear();
-                return 0;
-            }
-            return -1;
+            return 0;
         }
+        out[i] = Py_NewRef(value);
     }
     if (PyLong_CheckExact(out[F_CODE]) && PyLong_CheckExact(out[F_FLAGS]) &&
         (out[F_VENDOR_ID] == Py_None || PyLong_CheckExact(out[F_VENDOR_ID]))) {
@@ -783,6 +798,271 @@ decline:
 error:
     release_avp_class(&cls);
     Py_DECREF(found);
+    return NULL;
+}
+
+
+/* --- encode_avps ---------------------------------------------------------------------------------- */
+
+/* An exact int in [0, limit] as *out; 0 for anything else (the caller returns None). */
+static int
+exact_uint(PyObject *value, unsigned long long limit, unsigned long long *out)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || v < 0 || (unsigned long long)v > limit) {
+        return 0; /* (-1 with an error cannot happen for an exact int) */
+    }
+    *out = (unsigned long long)v;
+    return 1;
+}
+
+static inline void
+put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+PyDoc_STRVAR(encode_avps_doc,
+"encode_avps(avps, avp_class, /)\n--\n\n"
+"codec.encode_avps of a tuple or list of avp_class instances: each AVP's header (with a Vendor-ID\n"
+"when vendor_id is not None), data and zero padding, one after the other; None when an AVP is not\n"
+"an exact avp_class with an exact int code < 2**32, flags < 256, vendor_id None or < 2**32 and\n"
+"exact bytes data short enough for the AVP Length (Python then encodes it, or names the fault).");
+
+typedef struct {
+    uint32_t code, flags_length, vendor_id;
+    int vendor_present;
+    int raw;          /* an item of encode_parts that is octets already: copied as they are */
+    const char *data; /* borrowed: the Avp holds its bytes, the items tuple holds the Avp */
+    Py_ssize_t size, padded;
+} avp_out;
+
+/* encode_avps and encode_parts: `parts` says whether exact bytes items are taken as encoded octets */
+static PyObject *
+encode_run(PyObject *module, PyObject *const *args, int parts)
+{
+    PyObject *avps = args[0];
+    if (!PyTuple_CheckExact(avps) && !PyList_CheckExact(avps)) {
+        Py_RETURN_NONE;
+    }
+    avp_class cls;
+    int usable = use_avp_type(get_state(module), args[1], &cls);
+    if (usable <= 0) {
+        return usable < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *items = PySequence_Tuple(avps); /* a list could change under us: a tuple cannot */
+    if (items == NULL) {
+        release_avp_class(&cls);
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(items);
+    avp_out small[16];
+    avp_out *outs = count <= 16 ? small : PyMem_New(avp_out, (size_t)count);
+    PyObject *out = NULL;
+    if (outs == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    Py_ssize_t size = 0;
+    /* pass 1: read and check every AVP, add up the octets */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        avp_out *o = &outs[i];
+        if (parts && PyBytes_CheckExact(item)) { /* the items tuple holds it */
+            o->raw = 1;
+            o->data = PyBytes_AS_STRING(item);
+            o->size = o->padded = PyBytes_GET_SIZE(item);
+            size += o->size;
+            if (size > PY_SSIZE_T_MAX / 2) {
+                goto decline;
+            }
+            continue;
+        }
+        o->raw = 0;
+        if (!Py_IS_TYPE(item, cls.type)) {
+            goto decline;
+        }
+        PyObject *field[F_COUNT];
+        int rc = avp_fields(&cls, item, field);
+        if (rc <= 0) {
+            if (rc < 0) {
+                goto error;
+            }
+            goto decline;
+        }
+        unsigned long long code, flags, vendor = 0;
+        o->vendor_present = field[F_VENDOR_ID] != Py_None;
+        int ok = exact_uint(field[F_CODE], 0xFFFFFFFFULL, &code) && exact_uint(field[F_FLAGS], 0xFF, &flags) &&
+                 (!o->vendor_present || exact_uint(field[F_VENDOR_ID], 0xFFFFFFFFULL, &vendor)) &&
+                 PyBytes_CheckExact(field[F_DATA]);
+        if (ok) {
+            Py_ssize_t length = PyBytes_GET_SIZE(field[F_DATA]) + (o->vendor_present ? AVP_VENDOR_HEADER : AVP_HEADER);
+            ok = length <= 0xFFFFFF;
+            o->code = (uint32_t)code;
+            o->flags_length = (uint32_t)(flags << 24 | (unsigned long long)length);
+            o->vendor_id = (uint32_t)vendor;
+            o->data = PyBytes_AS_STRING(field[F_DATA]);
+            o->size = PyBytes_GET_SIZE(field[F_DATA]);
+            o->padded = (length + 3) & ~(Py_ssize_t)3;
+            size += o->padded; /* each under 2**24 + 4 */
+        }
+        /* the item holds data, and nothing runs Python code before it is copied below */
+        for (int j = 0; j < F_COUNT; j++) {
+            Py_DECREF(field[j]);
+        }
+        if (!ok || size > PY_SSIZE_T_MAX / 2) {
+            goto decline;
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) {
+        goto error;
+    }
+    /* pass 2: header, [Vendor-ID], data, zero padding */
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const avp_out *o = &outs[i];
+        if (o->raw) {
+            memcpy(p, o->data, (size_t)o->size);
+            p += o->size;
+            continue;
+        }
+        Py_ssize_t header = o->vendor_present ? AVP_VENDOR_HEADER : AVP_HEADER;
+        put_be32(p, o->code);
+        put_be32(p + 4, o->flags_length);
+        if (o->vendor_present) {
+            put_be32(p + 8, o->vendor_id);
+        }
+        memcpy(p + header, o->data, (size_t)o->size);
+        memset(p + header + o->size, 0, (size_t)(o->padded - header - o->size));
+        p += o->padded;
+    }
+    goto done;
+
+decline:
+    out = Py_NewRef(Py_None);
+    goto done;
+error:
+    out = NULL;
+done:
+    if (outs != small) {
+        PyMem_Free(outs);
+    }
+    Py_DECREF(items);
+    release_avp_class(&cls);
+    return out;
+}
+
+static PyObject *
+encode_avps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("encode_avps", nargs, 2)) {
+        return NULL;
+    }
+    return encode_run(module, args, 0);
+}
+
+PyDoc_STRVAR(encode_parts_doc,
+"encode_parts(parts, avp_class, /)\n--\n\n"
+"encode_avps where an item may also be exact bytes, octets encoded already (AVPs answers share),\n"
+"copied as they are: codec._encode_parts.");
+
+static PyObject *
+encode_parts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("encode_parts", nargs, 2)) {
+        return NULL;
+    }
+    return encode_run(module, args, 1);
+}
+
+
+/* --- select: the AVPs an answer echoes ------------------------------------------------------------- */
+
+PyDoc_STRVAR(select_doc,
+"select(avps, avp_class, codes, /)\n--\n\n"
+"The AVPs of the tuple or list `avps` whose vendor_id is None and whose code is one of `codes` (a\n"
+"tuple of ints), in order, as a list; None when an AVP is not an exact avp_class with an exact int\n"
+"code (or a slot is unset), or `codes` is not a tuple of exact ints.  credit_control's answers\n"
+"scan the request for what they echo; this leaves them the few AVPs that can matter.");
+
+static PyObject *
+select_avps(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!check_nargs("select", nargs, 3)) {
+        return NULL;
+    }
+    PyObject *avps = args[0], *codes_obj = args[2];
+    if ((!PyTuple_CheckExact(avps) && !PyList_CheckExact(avps)) || !PyTuple_CheckExact(codes_obj) ||
+        PyTuple_GET_SIZE(codes_obj) > 8) {
+        Py_RETURN_NONE;
+    }
+    long codes[8];
+    Py_ssize_t ncodes = PyTuple_GET_SIZE(codes_obj);
+    for (Py_ssize_t j = 0; j < ncodes; j++) {
+        PyObject *code = PyTuple_GET_ITEM(codes_obj, j);
+        int overflow;
+        codes[j] = PyLong_CheckExact(code) ? PyLong_AsLongAndOverflow(code, &overflow) : -1;
+        if (!PyLong_CheckExact(code) || overflow || codes[j] < 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    avp_class cls;
+    int usable = use_avp_type(get_state(module), args[1], &cls);
+    if (usable <= 0) {
+        return usable < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *items = PySequence_Tuple(avps); /* a list could change under us: a tuple cannot */
+    PyObject *out = items == NULL ? NULL : PyList_New(0);
+    if (out == NULL) {
+        Py_XDECREF(items);
+        release_avp_class(&cls);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        if (!Py_IS_TYPE(item, cls.type)) {
+            goto decline;
+        }
+        PyObject *code = *slot_of(item, cls.descr[F_CODE]);
+        PyObject *vendor = *slot_of(item, cls.descr[F_VENDOR_ID]);
+        if (code == NULL || vendor == NULL || !PyLong_CheckExact(code)) {
+            goto decline; /* unset (Python's AttributeError), or a code compared otherwise */
+        }
+        if (vendor != Py_None) {
+            continue;
+        }
+        int overflow;
+        long value = PyLong_AsLongAndOverflow(code, &overflow);
+        for (Py_ssize_t j = 0; !overflow && j < ncodes; j++) {
+            if (value == codes[j]) {
+                if (PyList_Append(out, item) < 0) {
+                    goto error;
+                }
+                break;
+            }
+        }
+    }
+    Py_DECREF(items);
+    release_avp_class(&cls);
+    return out;
+
+decline:
+    Py_DECREF(out);
+    Py_DECREF(items);
+    release_avp_class(&cls);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(out);
+    Py_DECREF(items);
+    release_avp_class(&cls);
     return NULL;
 }
 
@@ -1083,11 +1363,32 @@ typedef struct {
     vectorcallfunc vectorcall;
     int kind;
     PyObject *fallback;
+    PyObject *members; /* NULL, or an exact dict value -> what to return (an enum's _value2member_map_) */
 } ReaderObject;
+
+/* An integer reader's value as its `members` name it: the member (new reference), or NULL without an
+ * exception when there is none (the fallback then decides: an enum of unknown values makes one), or
+ * NULL with an exception.  Steals `value`. */
+static PyObject *
+reader_member(ReaderObject *self, PyObject *value, int *missing)
+{
+    *missing = 0;
+    if (value == NULL || self->members == NULL) {
+        return value;
+    }
+    PyObject *member = PyDict_GetItemWithError(self->members, value); /* an exact int key: no Python code */
+    Py_DECREF(value);
+    if (member == NULL) {
+        *missing = !PyErr_Occurred();
+        return NULL;
+    }
+    return Py_NewRef(member);
+}
 
 static PyObject *
 reader_read(ReaderObject *self, PyObject *item)
 {
+    int missing = 0;
     if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) > 3 && PyBytes_CheckExact(PyTuple_GET_ITEM(item, 3))) {
         PyObject *data = PyTuple_GET_ITEM(item, 3);
         const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
@@ -1095,17 +1396,27 @@ reader_read(ReaderObject *self, PyObject *item)
         switch (self->kind) {
         case R_U32:
             if (n == 4) {
-                return PyLong_FromUnsignedLong(be32(p));
+                PyObject *value = reader_member(self, PyLong_FromUnsignedLong(be32(p)), &missing);
+                if (!missing) {
+                    return value;
+                }
             }
             break;
         case R_U64:
             if (n == 8) {
-                return PyLong_FromUnsignedLongLong((unsigned long long)be32(p) << 32 | be32(p + 4));
+                PyObject *value = reader_member(
+                    self, PyLong_FromUnsignedLongLong((unsigned long long)be32(p) << 32 | be32(p + 4)), &missing);
+                if (!missing) {
+                    return value;
+                }
             }
             break;
         case R_I32:
             if (n == 4) {
-                return PyLong_FromLong((long)(int32_t)be32(p));
+                PyObject *value = reader_member(self, PyLong_FromLong((long)(int32_t)be32(p)), &missing);
+                if (!missing) {
+                    return value;
+                }
             }
             break;
         case R_UTF8: {
@@ -1152,8 +1463,9 @@ reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     const char *kind;
     PyObject *fallback;
-    static char *kwlist[] = {"kind", "fallback", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sO:Reader", kwlist, &kind, &fallback)) {
+    PyObject *members = Py_None;
+    static char *kwlist[] = {"kind", "fallback", "members", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sO|O:Reader", kwlist, &kind, &fallback, &members)) {
         return NULL;
     }
     int k = 0;
@@ -1168,11 +1480,16 @@ reader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "a Reader's fallback must be callable");
         return NULL;
     }
+    if (members != Py_None && (!PyDict_CheckExact(members) || !(k == R_U32 || k == R_U64 || k == R_I32))) {
+        PyErr_SetString(PyExc_TypeError, "a Reader's members must be None or a dict, for u32, u64 or i32");
+        return NULL;
+    }
     ReaderObject *self = (ReaderObject *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->vectorcall = reader_vectorcall;
         self->kind = k;
         self->fallback = Py_NewRef(fallback);
+        self->members = members == Py_None ? NULL : Py_NewRef(members);
     }
     return (PyObject *)self;
 }
@@ -1182,6 +1499,7 @@ reader_traverse(ReaderObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->fallback);
+    Py_VISIT(self->members);
     return 0;
 }
 
@@ -1189,6 +1507,7 @@ static int
 reader_clear(ReaderObject *self)
 {
     Py_CLEAR(self->fallback);
+    Py_CLEAR(self->members);
     return 0;
 }
 
@@ -1222,15 +1541,17 @@ static PyGetSetDef reader_getset[] = {
 
 static PyMemberDef reader_members[] = {
     {"fallback", T_OBJECT_EX, offsetof(ReaderObject, fallback), READONLY, "the Python reader"},
+    {"members", T_OBJECT, offsetof(ReaderObject, members), READONLY, "value -> member, or None"},
     {"__vectorcalloffset__", T_PYSSIZET, offsetof(ReaderObject, vectorcall), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 PyDoc_STRVAR(reader_doc,
-"Reader(kind, fallback)\n--\n\n"
+"Reader(kind, fallback, members=None)\n--\n\n"
 "A typed reader of a RawAvp's data: kind u32 / u64 (Unsigned32 / Unsigned64, 4 / 8 octets), i32\n"
 "(Enumerated, 4 octets), utf8 (UTF8String) or ascii (DiameterIdentity) for exact bytes of the\n"
-"right size and text; fallback(raw) for anything else.");
+"right size and text; fallback(raw) for anything else.  With members (a dict, for the integer\n"
+"kinds), members[value], and fallback(raw) for a value it lacks.");
 
 static PyType_Slot reader_slots[] = {
     {Py_tp_doc, (void *)reader_doc},
@@ -1252,6 +1573,291 @@ static PyType_Spec reader_spec = {
     .slots = reader_slots,
 };
 
+
+/* --- Maker: a dataclass's __init__ through its slots ------------------------------------------------- */
+
+/* The frozen slotted dataclasses of credit_control.py (the typed requests and their Grouped AVPs) and
+ * campaign_core's UsageEvent are made tens of times per request.  Their generated __init__ assigns
+ * each field through object.__setattr__ (frozen: their own __setattr__ raises), which is the slot's
+ * member descriptor in the end, at some 0.2 us a field.  A Maker takes the same arguments as the
+ * class (positional for the fields that are not keyword-only, keywords, defaults for the ones left
+ * out) and makes the instance as object.__new__ does (tp_alloc) with each field set through its slot
+ * descriptor, in C: what __init__ ends up doing, without its frames.  codec.record_maker builds one
+ * only for a class whose __init__ does nothing else (a dataclass without __post_init__ or
+ * default_factory, object.__new__ its __new__), and hands out the class itself without the
+ * extension: the class is the reference. */
+#define MAKER_MAX_FIELDS 32
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyTypeObject *cls;
+    Py_ssize_t count;      /* fields, in __init__'s order */
+    Py_ssize_t positional; /* the first `positional` may come positionally */
+    PyObject *names;       /* tuple of exact str */
+    PyObject *descrs;      /* tuple of the fields' member descriptors */
+    PyObject *defaults[MAKER_MAX_FIELDS]; /* NULL: required */
+} MakerObject;
+
+/* The field named by `kw` (an exact str, as CPython passes keyword names): its index, or -1.  The
+ * names are usually the very objects of the caller's code (interned), so identity is tried first. */
+static Py_ssize_t
+maker_field(const MakerObject *self, PyObject *kw, Py_ssize_t guess)
+{
+    if (guess < self->count && PyTuple_GET_ITEM(self->names, guess) == kw) {
+        return guess;
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        if (PyTuple_GET_ITEM(self->names, i) == kw) {
+            return i;
+        }
+    }
+    if (!PyUnicode_Check(kw)) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        if (PyUnicode_Compare(PyTuple_GET_ITEM(self->names, i), kw) == 0) {
+            return i;
+        }
+    }
+    return -1; /* PyUnicode_Compare of two str cannot fail */
+}
+
+static PyObject *
+maker_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    MakerObject *self = (MakerObject *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (self->cls == NULL) { /* cleared by the cycle collector (a finalizer may still call it) */
+        PyErr_SetString(PyExc_TypeError, "this Maker was cleared");
+        return NULL;
+    }
+    const char *cls_name = self->cls->tp_name;
+    if (nargs > self->positional) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments but %zd were given", cls_name,
+                     self->positional, nargs);
+        return NULL;
+    }
+    PyObject *values[MAKER_MAX_FIELDS] = {NULL}; /* borrowed: the caller's arguments, or defaults */
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        values[i] = args[i];
+    }
+    for (Py_ssize_t j = 0; j < nkw; j++) {
+        PyObject *kw = PyTuple_GET_ITEM(kwnames, j);
+        Py_ssize_t i = maker_field(self, kw, nargs + j);
+        if (i < 0) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'", cls_name, kw);
+            return NULL;
+        }
+        if (values[i] != NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%S'", cls_name, kw);
+            return NULL;
+        }
+        values[i] = args[nargs + j];
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        if (values[i] == NULL) {
+            values[i] = self->defaults[i];
+            if (values[i] == NULL) {
+                PyErr_Format(PyExc_TypeError, "%s() missing required argument '%S'", cls_name,
+                             PyTuple_GET_ITEM(self->names, i));
+                return NULL;
+            }
+        }
+    }
+    PyObject *item = self->cls->tp_alloc(self->cls, 0);
+    if (item == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->count; i++) { /* as the slot descriptor's __set__ stores it */
+        *slot_of(item, PyTuple_GET_ITEM(self->descrs, i)) = Py_NewRef(values[i]);
+    }
+    return item;
+}
+
+/* The member descriptor of field `name` of `cls`, found along the MRO as attribute lookup finds it:
+ * a new reference, or NULL with TypeError when it is not a writable object slot (T_OBJECT_EX) of a
+ * class `cls` derives from. */
+static PyObject *
+slot_descriptor(PyTypeObject *cls, PyObject *name)
+{
+    PyObject *mro = cls->tp_mro;
+    for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
+        PyObject *dict = PyObject_GetAttrString(PyTuple_GET_ITEM(mro, i), "__dict__");
+        if (dict == NULL) {
+            return NULL;
+        }
+        PyObject *descr = PyObject_GetItem(dict, name);
+        Py_DECREF(dict);
+        if (descr == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) {
+                return NULL;
+            }
+            PyErr_Clear();
+            continue;
+        }
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && PyType_IsSubtype(cls, PyDescr_TYPE(descr)) &&
+            ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+            !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY)) {
+            return descr;
+        }
+        Py_DECREF(descr);
+        break;
+    }
+    PyErr_Format(PyExc_TypeError, "%s.%S is not a writable slot", cls->tp_name, name);
+    return NULL;
+}
+
+static PyObject *
+maker_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *cls, *names, *defaults;
+    Py_ssize_t positional;
+    static char *kwlist[] = {"cls", "names", "positional", "defaults", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!nO!:Maker", kwlist, &PyType_Type, &cls, &PyTuple_Type,
+                                     &names, &positional, &PyDict_Type, &defaults)) {
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    /* instances made as object.__new__ makes them: tp_alloc, nothing else */
+    if (tp->tp_new != PyBaseObject_Type.tp_new || tp->tp_alloc == NULL ||
+        PyType_HasFeature(tp, Py_TPFLAGS_IS_ABSTRACT)) {
+        PyErr_Format(PyExc_TypeError, "Maker: %s is not made by object.__new__", tp->tp_name);
+        return NULL;
+    }
+    if (count > MAKER_MAX_FIELDS || positional < 0 || positional > count) {
+        PyErr_SetString(PyExc_ValueError, "Maker: too many fields, or positional out of range");
+        return NULL;
+    }
+    PyObject *descrs = PyTuple_New(count);
+    if (descrs == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_CheckExact(name)) {
+            PyErr_SetString(PyExc_TypeError, "Maker: field names must be str");
+            Py_DECREF(descrs);
+            return NULL;
+        }
+        PyObject *descr = slot_descriptor(tp, name);
+        if (descr == NULL) {
+            Py_DECREF(descrs);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(descrs, i, descr);
+    }
+    MakerObject *self = (MakerObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(descrs);
+        return NULL;
+    }
+    self->vectorcall = maker_vectorcall;
+    self->cls = (PyTypeObject *)Py_NewRef(cls);
+    self->count = count;
+    self->positional = positional;
+    self->names = Py_NewRef(names);
+    self->descrs = descrs;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = PyDict_GetItemWithError(defaults, PyTuple_GET_ITEM(names, i));
+        if (value == NULL && PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->defaults[i] = Py_XNewRef(value);
+    }
+    return (PyObject *)self;
+}
+
+static int
+maker_traverse(MakerObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->cls);
+    Py_VISIT(self->names);
+    Py_VISIT(self->descrs);
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        Py_VISIT(self->defaults[i]);
+    }
+    return 0;
+}
+
+static int
+maker_clear(MakerObject *self)
+{
+    Py_CLEAR(self->cls);
+    Py_CLEAR(self->names);
+    Py_CLEAR(self->descrs);
+    for (Py_ssize_t i = 0; i < MAKER_MAX_FIELDS; i++) {
+        Py_CLEAR(self->defaults[i]);
+    }
+    self->count = 0;
+    self->positional = 0;
+    return 0;
+}
+
+static void
+maker_dealloc(MakerObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    maker_clear(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *
+maker_get_names(MakerObject *self, void *closure)
+{
+    (void)closure;
+    return self->names == NULL ? PyTuple_New(0) : Py_NewRef(self->names);
+}
+
+static PyObject *
+maker_repr(MakerObject *self)
+{
+    return PyUnicode_FromFormat("Maker(%R)", self->cls == NULL ? Py_None : (PyObject *)self->cls);
+}
+
+static PyGetSetDef maker_getset[] = {
+    {"names", (getter)maker_get_names, NULL, "the fields, in __init__'s order", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef maker_members[] = {
+    {"cls", T_OBJECT, offsetof(MakerObject, cls), READONLY, "the class made"},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(MakerObject, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyDoc_STRVAR(maker_doc,
+"Maker(cls, names, positional, defaults)\n--\n\n"
+"Makes instances of the slotted class cls as its dataclass __init__ does, through the slots: names\n"
+"are the fields in __init__'s order, the first `positional` of them may be passed positionally,\n"
+"defaults maps the names of those that may be left out to their default.");
+
+static PyType_Slot maker_slots[] = {
+    {Py_tp_doc, (void *)maker_doc},
+    {Py_tp_new, maker_new},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_dealloc, maker_dealloc},
+    {Py_tp_traverse, maker_traverse},
+    {Py_tp_clear, maker_clear},
+    {Py_tp_repr, maker_repr},
+    {Py_tp_getset, maker_getset},
+    {Py_tp_members, maker_members},
+    {0, NULL},
+};
+
+static PyType_Spec maker_spec = {
+    .name = "protocols.diameter._speedups.Maker",
+    .basicsize = sizeof(MakerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_VECTORCALL,
+    .slots = maker_slots,
+};
+
 /* --- module ------------------------------------------------------------------------------------- */
 
 static PyMethodDef speedups_methods[] = {
@@ -1259,6 +1865,9 @@ static PyMethodDef speedups_methods[] = {
     {"decode_avps", (PyCFunction)(void (*)(void))decode_avps, METH_FASTCALL, decode_avps_doc},
     {"members", (PyCFunction)(void (*)(void))members, METH_FASTCALL, members_doc},
     {"collect", (PyCFunction)(void (*)(void))collect, METH_FASTCALL, collect_doc},
+    {"encode_avps", (PyCFunction)(void (*)(void))encode_avps, METH_FASTCALL, encode_avps_doc},
+    {"encode_parts", (PyCFunction)(void (*)(void))encode_parts, METH_FASTCALL, encode_parts_doc},
+    {"select", (PyCFunction)(void (*)(void))select_avps, METH_FASTCALL, select_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1272,6 +1881,7 @@ speedups_traverse(PyObject *module, visitproc visit, void *arg)
     }
     Py_VISIT(st->found_type);
     Py_VISIT(st->reader_type);
+    Py_VISIT(st->maker_type);
     return 0;
 }
 
@@ -1285,6 +1895,7 @@ speedups_clear(PyObject *module)
     }
     Py_CLEAR(st->found_type);
     Py_CLEAR(st->reader_type);
+    Py_CLEAR(st->maker_type);
     return 0;
 }
 
@@ -1304,6 +1915,10 @@ speedups_exec(PyObject *module)
     }
     st->reader_type = PyType_FromModuleAndSpec(module, &reader_spec, NULL);
     if (st->reader_type == NULL || PyModule_AddType(module, (PyTypeObject *)st->reader_type) < 0) {
+        return -1;
+    }
+    st->maker_type = PyType_FromModuleAndSpec(module, &maker_spec, NULL);
+    if (st->maker_type == NULL || PyModule_AddType(module, (PyTypeObject *)st->maker_type) < 0) {
         return -1;
     }
     return 0;

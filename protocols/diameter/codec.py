@@ -14,16 +14,19 @@ The typed value functions cover every base data format of 4.2 and 4.3: OctetStri
 Integer64, Unsigned32, Unsigned64, Float32, Float64, Grouped (4.4), Address, Time, UTF8String,
 DiameterIdentity, DiameterURI and Enumerated.
 
-The AVP scan of ``decode`` / ``decode_avps`` / ``scan_avps`` (and the grammar checks of
+The AVP scan of ``decode`` / ``decode_avps`` / ``scan_avps``, the AVP encoding of ``encode_avp`` /
+``encode_avps`` / ``encode``, and the making of decoded Messages (and the grammar checks of
 ``credit_control``) run in C when the optional extension ``protocols.diameter._speedups`` is built
-(``pip install`` builds it where a C compiler is present). It only handles well-formed runs and hands
-everything else to the Python code here, which stays the reference and the one that raises.
+(``pip install`` builds it where a C compiler is present). It only handles well-formed runs and plain
+AVPs and hands everything else to the Python code here, which stays the reference and the one that
+raises. ``record_maker`` gives the C path's maker of a frozen dataclass (or the class itself).
 ``TGW_PURE_PYTHON=1`` (any value but empty or ``0``) in the environment when this module is first
 imported forces the pure-Python code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import struct
@@ -31,13 +34,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntFlag
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from protocols.errors import DecodeError, LocalProtocolError
 from protocols.registry import WideKeepUnknownIntEnum
 
 if TYPE_CHECKING:
-    from protocols.diameter._speedups import Found, Reader
+    from protocols.diameter._speedups import Found, Maker, Reader
 
 __all__ = [
     "HEADER_LENGTH",
@@ -83,6 +86,7 @@ __all__ = [
     "encode_unsigned64",
     "encode_utf8_string",
     "message_length",
+    "record_maker",
     "scan_avps",
 ]
 
@@ -259,6 +263,9 @@ RawAvp = tuple[int, int, int | None, bytes]
 
 _ScanAvps = Callable[[bytes, int, int], list[RawAvp] | None]
 _DecodeAvps = Callable[[bytes, int, int, type[Avp]], tuple[Avp, ...] | None]
+_EncodeAvps = Callable[[tuple[Avp, ...] | list[Avp], type[Avp]], bytes | None]
+_EncodeParts = Callable[[list[Avp | bytes], type[Avp]], bytes | None]
+_Select = Callable[[tuple[Avp, ...] | list[Avp], type[Avp], tuple[int, ...]], list[Avp] | None]
 _GrammarKey = int | tuple[int, int]
 _ByKey = Mapping[_GrammarKey, tuple[str, int | None, int | None]]
 _MRules = Mapping[_GrammarKey, int | None]
@@ -270,14 +277,19 @@ _Collect = Callable[
 
 class _Speedups(NamedTuple):
     """What the C accelerator offers; ``members``, ``collect``, ``Found`` and ``Reader`` serve
-    credit_control's grammar checks and typed readers (one loader, one switch)."""
+    credit_control's grammar checks and typed readers, ``Maker`` ``record_maker`` (one loader, one
+    switch)."""
 
     scan_avps: _ScanAvps
     decode_avps: _DecodeAvps
+    encode_avps: _EncodeAvps
+    encode_parts: _EncodeParts
+    select: _Select
     members: _Members
     collect: _Collect
     Found: type[Found]
     Reader: type[Reader[Any]]
+    Maker: type[Maker[Any]]
 
 
 def _load_speedups(environ: Mapping[str, str]) -> _Speedups | None:
@@ -289,13 +301,71 @@ def _load_speedups(environ: Mapping[str, str]) -> _Speedups | None:
         from protocols.diameter import _speedups as c  # noqa: PLC0415 (here, so that tests can replay the choice)
     except ImportError:  # not built (no C compiler at install time): the pure-Python code below
         return None
-    return _Speedups(c.scan_avps, c.decode_avps, c.members, c.collect, c.Found, c.Reader)
+    return _Speedups(
+        c.scan_avps,
+        c.decode_avps,
+        c.encode_avps,
+        c.encode_parts,
+        c.select,
+        c.members,
+        c.collect,
+        c.Found,
+        c.Reader,
+        c.Maker,
+    )
 
 
 # read once, at import; module globals read at call time, so tests can switch them off in-process
 _SPEEDUPS = _load_speedups(os.environ)
 _c_scan_avps: _ScanAvps | None = None if _SPEEDUPS is None else _SPEEDUPS.scan_avps
 _c_decode_avps: _DecodeAvps | None = None if _SPEEDUPS is None else _SPEEDUPS.decode_avps
+_c_encode_avps: _EncodeAvps | None = None if _SPEEDUPS is None else _SPEEDUPS.encode_avps
+_c_encode_parts: _EncodeParts | None = None if _SPEEDUPS is None else _SPEEDUPS.encode_parts
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def record_maker(cls: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``cls`` itself, or with the C accelerator a ``Maker``: a callable that takes what ``cls``
+    takes and makes the same instance, allocated as ``object.__new__`` does with each field stored in
+    its slot, in C (the way ``decode`` builds Avps; a frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` per field, 0.2 us each). For frozen slotted dataclasses whose ``__init__``
+    does nothing else: no ``__post_init__``, no ``default_factory``, no ``init=False`` (anything else
+    raises TypeError here, at import). The class stays the reference: the makers are checked against
+    it (tests/diameter/test_speedups_makers.py)."""
+    return _record_maker(cls, None if _SPEEDUPS is None else _SPEEDUPS.Maker)
+
+
+def _record_maker(cls: Callable[_P, _R], maker_type: type[Maker[Any]] | None) -> Callable[_P, _R]:
+    """``record_maker`` with the Maker type given (None: the class itself)."""
+    klass: Any = cls  # inspected below (the narrowing of isinstance would lose the signature)
+    if not isinstance(klass, type) or not dataclasses.is_dataclass(klass):
+        raise TypeError(f"{klass!r} is not a dataclass")
+    fields = dataclasses.fields(klass)
+    params = klass.__dataclass_params__  # type: ignore[attr-defined]  # set by @dataclass
+    if (
+        not params.init
+        or not params.frozen
+        or hasattr(klass, "__post_init__")
+        or "__slots__" not in vars(klass)
+        or klass.__new__ is not object.__new__
+        or any(not f.init or f.default_factory is not dataclasses.MISSING for f in fields)
+    ):
+        raise TypeError(f"{klass.__name__}'s __init__ does more than set its slots")
+    if maker_type is None:
+        return cls
+    # __init__'s parameters: the positional-or-keyword fields, then the keyword-only ones
+    ordered = [f for f in fields if not f.kw_only] + [f for f in fields if f.kw_only]
+    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+    positional = sum(1 for f in fields if not f.kw_only)
+    maker: Callable[_P, _R] = maker_type(klass, tuple(f.name for f in ordered), positional, defaults)
+    return maker
+
+
+# decode's Messages: a Maker with the C accelerator, else (None) the slot setters above, which cost
+# less than Message's __init__ (a module global read at call time: tests switch it off)
+_c_new_message: Callable[..., Message] | None = None if _SPEEDUPS is None else record_maker(Message)
 
 
 # --- messages and AVPs ----------------------------------------------------------------------
@@ -303,6 +373,10 @@ _c_decode_avps: _DecodeAvps | None = None if _SPEEDUPS is None else _SPEEDUPS.de
 
 def encode_avp(avp: Avp) -> bytes:
     """One AVP with its header and zero padding to a multiple of 4 octets."""
+    if _c_encode_avps is not None:
+        octets = _c_encode_avps((avp,), Avp)  # the plain case in C; anything else below
+        if octets is not None:
+            return octets
     data = avp.data
     vendor_id = avp.vendor_id
     flags = avp.flags
@@ -338,7 +412,22 @@ def _avp_error(avp: Avp) -> LocalProtocolError:
 
 def encode_avps(avps: Iterable[Avp]) -> bytes:
     """AVPs one after the other, each padded (the body of a message or of a Grouped AVP)."""
-    return b"".join([encode_avp(avp) for avp in avps])
+    items = avps if type(avps) is tuple or type(avps) is list else tuple(avps)
+    if _c_encode_avps is not None:
+        octets = _c_encode_avps(items, Avp)  # all of them in C when each is the plain case
+        if octets is not None:
+            return octets
+    return b"".join([encode_avp(avp) for avp in items])
+
+
+def _encode_parts(parts: list[Avp | bytes]) -> bytes:
+    """``encode_avps`` where a part may also be octets encoded already (AVPs that answers share),
+    copied as they are: the body of credit_control.encode_answer."""
+    if _c_encode_parts is not None:
+        octets = _c_encode_parts(parts, Avp)
+        if octets is not None:
+            return octets
+    return b"".join([part if isinstance(part, bytes) else encode_avp(part) for part in parts])
 
 
 def decode_avps(data: bytes) -> tuple[Avp, ...]:
@@ -407,14 +496,14 @@ def encode(message: Message) -> bytes:
     """The message on the wire: header (Message Length computed) and padded AVPs."""
     body = encode_avps(message.avps)
     return (
-        encode_header(
-            version=message.version,
-            command_flags=message.command_flags,
-            command_code=message.command_code,
-            application_id=message.application_id,
-            hop_by_hop=message.hop_by_hop,
-            end_to_end=message.end_to_end,
-            body_length=len(body),
+        _header(
+            message.version,
+            message.command_flags,
+            message.command_code,
+            message.application_id,
+            message.hop_by_hop,
+            message.end_to_end,
+            len(body),
         )
         + body
     )
@@ -431,6 +520,19 @@ def encode_header(
     body_length: int,
 ) -> bytes:
     """The 20-octet header of a message whose encoded AVPs take ``body_length`` octets (section 3)."""
+    return _header(version, command_flags, command_code, application_id, hop_by_hop, end_to_end, body_length)
+
+
+def _header(  # noqa: PLR0917 - encode_header's fields, in order: private, per message
+    version: int,
+    command_flags: int,
+    command_code: int,
+    application_id: int,
+    hop_by_hop: int,
+    end_to_end: int,
+    body_length: int,
+) -> bytes:
+    """``encode_header`` with positional arguments (it runs for every message)."""
     length = HEADER_LENGTH + body_length
     if (
         length <= _MAX_24
@@ -463,15 +565,17 @@ def encode_header(
     raise LocalProtocolError("message header cannot be encoded")  # pragma: no cover - defensive
 
 
-def message_length(buffer: bytes | bytearray | memoryview) -> int | None:
-    """Message Length from the first 4 octets of a stream (framing), None if fewer are buffered.
+def message_length(buffer: bytes | bytearray | memoryview, offset: int = 0) -> int | None:
+    """Message Length from the first 4 octets of a stream (framing), None if fewer are buffered;
+    ``offset`` (not negative) is where the stream starts in ``buffer``, so that framers need no slice.
 
     Raises ``DecodeError`` (5011, 5015) when the stream cannot be framed any further.
     """
-    if len(buffer) < 4:
+    if len(buffer) - offset < 4:
         return None
-    version_length = _U32.unpack_from(buffer)[0]
-    _check_version(version_length >> 24)
+    version_length = _U32.unpack_from(buffer, offset)[0]
+    if version_length >> 24 != 1:
+        raise _version_error(version_length >> 24)
     length: int = version_length & _MAX_24
     if length < HEADER_LENGTH or length % 4:
         raise DecodeError(f"Message Length {length} invalid", ResultCode.DIAMETER_INVALID_MESSAGE_LENGTH)
@@ -487,7 +591,7 @@ def decode(data: bytes) -> Message:
     version_length, flags_code, application_id, hop_by_hop, end_to_end = _HEADER.unpack_from(data)
     version = version_length >> 24
     if version != 1:
-        _check_version(version)
+        raise _version_error(version)
     length = version_length & _MAX_24
     if length != len(data) or length % 4:
         raise DecodeError(
@@ -498,6 +602,16 @@ def decode(data: bytes) -> Message:
     if flags & _REQUEST_BIT and flags & _ERROR_BIT:
         raise DecodeError("E bit set on a request", ResultCode.DIAMETER_INVALID_HDR_BITS)
     avps = _decode_avps(data, HEADER_LENGTH, length)
+    if _c_new_message is not None:  # the C accelerator's Maker: the same, one call
+        return _c_new_message(
+            version=version,
+            command_flags=flags,
+            command_code=flags_code & _MAX_24,
+            application_id=application_id,
+            hop_by_hop=hop_by_hop,
+            end_to_end=end_to_end,
+            avps=avps,
+        )
     message = _new_object(Message)  # through the slots, as for the Avps (see _set_code)
     _set_version(message, version)
     _set_command_flags(message, flags)
@@ -509,9 +623,9 @@ def decode(data: bytes) -> Message:
     return message
 
 
-def _check_version(version: int) -> None:
-    if version != 1:
-        raise DecodeError(f"Diameter version {version}", ResultCode.DIAMETER_UNSUPPORTED_VERSION)
+def _version_error(version: int) -> DecodeError:
+    """What a version other than 1 is answered with (the callers check: this runs per message)."""
+    return DecodeError(f"Diameter version {version}", ResultCode.DIAMETER_UNSUPPORTED_VERSION)
 
 
 def _pack(fmt: struct.Struct, value: int | float, what: str) -> bytes:

@@ -30,9 +30,11 @@ without the E bit (RFC 6733 section 7.1.5) that carry Failed-AVP. ``build_gy_ccr
 ``build_gx_ccr_update`` and ``build_sy_snr`` build requests (the network simulator and the tests
 use them); ``to_message`` turns any typed request back into a ``Message``.
 
-The grammar checks and the common case of the typed value readers run in C when the optional
-extension ``protocols.diameter._speedups`` is built (see ``codec``; ``TGW_PURE_PYTHON=1`` forces the
-Python code): it only takes requests that pass, and leaves every error to the Python code here.
+The grammar checks, the common case of the typed value readers, the making of the typed values
+(``codec.record_maker``) and the answers' scan of the request run in C when the optional extension
+``protocols.diameter._speedups`` is built (see ``codec``; ``TGW_PURE_PYTHON=1`` forces the Python
+code): it only takes requests that pass, and leaves every error to the Python code here. Answers
+reuse the AVPs they share (our identity, each rating group's answer MSCC) with their octets.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from functools import lru_cache
 from typing import ClassVar, Protocol, TypeVar, cast
 
 from protocols.diameter import codec
-from protocols.diameter.codec import Avp, CommandFlag, Message, RawAvp, ResultCode
+from protocols.diameter.codec import Avp, CommandFlag, Message, RawAvp, ResultCode, record_maker
 from protocols.diameter.dictionary import AvpType, FlagRule, all_avps, avp, check_flags, lookup
 from protocols.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from protocols.registry import WideKeepUnknownIntEnum
@@ -330,8 +332,12 @@ class MultipleServicesCreditControl:
     @property
     def reporting_reasons(self) -> tuple[ReportingReason, ...]:
         """The reasons at MSCC level, then those inside each Used-Service-Unit."""
-        inner = tuple(u.reporting_reason for u in self.used_service_unit if u.reporting_reason is not None)
-        return self.reporting_reason + inner
+        reasons = self.reporting_reason
+        for unit in self.used_service_unit:  # usually one: a loop costs less than a generator here
+            reason = unit.reporting_reason
+            if reason is not None:
+                reasons += (reason,)
+        return reasons
 
     def to_avp(self) -> Avp:
         members: list[Avp] = []
@@ -467,7 +473,7 @@ class CreditControlRequest:
     @property
     def msisdn(self) -> str | None:
         """The first END_USER_E164 Subscription-Id-Data."""
-        return _subscription(self.subscription_id, SubscriptionIdType.END_USER_E164)
+        return _subscription(self.subscription_id, _E164)
 
     @property
     def imsi(self) -> str | None:
@@ -518,7 +524,7 @@ class SpendingStatusNotificationRequest:
 
     @property
     def msisdn(self) -> str | None:
-        return _subscription(self.subscription_id, SubscriptionIdType.END_USER_E164)
+        return _subscription(self.subscription_id, _E164)
 
     def to_avps(self) -> list[Avp]:
         avps = [
@@ -537,6 +543,9 @@ class SpendingStatusNotificationRequest:
 
 
 Request = CreditControlRequest | SpendingStatusNotificationRequest
+
+
+_E164 = SubscriptionIdType.END_USER_E164  # read once: an enum class's attribute costs some 0.1 us
 
 
 def _subscription(ids: Iterable[SubscriptionId], kind: SubscriptionIdType) -> str | None:
@@ -815,8 +824,13 @@ def _py_identity(item: RawAvp) -> str:
 _SPEEDUPS = codec._SPEEDUPS  # the codec's choice: the C accelerator, or None (TGW_PURE_PYTHON, not built)
 
 
-def _reader(kind: str, read: Callable[[RawAvp], _T]) -> Callable[[RawAvp], _T]:
-    return read if _SPEEDUPS is None else _SPEEDUPS.Reader(kind, read)
+def _reader(
+    kind: str, read: Callable[[RawAvp], _T], registry: type[IntEnum] | None = None
+) -> Callable[[RawAvp], _T]:
+    """``read``, or the C accelerator's Reader of ``kind`` with ``read`` as its fallback (and, for an
+    enumeration's reader, its members by value: what ``_member`` finds without a call)."""
+    members = None if registry is None else registry._value2member_map_
+    return read if _SPEEDUPS is None else _SPEEDUPS.Reader(kind, read, members)
 
 
 # module globals read at call time: tests switch them back to the _py_ functions in-process
@@ -827,7 +841,22 @@ _utf8 = _reader("utf8", _py_utf8)
 _identity = _reader("ascii", _py_identity)
 
 
+_TIMES: dict[bytes, datetime] = {}
+_TIMES_KEPT = 256
+
+
 def _time(item: RawAvp) -> datetime:
+    """A Time AVP's value; the reports of one second share one (immutable) datetime: the few seconds
+    seen last are kept."""
+    data = item[3]
+    if type(data) is bytes:
+        value = _TIMES.get(data)
+        if value is None:
+            value = _decode(item, codec.decode_time)
+            if len(_TIMES) >= _TIMES_KEPT:
+                _TIMES.clear()
+            _TIMES[data] = value
+        return value
     return _decode(item, codec.decode_time)
 
 
@@ -846,6 +875,41 @@ def _member(registry: type[_E], value: int) -> _E:
     """``registry(value)`` without the Enum call machinery for the values it names."""
     member = registry._value2member_map_.get(value)
     return member if member is not None else registry(value)  # type: ignore[return-value]
+
+
+def _py_reporting_reason(item: RawAvp) -> ReportingReason:
+    return _member(ReportingReason, _py_enum(item))
+
+
+def _py_subscription_id_type(item: RawAvp) -> SubscriptionIdType:
+    return _member(SubscriptionIdType, _py_enum(item))
+
+
+def _py_event_trigger(item: RawAvp) -> EventTrigger:
+    return _member(EventTrigger, _py_enum(item))
+
+
+# the Enumerated AVPs of every report, read straight into their members (module globals, as above)
+_reporting_reason = _reader("i32", _py_reporting_reason, ReportingReason)
+_subscription_id_type = _reader("i32", _py_subscription_id_type, SubscriptionIdType)
+_event_trigger = _reader("i32", _py_event_trigger, EventTrigger)
+
+
+# The parser makes its typed values through these: codec.record_maker gives the class itself, or with
+# the C accelerator a Maker that sets the slots in C (a tenth of the frozen dataclass's __init__).
+# Module globals read at call time: tests switch them back to the classes.
+_new_ccr = record_maker(CreditControlRequest)
+_new_snr = record_maker(SpendingStatusNotificationRequest)
+_new_subscription_id = record_maker(SubscriptionId)
+_new_mscc = record_maker(MultipleServicesCreditControl)
+_new_gsu = record_maker(GrantedServiceUnit)
+_new_rsu = record_maker(RequestedServiceUnit)
+_new_usu = record_maker(UsedServiceUnit)
+_new_fui = record_maker(FinalUnitIndication)
+_new_redirect_server = record_maker(RedirectServer)
+_new_umi = record_maker(UsageMonitoringInformation)
+_new_pcsr = record_maker(PolicyCounterStatusReport)
+_new_pending = record_maker(PendingPolicyCounterInformation)
 
 
 # every AVP of the dictionary by its key, with the M bit it demands (check_flags' rule, precomputed)
@@ -1040,7 +1104,11 @@ class _Parser:
         return None
 
     def grouped(self, group: RawAvp, grammar: _Grammar, build: Callable[[_Found], _T]) -> _T:
-        found = self.members(group, grammar)
+        if _c_members is not None:  # members' C path, without members' frame (this runs per group)
+            sorted_ = _c_members(group[3], grammar.by_key, _DICTIONARY_M_RULE, self.strict, grammar.required)
+            found = None if sorted_ is None else _new_found(sorted_)
+        else:
+            found = self.members(group, grammar)
         raw = _decode(group, codec.scan_avps) if found is None else []  # its errors name the group
         try:
             return build(self.collect(raw, grammar) if found is None else found)
@@ -1050,7 +1118,7 @@ class _Parser:
 
     # --- Grouped AVPs ---
 
-    def units(self, found: _Found, kind: type[_U]) -> _U:
+    def units(self, found: _Found, kind: Callable[..., _U]) -> _U:
         return kind(
             cc_time=found.optional("CC-Time", _u32),
             cc_total_octets=found.optional("CC-Total-Octets", _u64),
@@ -1060,32 +1128,32 @@ class _Parser:
         )
 
     def gsu(self, item: RawAvp) -> GrantedServiceUnit:
-        return self.grouped(item, _GSU, lambda f: self.units(f, GrantedServiceUnit))
+        return self.grouped(item, _GSU, lambda f: self.units(f, _new_gsu))
 
     def rsu(self, item: RawAvp) -> RequestedServiceUnit:
         if not item[3]:
             return _ANY_UNITS  # the usual "Requested-Service-Unit {}" (RFC 4006 8.18): no member, no error
-        return self.grouped(item, _RSU, lambda f: self.units(f, RequestedServiceUnit))
+        return self.grouped(item, _RSU, lambda f: self.units(f, _new_rsu))
 
     def usu(self, item: RawAvp) -> UsedServiceUnit:
-        def build(found: _Found) -> UsedServiceUnit:
-            reason = found.optional("Reporting-Reason", _enum)
-            return UsedServiceUnit(
-                cc_time=found.optional("CC-Time", _u32),
-                cc_total_octets=found.optional("CC-Total-Octets", _u64),
-                cc_input_octets=found.optional("CC-Input-Octets", _u64),
-                cc_output_octets=found.optional("CC-Output-Octets", _u64),
-                cc_service_specific_units=found.optional("CC-Service-Specific-Units", _u64),
-                reporting_reason=None if reason is None else _member(ReportingReason, reason),
-            )
-
-        return self.grouped(item, _USU, build)
+        return self.grouped(
+            item,
+            _USU,
+            lambda f: _new_usu(
+                reporting_reason=f.optional("Reporting-Reason", _reporting_reason),  # read first
+                cc_time=f.optional("CC-Time", _u32),
+                cc_total_octets=f.optional("CC-Total-Octets", _u64),
+                cc_input_octets=f.optional("CC-Input-Octets", _u64),
+                cc_output_octets=f.optional("CC-Output-Octets", _u64),
+                cc_service_specific_units=f.optional("CC-Service-Specific-Units", _u64),
+            ),
+        )
 
     def redirect_server(self, item: RawAvp) -> RedirectServer:
         return self.grouped(
             item,
             _REDIRECT_SERVER,
-            lambda f: RedirectServer(
+            lambda f: _new_redirect_server(
                 redirect_address_type=_member(RedirectAddressType, f.one("Redirect-Address-Type", _enum)),
                 redirect_server_address=f.one("Redirect-Server-Address", _utf8),
             ),
@@ -1095,7 +1163,7 @@ class _Parser:
         return self.grouped(
             item,
             _FUI,
-            lambda f: FinalUnitIndication(
+            lambda f: _new_fui(
                 final_unit_action=_member(FinalUnitAction, f.one("Final-Unit-Action", _enum)),
                 restriction_filter_rule=f.many("Restriction-Filter-Rule", _octets),
                 filter_id=f.many("Filter-Id", _utf8),
@@ -1107,7 +1175,7 @@ class _Parser:
         return self.grouped(
             item,
             _MSCC,
-            lambda f: MultipleServicesCreditControl(
+            lambda f: _new_mscc(
                 rating_group=f.optional("Rating-Group", _u32),
                 service_identifier=f.many("Service-Identifier", _u32),
                 granted_service_unit=f.optional("Granted-Service-Unit", self.gsu),
@@ -1118,9 +1186,7 @@ class _Parser:
                 final_unit_indication=f.optional("Final-Unit-Indication", self.fui),
                 time_quota_threshold=f.optional("Time-Quota-Threshold", _u32),
                 volume_quota_threshold=f.optional("Volume-Quota-Threshold", _u32),
-                reporting_reason=tuple(
-                    [_member(ReportingReason, r) for r in f.many("Reporting-Reason", _enum)]
-                ),
+                reporting_reason=f.many("Reporting-Reason", _reporting_reason),
             ),
         )
 
@@ -1128,8 +1194,8 @@ class _Parser:
         return self.grouped(
             item,
             _SUBSCRIPTION_ID,
-            lambda f: SubscriptionId(
-                subscription_id_type=_member(SubscriptionIdType, f.one("Subscription-Id-Type", _enum)),
+            lambda f: _new_subscription_id(
+                subscription_id_type=f.one("Subscription-Id-Type", _subscription_id_type),
                 subscription_id_data=f.one("Subscription-Id-Data", _utf8),
             ),
         )
@@ -1139,7 +1205,7 @@ class _Parser:
             level = f.optional("Usage-Monitoring-Level", _enum)
             report = f.optional("Usage-Monitoring-Report", _enum)
             support = f.optional("Usage-Monitoring-Support", _enum)
-            return UsageMonitoringInformation(
+            return _new_umi(
                 monitoring_key=f.optional("Monitoring-Key", _octets),
                 granted_service_unit=f.many("Granted-Service-Unit", self.gsu),
                 used_service_unit=f.many("Used-Service-Unit", self.usu),
@@ -1156,7 +1222,7 @@ class _Parser:
         return self.grouped(
             item,
             _PENDING,
-            lambda f: PendingPolicyCounterInformation(
+            lambda f: _new_pending(
                 policy_counter_status=f.one("Policy-Counter-Status", _utf8),
                 pending_policy_counter_change_time=f.one("Pending-Policy-Counter-Change-Time", _time),
             ),
@@ -1166,7 +1232,7 @@ class _Parser:
         return self.grouped(
             item,
             _PCSR,
-            lambda f: PolicyCounterStatusReport(
+            lambda f: _new_pcsr(
                 policy_counter_identifier=f.one("Policy-Counter-Identifier", _utf8),
                 policy_counter_status=f.one("Policy-Counter-Status", _utf8),
                 pending_policy_counter_information=f.many("Pending-Policy-Counter-Information", self.pending),
@@ -1199,14 +1265,14 @@ class _Parser:
         found = self.top_level(message, _GX_CCR if gx else _GY_CCR)
         type_avp = found.all("CC-Request-Type")[0]
         request_type = _enum(type_avp)
-        cc_request_type = CcRequestType._value2member_map_.get(request_type)
+        cc_request_type = _CC_REQUEST_TYPES.get(request_type)
         if cc_request_type is None:
             raise FailedAvpError(
                 f"CC-Request-Type {request_type} unknown",
                 ResultCode.DIAMETER_INVALID_AVP_VALUE,
                 Avp(*type_avp),
             )
-        return CreditControlRequest(
+        return _new_ccr(
             session_id=found.one("Session-Id", _utf8),
             origin_host=found.one("Origin-Host", _identity),
             origin_realm=found.one("Origin-Realm", _identity),
@@ -1220,15 +1286,13 @@ class _Parser:
             event_timestamp=found.optional("Event-Timestamp", _time),
             subscription_id=found.many("Subscription-Id", self.subscription_id),
             multiple_services_credit_control=found.many("Multiple-Services-Credit-Control", self.mscc),
-            event_trigger=(
-                tuple([_member(EventTrigger, t) for t in found.many("Event-Trigger", _enum)]) if gx else ()
-            ),
+            event_trigger=(found.many("Event-Trigger", _event_trigger) if gx else ()),
             usage_monitoring_information=(found.many("Usage-Monitoring-Information", self.umi) if gx else ()),
         )
 
     def snr(self, message: Message) -> SpendingStatusNotificationRequest:
         found = self.top_level(message, _SNR)
-        return SpendingStatusNotificationRequest(
+        return _new_snr(
             session_id=found.one("Session-Id", _utf8),
             origin_host=found.one("Origin-Host", _identity),
             origin_realm=found.one("Origin-Realm", _identity),
@@ -1242,6 +1306,11 @@ class _Parser:
         )
 
 
+_CC_REQUEST_TYPES = CcRequestType._value2member_map_  # the closed set (read once, as _E164)
+_STRICT = _Parser(True)  # a parser keeps nothing but its strictness: one of each serves every request
+_LENIENT = _Parser(False)
+
+
 def parse_request(message: Message, *, reject_unknown_mandatory: bool = True) -> Request:
     """The typed Gy/Gx CCR or Sy SNR in ``message``; ``FailedAvpError`` says what to answer.
 
@@ -1250,7 +1319,12 @@ def parse_request(message: Message, *, reject_unknown_mandatory: bool = True) ->
     """
     if not message.is_request:
         raise LocalProtocolError("parse_request() takes requests; this is an answer")
-    parser = _Parser(reject_unknown_mandatory)
+    if reject_unknown_mandatory is True:
+        parser = _STRICT
+    elif reject_unknown_mandatory is False:
+        parser = _LENIENT
+    else:
+        parser = _Parser(reject_unknown_mandatory)
     application = message.application_id
     if application not in (GY_APPLICATION_ID, GX_APPLICATION_ID, SY_APPLICATION_ID):
         raise FailedAvpError(
@@ -1391,18 +1465,57 @@ _CC_REQUEST_NUMBER_CODE = lookup("CC-Request-Number").code
 _RESULT_CODE = lookup("Result-Code")
 
 
+_Shared = tuple[tuple[Avp, ...], bytes]
+"""A run of AVPs that answers share, with its octets."""
+_AnswerPart = Avp | _Shared
+"""An AVP of an answer, or a run of shared ones."""
+
+
 # Answers repeat the same few AVPs (our identity, 2001, the per-rating-group MSCC answer): Avp is
 # immutable, so one instance each is built once and shared, with its octets for encode_answer.
 @lru_cache(maxsize=1024)
-def _same_avp(name: str, value: int | str) -> tuple[Avp, bytes]:
-    item = avp(name, value)
-    return item, codec.encode_avp(item)
+def _shared_identity(
+    result_code: int, origin_host: str, origin_realm: str, application_id: int | None
+) -> _Shared:
+    """Result-Code, Origin-Host, Origin-Realm and, in a CCA, Auth-Application-Id."""
+    items = [
+        avp("Result-Code", result_code),
+        avp("Origin-Host", origin_host),
+        avp("Origin-Realm", origin_realm),
+    ]
+    if application_id is not None:
+        items.append(avp("Auth-Application-Id", application_id))
+    return tuple(items), codec.encode_avps(items)
 
 
 @lru_cache(maxsize=1024)
-def _service_avp(service: MultipleServicesCreditControl) -> tuple[Avp, bytes]:
+def _service_avp(service: MultipleServicesCreditControl) -> _Shared:
     item = service.to_avp()
-    return item, codec.encode_avp(item)
+    return (item,), codec.encode_avp(item)
+
+
+# _service_avp by identity first: answer_services hands out shared values, and hashing one (a frozen
+# dataclass: a tuple of its fields, each hashed) costs more than its lookup. An entry keeps its service
+# alive, so no other object can have its id meanwhile.
+_SERVICE_PARTS: dict[int, tuple[MultipleServicesCreditControl, _Shared]] = {}
+_SERVICE_PARTS_KEPT = 4096
+
+
+def _service_part(service: MultipleServicesCreditControl) -> _Shared:
+    entry = _SERVICE_PARTS.get(id(service))
+    if entry is not None and entry[0] is service:
+        return entry[1]
+    part = _service_avp(service)
+    if len(_SERVICE_PARTS) >= _SERVICE_PARTS_KEPT:
+        _SERVICE_PARTS.clear()
+    _SERVICE_PARTS[id(service)] = (service, part)
+    return part
+
+
+_ECHOED = (_SESSION_ID_CODE, _CC_REQUEST_TYPE_CODE, _CC_REQUEST_NUMBER_CODE, _PROXY_INFO_CODE)
+# The C accelerator's select: the IETF AVPs of _ECHOED's codes, in order, for the loop of _answer_avps
+# (which checks each again), or None (then it scans them all). A module global: tests switch it off.
+_c_select: codec._Select | None = None if _SPEEDUPS is None else _SPEEDUPS.select
 
 
 def _first(avps: Iterable[Avp], code: int) -> Avp | None:
@@ -1410,10 +1523,6 @@ def _first(avps: Iterable[Avp], code: int) -> Avp | None:
         if item.code == code and item.vendor_id is None:
             return item
     return None
-
-
-_AnswerAvp = tuple[Avp, bytes | None]
-"""An answer's AVP and, when it is one of the shared ones, its octets."""
 
 
 def _answer_avps(
@@ -1426,7 +1535,7 @@ def _answer_avps(
     services: Sequence[MultipleServicesCreditControl],
     failed_avp: Avp | None,
     error_message: str | None,
-) -> tuple[int, list[_AnswerAvp]]:
+) -> tuple[int, list[_AnswerPart]]:
     """The command flags and AVPs of ``answer`` (see there), in order."""
     if not request.is_request:
         raise LocalProtocolError("answer() answers requests")
@@ -1435,8 +1544,13 @@ def _answer_avps(
     session: Avp | None = None
     request_type: Avp | None = None
     request_number: Avp | None = None
-    proxies: list[_AnswerAvp] = []
-    for item in request.avps:
+    proxies: list[Avp] = []
+    avps: Sequence[Avp] = request.avps
+    if _c_select is not None:
+        selected = _c_select(request.avps, Avp, _ECHOED)
+        if selected is not None:
+            avps = selected
+    for item in avps:
         if item.vendor_id is None:
             code = item.code
             if code == _SESSION_ID_CODE:
@@ -1449,30 +1563,27 @@ def _answer_avps(
                 if request_number is None:
                     request_number = item
             elif code == _PROXY_INFO_CODE:
-                proxies.append((item, None))
-    avps: list[_AnswerAvp] = [] if session is None else [(session, None)]
-    avps += [
-        _same_avp("Result-Code", result_code),
-        _same_avp("Origin-Host", origin_host),
-        _same_avp("Origin-Realm", origin_realm),
-    ]
+                proxies.append(item)
+    parts: list[_AnswerPart] = [] if session is None else [session]
     if not protocol_error and request.command_code == CREDIT_CONTROL:
-        avps.append(_same_avp("Auth-Application-Id", request.application_id))
+        parts.append(_shared_identity(result_code, origin_host, origin_realm, request.application_id))
         # echoed when well-formed enough (an Unsigned32 / Enumerated: 4 octets)
         if request_type is not None and len(request_type.data) == 4:
-            avps.append((request_type, None))
+            parts.append(request_type)
         if request_number is not None and len(request_number.data) == 4:
-            avps.append((request_number, None))
+            parts.append(request_number)
+    else:
+        parts.append(_shared_identity(result_code, origin_host, origin_realm, None))
     if origin_state_id is not None:
-        avps.append((avp("Origin-State-Id", origin_state_id), None))
+        parts.append(avp("Origin-State-Id", origin_state_id))
     if not protocol_error:
-        avps += [_service_avp(service) for service in services]
+        parts += [_service_part(service) for service in services]
     if error_message is not None:
-        avps.append((avp("Error-Message", error_message), None))
+        parts.append(avp("Error-Message", error_message))
     if failed_avp is not None:
-        avps.append((avp("Failed-AVP", [failed_avp]), None))
-    avps += proxies
-    return (request.command_flags & _PROXIABLE) | (_ERROR if protocol_error else 0), avps
+        parts.append(avp("Failed-AVP", [failed_avp]))
+    parts += proxies
+    return (request.command_flags & _PROXIABLE) | (_ERROR if protocol_error else 0), parts
 
 
 def answer(
@@ -1494,7 +1605,7 @@ def answer(
     Auth-Application-Id, and for the SNR an SNA (TS 29.219 5.6.5). Proxy-Info is copied in order
     (RFC 6733 section 6.2); the P bit is the request's; the ids are the request's.
     """
-    flags, avps = _answer_avps(
+    flags, parts = _answer_avps(
         request,
         result_code,
         origin_host=origin_host,
@@ -1504,13 +1615,19 @@ def answer(
         failed_avp=failed_avp,
         error_message=error_message,
     )
+    avps: list[Avp] = []
+    for part in parts:
+        if isinstance(part, Avp):
+            avps.append(part)
+        else:
+            avps += part[0]
     return Message(
         command_flags=flags,
         command_code=request.command_code,
         application_id=request.application_id,
         hop_by_hop=request.hop_by_hop,
         end_to_end=request.end_to_end,
-        avps=tuple([item for item, _octets in avps]),
+        avps=tuple(avps),
     )
 
 
@@ -1528,7 +1645,7 @@ def encode_answer(
     """``codec.encode(answer(request, result_code, ...))``, the same octets built faster: the AVPs
     answers share (Result-Code, our identity, each answered MSCC) are encoded once and reused, and no
     ``Message`` is built. What a server sends per request."""
-    flags, avps = _answer_avps(
+    flags, parts = _answer_avps(
         request,
         result_code,
         origin_host=origin_host,
@@ -1538,15 +1655,15 @@ def encode_answer(
         failed_avp=failed_avp,
         error_message=error_message,
     )
-    encode_avp = codec.encode_avp
-    body = b"".join([encode_avp(item) if octets is None else octets for item, octets in avps])
-    header = codec.encode_header(
-        command_flags=flags,
-        command_code=request.command_code,
-        application_id=request.application_id,
-        hop_by_hop=request.hop_by_hop,
-        end_to_end=request.end_to_end,
-        body_length=len(body),
+    body = codec._encode_parts([part if isinstance(part, Avp) else part[1] for part in parts])
+    header = codec._header(
+        1,
+        flags,
+        request.command_code,
+        request.application_id,
+        request.hop_by_hop,
+        request.end_to_end,
+        len(body),
     )
     return header + body
 
@@ -1581,7 +1698,7 @@ def answer_services(
     and ``granted`` where the request asked for units (a Requested-Service-Unit)."""
     return tuple(
         [
-            _answered_service(
+            _answered(
                 service.rating_group,
                 service.service_identifier,
                 result_code,
@@ -1590,6 +1707,33 @@ def answer_services(
             for service in request.multiple_services_credit_control
         ]
     )
+
+
+# _answered_service with the Granted-Service-Unit by identity first: a server passes the same one for
+# every request, and hashing it (a frozen dataclass: a tuple of its fields) costs more than the
+# lookup. An entry keeps its GSU alive, so no other object can have its id meanwhile.
+_ANSWERED: dict[
+    tuple[int | None, tuple[int, ...], int, int],
+    tuple[GrantedServiceUnit | None, MultipleServicesCreditControl],
+] = {}
+_ANSWERED_KEPT = 4096
+
+
+def _answered(
+    rating_group: int | None,
+    service_identifier: tuple[int, ...],
+    result_code: int,
+    granted: GrantedServiceUnit | None,
+) -> MultipleServicesCreditControl:
+    key = (rating_group, service_identifier, result_code, id(granted))
+    entry = _ANSWERED.get(key)
+    if entry is not None and entry[0] is granted:
+        return entry[1]
+    service = _answered_service(rating_group, service_identifier, result_code, granted)
+    if len(_ANSWERED) >= _ANSWERED_KEPT:
+        _ANSWERED.clear()
+    _ANSWERED[key] = (granted, service)
+    return service
 
 
 # A server answers every report of a rating group the same way: one shared (immutable) value each.

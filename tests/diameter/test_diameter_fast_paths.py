@@ -197,12 +197,14 @@ def test_parse_request_same_with_and_without_the_one_pass(
     except DecodeError:
         return
     fast = outcome(lambda: parse_request(message, reject_unknown_mandatory=strict))
-    original = cc._Parser.members
+    original = (cc._Parser.members, cc._c_members)
     try:
+        # no one pass at all: grouped calls the C accelerator's members itself when it is there
         cc._Parser.members = lambda self, group, grammar: None  # type: ignore[method-assign]
+        cc._c_members = None
         slow = outcome(lambda: parse_request(message, reject_unknown_mandatory=strict))
     finally:
-        cc._Parser.members = original  # type: ignore[method-assign]
+        cc._Parser.members, cc._c_members = original  # type: ignore[method-assign]
     assert fast == slow
 
 
@@ -477,3 +479,149 @@ def test_grammars_only_take_bounds_collect_handles() -> None:
 def test_peer_takes_a_bytearray() -> None:
     seen, out, error = feed([bytearray(encode(cer()))])  # type: ignore[list-item]
     assert error is None and seen and out
+
+
+# --- caches and shortcuts of the per-request paths ---------------------------------------------------------
+
+
+def happened(run: Callable[[], object]) -> tuple[object, ...]:
+    """("returned", value) or ("raised", type, message, Result-Code)."""
+    try:
+        return ("returned", run())
+    except Exception as exc:
+        return ("raised", type(exc), str(exc), getattr(exc, "status", None))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(min_size=4, max_size=4) | st.binary(max_size=6), as_bytearray=st.booleans())
+def test_time_values_are_the_codecs_and_shared(data: bytes, as_bytearray: bool) -> None:
+    item = (55, 0x40, None, bytearray(data) if as_bytearray else data)
+    expected = happened(lambda: cc._decode(item, codec.decode_time))  # type: ignore[arg-type]
+    assert happened(lambda: cc._time(item)) == expected  # type: ignore[arg-type]
+    if expected[0] == "returned" and not as_bytearray:
+        assert cc._time(item) is cc._time((55, 0x40, None, bytes(data)))  # one datetime per second seen
+
+
+def test_time_cache_is_bounded() -> None:
+    cc._TIMES.clear()
+    for second in range(cc._TIMES_KEPT * 2 + 3):
+        value = cc._time((55, 0x40, None, (0x80000000 + second).to_bytes(4, "big")))
+        assert value == codec.decode_time((0x80000000 + second).to_bytes(4, "big"))
+        assert len(cc._TIMES) <= cc._TIMES_KEPT
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    reasons=st.lists(st.sampled_from(list(cc.ReportingReason)), max_size=3).map(tuple),
+    inner=st.lists(st.none() | st.sampled_from(list(cc.ReportingReason)), max_size=3),
+)
+def test_reporting_reasons_are_the_mscc_level_then_each_usus(
+    reasons: tuple[cc.ReportingReason, ...], inner: list[cc.ReportingReason | None]
+) -> None:
+    service = MultipleServicesCreditControl(
+        reporting_reason=reasons,
+        used_service_unit=tuple(UsedServiceUnit(reporting_reason=r) for r in inner),
+    )
+    assert service.reporting_reasons == reasons + tuple(r for r in inner if r is not None)
+
+
+def test_answer_parts_are_shared_by_identity_then_by_value() -> None:
+    first = MultipleServicesCreditControl(rating_group=7, result_code=2001)
+    equal = MultipleServicesCreditControl(rating_group=7, result_code=2001)
+    part = cc._service_part(first)
+    assert cc._service_part(first) is part and part[1] == encode_avp(first.to_avp())
+    assert cc._service_part(equal)[1] == part[1]  # another object: found by value (lru_cache)
+    cc._SERVICE_PARTS.clear()
+    for rating_group in range(cc._SERVICE_PARTS_KEPT + 5):
+        service = MultipleServicesCreditControl(rating_group=rating_group)
+        assert cc._service_part(service)[1] == encode_avp(service.to_avp())
+        assert len(cc._SERVICE_PARTS) <= cc._SERVICE_PARTS_KEPT
+    # an entry holds its service: its id cannot come back for another object
+    assert all(entry[0] is not None and id(entry[0]) == key for key, entry in cc._SERVICE_PARTS.items())
+
+
+def test_answered_services_are_shared_by_granted_identity_then_by_value() -> None:
+    request = parse_request(gy_ccr())
+    assert isinstance(request, cc.CreditControlRequest)
+    granted, equal = GrantedServiceUnit(cc_total_octets=10), GrantedServiceUnit(cc_total_octets=10)
+    first = answer_services(request, 2001, granted)
+    assert answer_services(request, 2001, equal)[0] is first[0]  # equal GSUs: one shared value
+    other = answer_services(request, 2001, GrantedServiceUnit(cc_total_octets=11))
+    assert other[0].granted_service_unit == GrantedServiceUnit(cc_total_octets=11)
+    assert answer_services(request, 3004, granted)[0].result_code == 3004
+    cc._ANSWERED.clear()
+    for octets in range(cc._ANSWERED_KEPT + 5):
+        gsu = GrantedServiceUnit(cc_total_octets=octets)
+        assert answer_services(request, 2001, gsu)[0].granted_service_unit == gsu
+        assert len(cc._ANSWERED) <= cc._ANSWERED_KEPT
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    buffer=st.binary(max_size=12),
+    offset=st.integers(0, 14),
+    as_type=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_message_length_at_an_offset_is_that_of_the_slice(
+    buffer: bytes, offset: int, as_type: Callable[[bytes], Any]
+) -> None:
+    whole = as_type(b"\x01\x00\x00\x14" + buffer)
+    assert happened(lambda: codec.message_length(whole, offset)) == happened(
+        lambda: codec.message_length(whole[offset : offset + 4])
+    )
+
+
+@pytest.mark.parametrize("strict", [True, False, 1, 0, "yes", ""])
+def test_any_truth_value_selects_the_parser(strict: Any) -> None:
+    bad = dataclasses.replace(gy_ccr(), avps=(*gy_ccr().avps, Avp(99999, 0x40, None, b"")))  # unknown, M bit
+    result = happened(lambda: parse_request(bad, reject_unknown_mandatory=strict))
+    assert result == happened(lambda: parse_request(bad, reject_unknown_mandatory=bool(strict)))
+    assert (result[0] == "raised") == bool(strict)
+
+
+def opened(**changes: Any) -> DiameterPeer:
+    engine = DiameterPeer(
+        "responder",
+        "gw.example.net",
+        "example.net",
+        host_ip_addresses=[IPv4Address("127.0.0.1")],
+        vendor_id=0,
+        product_name="test",
+        origin_state_id=7,
+        auth_application_ids=(4, 16777238),
+        supported_commands={(4, 272), (16777238, 272), (4, 999)},
+        **changes,
+    )
+    engine.receive_data(encode(cer()), 1.0)
+    assert engine.next_event() is not None and engine.data_to_send()
+    return engine
+
+
+@pytest.mark.parametrize("state", ["open", "closing"])
+@pytest.mark.parametrize(
+    ("application", "command"),
+    [(4, 272), (4, 999), (4, 273), (16777238, 272), (16777251, 272), (5, 272), (4, 280), (4, 282), (4, 257)],
+)
+def test_the_peers_shortcut_for_requests_it_takes_answers_as_the_long_way(
+    state: str, application: int, command: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer engine's first check (an application request on an open connection that it takes)
+    against the long way alone (with the shortcut's state never matching)."""
+    from protocols.diameter import peer as peer_module
+
+    request = dataclasses.replace(gy_ccr(), application_id=application, command_code=command, hop_by_hop=9)
+
+    def run() -> tuple[list[Any], bytes, str]:
+        engine = opened()
+        if state == "closing":
+            engine.disconnect(2.0)
+            engine.data_to_send()
+        engine.receive_data(encode(request), 3.0)
+        events = []
+        while (event := engine.next_event()) is not None:
+            events.append(event)
+        return events, engine.data_to_send(), engine.state.name
+
+    fast = run()
+    monkeypatch.setattr(peer_module, "_OPEN", object())
+    assert run() == fast

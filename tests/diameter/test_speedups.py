@@ -21,7 +21,9 @@ Properties, each over hypothesis examples:
 - whole requests: ``decode`` + ``parse_request`` of Gy/Gx CCRs and Sy SNRs from the builders, and of
   mutated versions of them, give the same typed request or the same error (type, message,
   Result-Code, Failed-AVP) with the C path on and off;
-- and for valid requests the C path never declines: no Python fallback runs at all.
+- and for valid requests the C path never declines: no Python fallback runs at all, nor the
+  ``__init__`` of any typed value (the makers set their slots; test_speedups_makers.py checks them
+  against the classes, test_speedups_encode.py the encode side).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from enum import IntEnum
 from typing import Any
 
 import pytest
@@ -42,7 +45,7 @@ from hypothesis import strategies as st
 from test_credit_control import identity, msccs, pcsrs, subscription_ids, text, times, u32, umis
 
 import protocols.diameter
-from protocols.diameter import codec
+from protocols.diameter import codec, peer
 from protocols.diameter import credit_control as cc
 from protocols.diameter.codec import HEADER_LENGTH, Avp, Message, decode, encode, encode_avp
 from protocols.diameter.credit_control import (
@@ -77,14 +80,47 @@ KEYS: list[int | tuple[int, int]] = sorted(
     | {99999, (99999, 10415), (1, 10415), (443, 10415)},
     key=str,
 )
-# the Python readers and the kind of Reader that stands in for each (credit_control's names)
-READERS = {
-    "_u32": ("u32", "_py_u32"),
-    "_u64": ("u64", "_py_u64"),
-    "_enum": ("i32", "_py_enum"),
-    "_utf8": ("utf8", "_py_utf8"),
-    "_identity": ("ascii", "_py_identity"),
+# the Python readers and the kind of Reader that stands in for each (credit_control's names), with the
+# enumeration whose members an enum reader returns
+READERS: dict[str, tuple[str, str, type[IntEnum] | None]] = {
+    "_u32": ("u32", "_py_u32", None),
+    "_u64": ("u64", "_py_u64", None),
+    "_enum": ("i32", "_py_enum", None),
+    "_utf8": ("utf8", "_py_utf8", None),
+    "_identity": ("ascii", "_py_identity", None),
+    "_reporting_reason": ("i32", "_py_reporting_reason", cc.ReportingReason),
+    "_subscription_id_type": ("i32", "_py_subscription_id_type", cc.SubscriptionIdType),
+    "_event_trigger": ("i32", "_py_event_trigger", cc.EventTrigger),
 }
+# the makers credit_control, codec and peer build their values with, and the classes they stand for
+MAKERS: dict[tuple[Any, str], type] = {
+    **{
+        (cc, name): cls
+        for name, cls in {
+            "_new_ccr": cc.CreditControlRequest,
+            "_new_snr": cc.SpendingStatusNotificationRequest,
+            "_new_subscription_id": cc.SubscriptionId,
+            "_new_mscc": cc.MultipleServicesCreditControl,
+            "_new_gsu": cc.GrantedServiceUnit,
+            "_new_rsu": cc.RequestedServiceUnit,
+            "_new_usu": cc.UsedServiceUnit,
+            "_new_fui": cc.FinalUnitIndication,
+            "_new_redirect_server": cc.RedirectServer,
+            "_new_umi": cc.UsageMonitoringInformation,
+            "_new_pcsr": cc.PolicyCounterStatusReport,
+            "_new_pending": cc.PendingPolicyCounterInformation,
+        }.items()
+    },
+    (peer, "_new_request_received"): peer.RequestReceived,
+}
+
+
+def c_reader(name: str, fallback: Callable[..., Any] | None = None) -> Any:
+    """The C Reader that stands in for credit_control's reader ``name`` (with another fallback)."""
+    assert C is not None
+    kind, python, registry = READERS[name]
+    members = None if registry is None else registry._value2member_map_
+    return C.Reader(kind, getattr(cc, python) if fallback is None else fallback, members)
 
 
 # --- switching the C path on and off in-process --------------------------------------------------------
@@ -97,22 +133,33 @@ def _globals(c_on: bool) -> dict[tuple[Any, str], Any]:
         values: dict[tuple[Any, str], Any] = {
             (codec, "_c_scan_avps"): C.scan_avps,
             (codec, "_c_decode_avps"): C.decode_avps,
+            (codec, "_c_encode_avps"): C.encode_avps,
+            (codec, "_c_encode_parts"): C.encode_parts,
+            (codec, "_c_new_message"): codec._record_maker(Message, C.Maker),
             (cc, "_c_members"): C.members,
             (cc, "_c_collect"): C.collect,
+            (cc, "_c_select"): C.select,
             (cc, "_new_found"): C.Found,
         }
-        for name, (kind, python) in READERS.items():
-            values[cc, name] = C.Reader(kind, getattr(cc, python))
+        for name in READERS:
+            values[cc, name] = c_reader(name)
+        for key, cls in MAKERS.items():
+            values[key] = codec._record_maker(cls, C.Maker)
         return values
     values = {
         (codec, "_c_scan_avps"): None,
         (codec, "_c_decode_avps"): None,
+        (codec, "_c_encode_avps"): None,
+        (codec, "_c_encode_parts"): None,
+        (codec, "_c_new_message"): None,
         (cc, "_c_members"): None,
         (cc, "_c_collect"): None,
+        (cc, "_c_select"): None,
         (cc, "_new_found"): cc._PyFound,
     }
-    for name, (_kind, python) in READERS.items():
+    for name, (_kind, python, _registry) in READERS.items():
         values[cc, name] = getattr(cc, python)
+    values.update(MAKERS)  # the classes themselves
     return values
 
 
@@ -175,15 +222,33 @@ def test_the_extension_is_built() -> None:
     if PURE_FORCED:
         assert codec._SPEEDUPS is None
         assert codec._c_decode_avps is None and cc._c_members is None and cc._new_found is cc._PyFound
-        assert cc._u32 is cc._py_u32
+        assert codec._c_encode_avps is None and codec._c_encode_parts is None and cc._c_select is None
+        assert codec._c_new_message is None
+        for name, (_kind, python, _registry) in READERS.items():
+            assert getattr(cc, name) is getattr(cc, python)
+        for (module, name), cls in MAKERS.items():
+            assert getattr(module, name) is cls  # record_maker hands out the class itself
     else:
         assert C is not None, "protocols.diameter._speedups is not built: pip install -e . with a C compiler"
         assert codec._c_scan_avps is C.scan_avps and codec._c_decode_avps is C.decode_avps
+        assert codec._c_encode_avps is C.encode_avps and codec._c_encode_parts is C.encode_parts
         assert cc._c_members is C.members and cc._c_collect is C.collect and cc._new_found is C.Found
-        for name, (kind, python) in READERS.items():
+        assert cc._c_select is C.select
+        for name, (kind, python, registry) in READERS.items():
             reader = getattr(cc, name)
             assert type(reader) is C.Reader and reader.kind == kind
             assert reader.fallback is getattr(cc, python)
+            assert reader.members is (None if registry is None else registry._value2member_map_)
+        for (module, name), cls in {**MAKERS, (codec, "_c_new_message"): Message}.items():
+            maker = getattr(module, name)
+            assert type(maker) is C.Maker and maker.cls is cls, name
+
+
+def test_every_maker_is_switched_by_the_tests() -> None:
+    """A new ``_new_*`` maker in credit_control or peer must join MAKERS (so c_path switches it)."""
+    for module in (cc, peer):
+        names = {name for name in vars(module) if name.startswith("_new_") and name != "_new_found"}
+        assert names == {name for (m, name) in MAKERS if m is module}, module.__name__
 
 
 @pytest.mark.parametrize("value", ["1", "yes", "true"])
@@ -198,10 +263,14 @@ def test_the_extension_is_used_unless_switched_off(environ: dict[str, str]) -> N
     assert codec._load_speedups(environ) == (
         C.scan_avps,
         C.decode_avps,
+        C.encode_avps,
+        C.encode_parts,
+        C.select,
         C.members,
         C.collect,
         C.Found,
         C.Reader,
+        C.Maker,
     )
 
 
@@ -751,9 +820,8 @@ READER_ITEMS = st.one_of(
 @given(name=st.sampled_from(sorted(READERS)), item=READER_ITEMS)
 def test_readers_equal_the_python_readers(name: str, item: Any) -> None:
     assert C is not None
-    kind, python_name = READERS[name]
-    python = getattr(cc, python_name)
-    reader = C.Reader(kind, python)
+    python = getattr(cc, READERS[name][1])
+    reader = c_reader(name)
     assert outcome(lambda: reader(item)) == outcome(lambda: python(item))
 
 
@@ -929,17 +997,38 @@ def no_python_fallback() -> Iterator[None]:
 
         return run
 
+    def unknown_only(name: str) -> Callable[..., Any]:
+        """An enum reader's fallback that may run only for a value its members lack (the enum then
+        makes its UNKNOWN_ member, in Python), read by the C path."""
+        registry = READERS[name][2]
+        assert registry is not None and C is not None
+        read = C.Reader("i32", refuse(name))
+
+        def fallback(item: Any) -> Any:
+            value = read(item)
+            if value in registry._value2member_map_:
+                raise PythonRan(f"the Python {name} ran for a member")
+            return cc._member(registry, value)
+
+        return fallback
+
     assert C is not None
     saved = (cc._Parser.collect, codec._scan_avps)
+    classes = [*MAKERS.values(), Message]
+    inits = [vars(cls)["__init__"] for cls in classes]
     with c_path(c_on=True):
-        for name, (kind, _python) in READERS.items():
-            setattr(cc, name, C.Reader(kind, refuse(name)))
+        for name, (_kind, _python, registry) in READERS.items():
+            setattr(cc, name, c_reader(name, refuse(name) if registry is None else unknown_only(name)))
         cc._Parser.collect = refuse("collect")  # type: ignore[method-assign]
         codec._scan_avps = refuse("_scan_avps")
+        for cls in classes:  # the makers set the slots: no __init__ runs
+            cls.__init__ = refuse(f"{cls.__name__}.__init__")  # type: ignore[misc]
         try:
             yield
         finally:
             cc._Parser.collect, codec._scan_avps = saved  # type: ignore[method-assign]
+            for cls, init in zip(classes, inits, strict=True):
+                cls.__init__ = init  # type: ignore[misc]
 
 
 @needs_c
@@ -1028,8 +1117,14 @@ def test_no_references_leak_on_any_path() -> None:
     odd_avps = (*avps, object.__new__(Avp))
     required = grammar.required
     names = ("Rating-Group", "Used-Service-Unit", "absent")
-    readers = [C.Reader(kind, getattr(cc, python)) for kind, python in READERS.values()]
+    readers = [c_reader(name) for name in READERS]
     items = [(1, 0x40, None, b"\x00\x00\x00\x05"), (1, 0x40, None, b"\xff\xff"), (1, 0x40, None, b"\x00" * 8)]
+    items.append((1, 0x40, None, b"\x00\x00\x00\x63"))  # 99: no member of the enumerations
+    make_usu = codec._record_maker(cc.UsedServiceUnit, C.Maker)
+    make_event = codec._record_maker(peer.RequestReceived, C.Maker)
+    odd = Avp(1, 0, None, bytearray(b"x"))  # type: ignore[arg-type]  # encode_avps declines it
+    parts: list[Avp | bytes] = [*avps, b"\x00\x00\x00\x01\x40\x00\x00\x08", avps[0]]
+    codes = (263, 432, 873)
     watched = [
         None,
         good,
@@ -1044,6 +1139,13 @@ def test_no_references_leak_on_any_path() -> None:
         *raws,
         *names,
         *items,
+        *parts,
+        codes,
+        odd,
+        make_usu,
+        make_event,
+        cc.UsedServiceUnit,
+        cc.ReportingReason.QHT,
     ]
 
     def run(n: int) -> None:
@@ -1066,6 +1168,18 @@ def test_no_references_leak_on_any_path() -> None:
                 for item in items:
                     with suppress(FailedAvpError):
                         reader(item)
+            make_usu(cc_time=1, cc_total_octets=2, reporting_reason=cc.ReportingReason.QHT)
+            make_event(good)
+            with suppress(TypeError):
+                make_usu(cc_time=1, nothing=2)
+            with suppress(TypeError):
+                make_event()
+            C.encode_avps(avps, Avp)
+            C.encode_avps([*avps, odd], Avp)
+            C.encode_parts(parts, Avp)
+            C.encode_parts([*parts, odd], Avp)
+            C.select(avps, Avp, codes)
+            C.select(odd_avps, Avp, codes)
 
     run(100)  # warm caches up
     gc.disable()  # a collection in between would move the counts

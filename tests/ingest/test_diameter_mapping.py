@@ -3,12 +3,19 @@ allow-list patterns of DiameterSettings."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from campaign_core.usage import UsageEvent, UsageKind
+from gateway.ingest import diameter as gateway_diameter
 from gateway.ingest.diameter import DiameterSettings, usage_events
+from protocols.diameter import codec
 from protocols.diameter.credit_control import (
     CcRequestType,
     GrantedServiceUnit,
@@ -232,3 +239,106 @@ def test_snr_without_subscriber_yields_nothing() -> None:
 )
 def test_allow_list(allowed: tuple[tuple[str, str], ...], host: str, realm: str, admitted: bool) -> None:
     assert settings(allowed_peers=allowed).admits(host, realm) is admitted
+
+
+# --- the events are made through the Diameter C accelerator's Maker (codec.record_maker) -------------------
+
+REASONS = st.none() | st.sampled_from([*ReportingReason, ReportingReason(77)])
+OCTETS = st.none() | st.integers(0, 2**40)
+USUS = st.builds(
+    UsedServiceUnit,
+    cc_total_octets=OCTETS,
+    cc_input_octets=OCTETS,
+    cc_output_octets=OCTETS,
+    reporting_reason=REASONS,
+)
+SERVICES = st.builds(
+    MultipleServicesCreditControl,
+    rating_group=st.none() | st.integers(0, 300),
+    service_identifier=st.lists(st.integers(0, 9), max_size=2).map(tuple),
+    used_service_unit=st.lists(USUS, max_size=2).map(tuple),
+    reporting_reason=st.lists(REASONS.filter(lambda r: r is not None), max_size=2).map(tuple),
+)
+UMIS = st.builds(
+    UsageMonitoringInformation,
+    monitoring_key=st.none() | st.binary(max_size=6),
+    granted_service_unit=st.lists(st.builds(GrantedServiceUnit, cc_total_octets=OCTETS), max_size=1).map(
+        tuple
+    ),
+    used_service_unit=st.lists(USUS, max_size=2).map(tuple),
+)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[Any, Any]:
+    msisdn = draw(st.none() | st.just("254700000001"))
+    kind = draw(st.sampled_from(["gy", "gx", "sy"]))
+    common = {"session_id": "s;1", "origin_host": "pgw", "origin_realm": "r", "destination_realm": "r"}
+    if kind == "gy":
+        message = build_gy_ccr(
+            **common,
+            cc_request_type=draw(st.sampled_from(CcRequestType)),
+            cc_request_number=draw(st.integers(0, 9)),
+            msisdn=msisdn,
+            multiple_services_credit_control=draw(st.lists(SERVICES, max_size=3)),
+            event_timestamp=draw(st.none() | st.just(STAMP)),
+        )
+    elif kind == "gx":
+        message = build_gx_ccr_update(
+            **common,
+            cc_request_number=3,
+            msisdn=msisdn,
+            usage_monitoring_information=draw(st.lists(UMIS, max_size=3)),
+        )
+    else:
+        statuses = st.sampled_from(["threshold-90", "exhausted", "payg", "valid", "other"])
+        message = build_sy_snr(
+            **common,
+            destination_host="gw",
+            msisdn=msisdn,
+            policy_counter_status_report=[
+                PolicyCounterStatusReport(policy_counter_identifier="A", policy_counter_status=draw(statuses))
+                for _ in range(draw(st.integers(0, 3)))
+            ],
+        )
+    return parse_request(message), message
+
+
+def shape(events: list[UsageEvent]) -> list[tuple[Any, ...]]:
+    """Each event's type and every field with its type (an IntEnum and its int are equal, not alike)."""
+    return [
+        (type(e), tuple((type(getattr(e, f.name)), getattr(e, f.name)) for f in dataclasses.fields(e)))
+        for e in events
+    ]
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(request=requests(), quotas=st.dictionaries(st.integers(0, 300), st.integers(0, 2**40), max_size=3))
+def test_events_are_made_alike_with_and_without_the_maker(
+    request: tuple[Any, Any], quotas: dict[int, int]
+) -> None:
+    parsed, message = request
+    config = settings(gy_quota_bytes=quotas)
+    fast = usage_events(parsed, message, RECEIVED, config)
+    maker = gateway_diameter._new_event
+    gateway_diameter._new_event = UsageEvent  # the class itself: the reference
+    try:
+        slow = usage_events(parsed, message, RECEIVED, config)
+    finally:
+        gateway_diameter._new_event = maker
+    assert shape(fast) == shape(slow)
+
+
+@pytest.mark.skipif(
+    codec._SPEEDUPS is None, reason="the Diameter C accelerator is not built or TGW_PURE_PYTHON"
+)
+def test_events_are_made_through_the_maker(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert type(gateway_diameter._new_event).__name__ == "Maker"
+    assert gateway_diameter._new_event.cls is UsageEvent  # type: ignore[attr-defined]
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("UsageEvent.__init__ ran")
+
+    expected = gy(used(900, ReportingReason.THRESHOLD))
+    monkeypatch.setattr(UsageEvent, "__init__", refuse)
+    assert gy(used(900, ReportingReason.THRESHOLD)) == expected
