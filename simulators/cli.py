@@ -33,7 +33,8 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from gateway.cli import build_parser, parse_host_port, run
 from gateway.ingest.diameter import DiameterClient, DiameterSettings
@@ -47,6 +48,7 @@ from simulators.network import (
     Workload,
     run_workload,
 )
+from simulators.simulate import simulate_command
 from simulators.smsc import SmscSimulator, parse_account, parse_personality
 from simulators.smsc_control import ControlClient, ControlError, SmscControl
 
@@ -295,7 +297,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--burst", type=int, default=20_000, help="messages in the throughput burst")
     demo.set_defaults(func=lambda a: asyncio.run(run_demo(lambda line: print(line, flush=True), a.burst)))
+    simulate = sub.add_parser(
+        "simulate",
+        help="the whole network around the gateway on a simulated clock; writes a KPI report",
+    )
+    simulate.add_argument("--scenario", type=Path, required=True, help="a scenario file (configs/scenarios)")
+    simulate.add_argument("--out", type=Path, default=None, help="report directory (var/simulate/<name>)")
+    simulate.add_argument("--subscribers", type=int, default=None, help="override the scenario's count")
+    simulate.add_argument("--days", type=int, default=None, help="override the scenario's days")
+    simulate.add_argument("--real-time", action="store_true", help="run at wall-clock speed")
+    simulate.add_argument("--quiet", action="store_true", help="no progress bar")
+    simulate.set_defaults(func=_simulate)
     return run(argv, parser)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    out = args.out or Path("var") / "simulate" / args.scenario.stem
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    result, files = simulate_command(
+        args.scenario,
+        out,
+        real_time=args.real_time,
+        subscribers=args.subscribers,
+        days=args.days,
+        progress=None if bar is None else bar.update,
+    )
+    if bar is not None:
+        bar.close()
+    print(files.text.read_text(encoding="utf-8"))
+    failed = [name for name, (passed, _) in result.checks.items() if not passed]
+    print(
+        f"{result.subscribers:,} subscribers, {result.simulated_days} simulated days in "
+        f"{result.wall_seconds:.1f} s ({result.subscribers * result.simulated_days / result.wall_seconds:,.0f} "
+        "subscriber-days/s)"
+    )
+    print(f"report: {files.html}")
+    if failed:
+        print("FAILED consistency checks: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (plain lines when it is not one)."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self._last = -1
+
+    def update(self, fraction: float, status: str) -> None:
+        filled = int(self.width * min(max(fraction, 0.0), 1.0))
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%} {status}"
+        if self.tty:
+            self.stream.write("\r" + line[:120].ljust(120))
+        elif int(fraction * 10) != self._last:  # a log: one line per tenth
+            self._last = int(fraction * 10)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 if __name__ == "__main__":

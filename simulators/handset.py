@@ -20,7 +20,8 @@ card never reads a clock, the handset passes ``loop.time()``):
 - Dialogs (DISPLAY TEXT, GET INKEY, GET INPUT, SELECT ITEM) go to the simulated user, whose
   ``UserPolicy`` answers after a reaction delay drawn from a seeded ``random.Random``: accept, decline,
   ignore (the terminal's own timeout, the command's Duration or ``dialog_timeout``, answers '12') or busy
-  ('20' screen busy, at once). Timers are ``loop.call_later`` in the handset, never in the card.
+  ('20' screen busy, at once). Timers are ``loop.call_later`` in the handset, never in the card. A scenario sets
+  ``choose_policy`` to pick the user per dialog and ``on_text`` to react to each text.
 
 USSD (MAP USSD, 3GPP TS 24.090, carried over SMPP by the SMSC simulator's relay; PROTOCOLS.md 1.1, 1.3):
 ``await handset.dial("*123#")`` returns a ``UssdDialog`` for a scripted user: ``next_screen()``,
@@ -40,6 +41,7 @@ import contextlib
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -297,6 +299,9 @@ class Handset:
         self._ussd_dialogs: list[UssdDialog] = []
         self._incoming: deque[UssdDialog] = deque()
         self._incoming_waiter: asyncio.Future[None] | None = None
+        # scenario hooks: who the user is for each dialog, and what they do with each text
+        self.choose_policy: Callable[[ProactiveCommand], UserPolicy] | None = None
+        self.on_text: Callable[[str], None] | None = None
         if sim_card is not None:
             sim_card.set_terminal_profile(profile)  # as a terminal does at power-on
         smsc.register_handset(msisdn, self.on_mt)
@@ -408,6 +413,8 @@ class Handset:
             return None
         self.inbox.append(text)
         self._record(LogKind.TEXT_RECEIVED, text)
+        if self.on_text is not None:
+            self.on_text(text)
         return None
 
     @staticmethod
@@ -614,6 +621,8 @@ class Handset:
         dialog = _Dialog(command)
         self._dialog = dialog
         self._record(LogKind.DIALOG_SHOWN, f"{_command_name(command)}: {_dialog_text(command)}")
+        if self.choose_policy is not None:
+            self.user = self.choose_policy(command)
         action = self.user.action
         if action is UserAction.BUSY:
             self._dialog = None

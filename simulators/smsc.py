@@ -484,6 +484,7 @@ class SmscSimulator:
         self._text_codings: dict[int, bool] = {}
         self._next_id = 0x10000
         self._receipts: deque[tuple[float, str, DeliverSm]] = deque()
+        self._receipt_added = asyncio.Event()
         self._receipt_task: asyncio.Task[None] | None = None
         self._mo_waiters: dict[tuple[int, int], asyncio.Future[int]] = {}
         p = self.personality
@@ -1160,13 +1161,20 @@ class SmscSimulator:
             dest_addr_npi=pdu.source_addr_npi,
         )
         self._receipts.append((client.proto.loop.time() + self.receipt_delay, client.system_id, deliver))
+        self._receipt_added.set()
 
     async def _receipt_pump(self) -> None:
-        """Send due receipts in batches: one timer for all of them, not one per message."""
+        """Send due receipts in batches: one timer for all of them, not one per message. It sleeps
+        until the first receipt is due (or one is queued), never polls an empty queue: on a simulated
+        clock a polling timer would be a jump every few milliseconds."""
         loop = asyncio.get_running_loop()
         pending: deque[tuple[float, str, DeliverSm]] = deque()
         while True:
-            await asyncio.sleep(0.005)
+            if not self._receipts and not pending:
+                self._receipt_added.clear()
+                await self._receipt_added.wait()
+            due = self._receipts[0][0] - loop.time() if self._receipts and not pending else 0.0
+            await asyncio.sleep(max(0.005, due))
             now = loop.time()
             queue = self._receipts
             while queue and queue[0][0] <= now:

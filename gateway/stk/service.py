@@ -197,7 +197,8 @@ class StkPushService:
     ``source_addr`` the originator of the push (default ``reply_to``: whitelisted originators are
     how operators filter SIM data download, PROTOCOLS.md pitfall 9). ``clock`` gives epoch seconds
     for what arrives unprompted (receipts, answers); ``push`` takes its ``now``. ``receipt_wait``
-    bounds how long a receipt that overtook its submit_sm_resp waits for the push to be recorded.
+    bounds how long a receipt that overtook its submit_sm_resp waits for the push to be recorded
+    (``set_foreign`` names the receipts of other services' SMS, which never wait).
     """
 
     def __init__(
@@ -222,11 +223,16 @@ class StkPushService:
         self.source_addr = reply_to if source_addr is None else source_addr
         self._clock = clock
         self._receipt_wait = receipt_wait
+        self._foreign: Callable[[str], bool] | None = None
         self._streams: set[StkEventStream] = set()
         self._listeners: list[Listener] = []
         self._submitting: set[asyncio.Future[None]] = set()
         client.add_receipt_handler(self._on_receipt)
         client.add_mo_handler(self._on_mo)
+
+    def set_foreign(self, foreign: Callable[[str], bool]) -> None:
+        """``foreign(message_id)`` is true for another service's SMS: its receipt is not waited for."""
+        self._foreign = foreign
 
     # --- events ----------------------------------------------------------------------------------------
 
@@ -344,6 +350,8 @@ class StkPushService:
 
     async def _on_receipt(self, receipt: DeliveryReceipt, pdu: DeliverSm | DataSm) -> None:
         push = self.store.push_by_message_id(receipt.id)
+        if push is None and self._foreign is not None and self._foreign(receipt.id):
+            return  # another service's SMS: nothing to wait for
         if push is None and self._submitting:
             # the receipt overtook the submit_sm_resp of a push still being recorded
             await asyncio.wait(set(self._submitting), timeout=self._receipt_wait)
