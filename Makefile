@@ -16,7 +16,7 @@ help:
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make typecheck  mypy --strict on $(PACKAGES)"
 	@echo "make test       lint, typecheck, pytest with branch coverage, coverage gate on protocols/"
-	@echo "make demo       run the simulators and the gateway: SMS with receipts, SIM toolkit offers"
+	@echo "make demo       simulate a month of the A/B upsell experiment over the real protocols; writes a report"
 	@echo "make bench      codec, SMPP, USSD, STK, Diameter and ingest benchmarks against peers"
 	@echo "make clean      remove caches and coverage data (distclean also removes $(VENV))"
 
@@ -50,8 +50,11 @@ test: venv lint typecheck
 	@$(BIN)/coverage report --include='protocols/*' --fail-under=$(PROTOCOLS_MIN_BRANCH_COVERAGE) >/dev/null || \
 		{ echo "FAIL: branch coverage of protocols/ is below $(PROTOCOLS_MIN_BRANCH_COVERAGE) %"; exit 1; }
 
+# The scenario's population and days are overridable: make demo DEMO_ARGS="--subscribers 500 --days 7"
+DEMO_SCENARIO ?= configs/scenarios/upsell_ab.yaml
+DEMO_OUT ?= var/demo
 demo: venv
-	$(BIN)/tgw demo
+	$(BIN)/tgw simulate --scenario $(DEMO_SCENARIO) --out $(DEMO_OUT) $(DEMO_ARGS)
 
 bench: venv
 	$(BIN)/python bench/codec.py

@@ -37,6 +37,7 @@ from gateway.ingest.service import IngestService
 from gateway.smpp.client import ClientConfig, SmppClient
 from gateway.stk import KeyStore, StkPushService
 from gateway.storage import SqliteStore
+from gateway.storage.sqlite_base import Synchronous
 from gateway.ussd import UssdContext, UssdService, load_menus
 from gateway.ussd.navigator import Handler, Provider
 from protocols.ussd import get_profile
@@ -82,6 +83,9 @@ class GatewaySettings:
     ussd_profile: str = "standard"
     currency: str = ""
     snapshot_every: int = 100_000
+    durable: bool = True
+    """False: the stores skip the sync at each commit (simulations; a power loss may lose the last
+    commits, a crash of the process loses nothing)."""
     extra_handlers: Mapping[str, Handler] = field(default_factory=dict)
     extra_providers: Mapping[str, Provider] = field(default_factory=dict)
 
@@ -104,11 +108,12 @@ class Gateway:
         self.clock = clock
         state = settings.state_dir
         state.mkdir(parents=True, exist_ok=True)
+        sync: Synchronous = "FULL" if settings.durable else "NORMAL"
         self.smpp = SmppClient(settings.smpp)
         self.stk_store: SqliteStore | None = None
         self.stk: StkPushService | None = None
         if settings.sim_keys is not None:
-            self.stk_store = SqliteStore(state / "stk.sqlite")
+            self.stk_store = SqliteStore(state / "stk.sqlite", synchronous=sync)
             self.stk = StkPushService(
                 self.smpp, settings.sim_keys, self.stk_store, reply_to=settings.short_code, clock=clock
             )
@@ -122,7 +127,7 @@ class Gateway:
         )
         self.campaigns = load_campaign_dir(settings.campaigns_dir, ussd_menus=settings.ussd_menus)
         self.engine = Engine(self.campaigns)
-        self.store = SqliteCampaignStore(state / "campaigns.sqlite")
+        self.store = SqliteCampaignStore(state / "campaigns.sqlite", synchronous=sync)
         self.runner = CampaignRunner(
             self.engine, self.store, self.executor, clock=clock, snapshot_every=settings.snapshot_every
         )
@@ -137,7 +142,11 @@ class Gateway:
         profile = get_profile(settings.ussd_profile)
         menus = load_menus(settings.ussd_menus, profile=profile, handlers=handlers, providers=providers)
         self.ussd = UssdService(self.smpp, profile, menus, handlers, providers)
-        ingest = settings.ingest.model_copy(update={"journal": JournalConfig(path=state / "ingest.sqlite")})
+        journal = JournalConfig(
+            path=state / "ingest.sqlite",
+            synchronous=settings.ingest.journal.synchronous if settings.durable else "OFF",
+        )
+        ingest = settings.ingest.model_copy(update={"journal": journal})
         self.ingest = IngestService(ingest, self.on_trigger, clock=clock)
         self._profiles_sent: dict[str, Profile] = {}
         self.recovery: RecoveryReport | None = None

@@ -305,6 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     simulate.add_argument("--out", type=Path, default=None, help="report directory (var/simulate/<name>)")
     simulate.add_argument("--subscribers", type=int, default=None, help="override the scenario's count")
     simulate.add_argument("--days", type=int, default=None, help="override the scenario's days")
+    simulate.add_argument(
+        "--billing",
+        type=Path,
+        default=Path("configs/simulators/billing.yaml"),
+        help="the billing simulator's config: scoring rules, fee, injected faults",
+    )
     simulate.add_argument("--real-time", action="store_true", help="run at wall-clock speed")
     simulate.add_argument("--quiet", action="store_true", help="no progress bar")
     simulate.set_defaults(func=_simulate)
@@ -320,6 +326,7 @@ def _simulate(args: argparse.Namespace) -> int:
         real_time=args.real_time,
         subscribers=args.subscribers,
         days=args.days,
+        billing=args.billing,
         progress=None if bar is None else bar.update,
     )
     if bar is not None:

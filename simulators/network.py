@@ -213,10 +213,13 @@ def population(
 class HttpEmitter:
     """Posts notifications to the gateway's ``POST /v1/events`` as JSON lines, in batches."""
 
-    def __init__(self, url: str, *, token: str | None = None, batch_size: int = 1000) -> None:
+    def __init__(
+        self, url: str, *, token: str | None = None, batch_size: int = 1000, keepalive_timeout: float = 15.0
+    ) -> None:
         self.url = url
         self.token = token
         self.batch_size = batch_size
+        self.keepalive_timeout = keepalive_timeout
         self.accepted = 0
         self.rejected = 0
         self._session: aiohttp.ClientSession | None = None
@@ -225,7 +228,8 @@ class HttpEmitter:
         headers = {"Content-Type": "application/x-ndjson"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        self._session = aiohttp.ClientSession(headers=headers)
+        connector = aiohttp.TCPConnector(keepalive_timeout=self.keepalive_timeout)
+        self._session = aiohttp.ClientSession(headers=headers, connector=connector)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -33,7 +33,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,12 @@ from campaign_core.model import (
     RecordKind,
 )
 from gateway.app import Gateway, GatewaySettings
-from gateway.billing.client import BillingClient
+from gateway.billing.client import BillingClient, BillingClientStats
 from gateway.campaigns.cli import attribution_windows
 from gateway.ingest.config import IngestConfig
 from gateway.ingest.diameter import DiameterClient, DiameterSettings
 from gateway.smpp.client import ClientConfig
-from gateway.stk import KeyStore
+from gateway.stk import KeyStore, SecretKey
 from protocols.errors import LocalProtocolError
 from protocols.stk.commands import ProactiveCommand, SelectItem
 from simulators.billing import (
@@ -65,12 +65,15 @@ from simulators.billing import (
     BillingConfig,
     BillingNotice,
     BillingServer,
+    LedgerKind,
     PackageAdded,
     PackageHolding,
+    ServerStats,
     Subscriber,
     UsageCrossing,
     UsageKind,
     catalogue_from_config,
+    load_billing_config,
 )
 from simulators.billing import TopUp as BillingTopUp
 from simulators.clock import SimClock, run_simulated
@@ -137,6 +140,8 @@ class SimulationResult:
     simulated_days: int
     subscribers: int
     loop_jumps: int
+    billing_server: ServerStats
+    billing_client: BillingClientStats
 
 
 # --- SIM keys for the population -----------------------------------------------------------------------
@@ -148,23 +153,34 @@ def _key(msisdn: str, purpose: int) -> str:
     return f"{purpose:02x}{digits}{'0' * 15}"[:32]
 
 
-def keys_yaml(subscribers: Sequence[SimSubscriber]) -> str:
-    lines = [
-        "version: 1\n",
-        "minimum_security: {integrity: cc, ciphering: true, counter: higher}\n",
-        "defaults:\n  tar: BFFF01\n",
-        "subscribers:\n",
-    ]
-    for sub in subscribers:
-        if not sub.stk_capable:
-            continue
-        lines.append(
-            f'  - msisdn: "{sub.msisdn}"\n'
-            f'    iccid: "8925{int(sub.msisdn) % 10**15:015d}"\n'
-            f'    kic: {{algorithm: aes, key: "{_key(sub.msisdn, 1)}", kvn: 1}}\n'
-            f'    kid: {{algorithm: aes, key: "{_key(sub.msisdn, 2)}", kvn: 1}}\n'
+def sim_keys(subscribers: Sequence[SimSubscriber]) -> KeyStore:
+    """The SIM keys of the STK-capable subscribers: one card parsed from a key file (so it is checked
+    like any other), then one copy per subscriber with its own ICCID and keys."""
+    template = next(iter(KeyStore.from_yaml(_TEMPLATE_CARD, file="<simulated SIM keys>")))
+    cards = [
+        replace(
+            template,
+            msisdn=sub.msisdn,
+            iccid=f"8925{int(sub.msisdn) % 10**15:015d}",
+            kic_key=SecretKey(bytes.fromhex(_key(sub.msisdn, 1))),
+            kid_key=SecretKey(bytes.fromhex(_key(sub.msisdn, 2))),
         )
-    return "".join(lines)
+        for sub in subscribers
+        if sub.stk_capable
+    ]
+    return KeyStore(cards, file="<simulated SIM keys>")
+
+
+_TEMPLATE_CARD = """version: 1
+minimum_security: {integrity: cc, ciphering: true, counter: higher}
+defaults:
+  tar: BFFF01
+subscribers:
+  - msisdn: "254700000000"
+    iccid: "8925000000000000000"
+    kic: {algorithm: aes, key: "01000000000000000000000000000000", kvn: 1}
+    kid: {algorithm: aes, key: "02000000000000000000000000000000", kvn: 1}
+"""
 
 
 # --- the network: metering and reporting ---------------------------------------------------------------
@@ -609,9 +625,12 @@ async def run_simulation(
         enquire_link_interval=600.0,
     )
     smsc_host, smsc_port = await smsc.start("127.0.0.1", 0)
-    keystore = KeyStore.from_yaml(keys_yaml(population), file="<simulated SIM keys>")
+    keystore = sim_keys(population)
 
-    client = BillingClient(f"http://{billing_host}:{billing_port}", timeout=5.0, retries=4)
+    # idle connections are kept for an hour: the pool's cleanup timer is a clock jump every 15 s
+    client = BillingClient(
+        f"http://{billing_host}:{billing_port}", timeout=5.0, retries=4, keepalive_timeout=3600.0
+    )
     port_billing = SimBilling(client, by_msisdn)
     ingest = IngestConfig.model_validate(
         {
@@ -635,6 +654,7 @@ async def run_simulation(
         ingest=ingest,
         sim_keys=keystore,
         currency=campaigns.catalogue.currency,
+        durable=False,
     )
     gateway = Gateway(settings, port_billing, port_billing.profile, clock=clock)
     await gateway.start()
@@ -650,7 +670,7 @@ async def run_simulation(
     feed: set[asyncio.Task[object]] = set()
     if gateway.ingest.http is None or gateway.ingest.diameter_address is None:
         raise LocalProtocolError("the simulated gateway needs its HTTP and Diameter intakes")
-    http = HttpEmitter(gateway.ingest.http.url)
+    http = HttpEmitter(gateway.ingest.http.url, keepalive_timeout=3600.0)
     await http.__aenter__()
     pcef = DiameterClient(
         DiameterSettings(origin_host="pcef.sim.example", origin_realm="sim.example", watchdog_interval=300),
@@ -745,6 +765,8 @@ async def run_simulation(
         simulated_days=scenario.days,
         subscribers=len(population),
         loop_jumps=getattr(loop, "jumps", 0),
+        billing_server=billing_server.stats,
+        billing_client=client.stats,
     )
 
 
@@ -801,10 +823,10 @@ def consistency_checks(
         f"billing {len(billed)}, campaign store {len(set(ids))}",
     )
     revenue = sum((row.revenue for row in rows if not row.control), Decimal(0))
-    ledger = sum((a.price for a in activations if a.offer_id in billed), Decimal(0))
+    ledger = sum((e.amount for e in billing.ledger() if e.kind is LedgerKind.ACTIVATION), Decimal(0))
     checks["campaign revenue equals billing's ledger"] = (
         revenue == ledger,
-        f"KPIs {revenue}, ledger {ledger}",
+        f"KPIs {revenue}, ledger activations {ledger}",
     )
     control = {r.msisdn for r in records if r.kind is RecordKind.ASSIGNED and r.detail.get("control")}
     contacted = {r.msisdn for r in records if r.kind is RecordKind.CONTACT}
@@ -857,11 +879,14 @@ def simulate_command(
     real_time: bool = False,
     subscribers: int | None = None,
     days: int | None = None,
+    billing: Path | None = None,
     progress: Progress | None = None,
 ) -> tuple[SimulationResult, ReportFiles]:
-    """``tgw simulate``: load the scenario, run it, write the report into ``out``."""
+    """``tgw simulate``: load the scenario (and ``billing``, the billing simulator's config: scoring
+    rules, fee, injected faults), run it, write the report into ``out``."""
     root = Path.cwd()
     scenario = load_scenario(scenario_path)
+    billing_config = load_billing_config(billing) if billing is not None else None
     update: dict[str, object] = {}
     if subscribers is not None:
         update["subscribers"] = subscribers
@@ -881,7 +906,13 @@ def simulate_command(
 
     async def main(clock: SimClock) -> SimulationResult:
         return await run_simulation(
-            scenario, workdir, clock, campaigns_dir=campaigns_dir, ussd_menus=menus, progress=progress
+            scenario,
+            workdir,
+            clock,
+            campaigns_dir=campaigns_dir,
+            ussd_menus=menus,
+            billing_config=billing_config,
+            progress=progress,
         )
 
     result = run_simulated(main, scenario.start_time, real_time=real_time)

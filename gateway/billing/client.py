@@ -161,7 +161,9 @@ class BillingClient:
         backoff_max: float = 5.0,
         rng_seed: int | None = None,
         max_retry_after: float = 30.0,
+        keepalive_timeout: float = 15.0,
     ) -> None:
+        self._keepalive_timeout = keepalive_timeout  # idle connections are kept this long
         if timeout <= 0:
             raise ConfigError(f"billing client: timeout must be > 0 s, got {timeout}")
         if retries < 0:
@@ -198,7 +200,8 @@ class BillingClient:
         if self._closed:
             raise LocalProtocolError("the billing client is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            connector = aiohttp.TCPConnector(keepalive_timeout=self._keepalive_timeout)
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     # --- the engine's commands ---

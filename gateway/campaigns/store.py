@@ -56,7 +56,7 @@ from typing import Any, Protocol
 
 from campaign_core.codec import command_from_json, command_to_json, event_from_json, event_to_json
 from campaign_core.model import Activate, Command, Event, PushStk, QueryCredit, Record, Reply, SendSms
-from gateway.storage.sqlite_base import open_wal, transaction
+from gateway.storage.sqlite_base import Synchronous, open_wal, transaction
 from gateway.storage.sqlite_store import StoreError
 from protocols.errors import DecodeError
 
@@ -236,11 +236,18 @@ class SqliteCampaignStore:
     ``keep_events=False`` prunes the event log up to each snapshot written (module docstring).
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0, keep_events: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        keep_events: bool = True,
+        synchronous: Synchronous = "FULL",
+    ) -> None:
         self.path = str(path)
         self.keep_events = keep_events
         self._unpruned: int | None = None  # the first event that may still have its body (when pruning)
-        self._db = open_wal(self.path, "campaign store", busy_timeout, self._adopt)
+        self._db = open_wal(self.path, "campaign store", busy_timeout, self._adopt, synchronous=synchronous)
 
     def _adopt(self, db: sqlite3.Connection) -> None:
         """``open_wal``'s setup: keep the connection, then create or migrate the schema."""

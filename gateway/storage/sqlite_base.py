@@ -12,10 +12,13 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from protocols.errors import GatewayError
 
-__all__ = ["StoreError", "open_wal", "transaction"]
+__all__ = ["StoreError", "Synchronous", "open_wal", "transaction"]
+
+Synchronous = Literal["FULL", "NORMAL"]
 
 
 class StoreError(GatewayError):
@@ -23,18 +26,25 @@ class StoreError(GatewayError):
 
 
 def open_wal(
-    path: str | Path, what: str, busy_timeout: float, setup: Callable[[sqlite3.Connection], None]
+    path: str | Path,
+    what: str,
+    busy_timeout: float,
+    setup: Callable[[sqlite3.Connection], None],
+    *,
+    synchronous: Synchronous = "FULL",
 ) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (writes go through ``transaction``), WAL, FULL sync, foreign
     keys on, then run ``setup`` (schema creation, migrations); the connection is closed if any of it fails.
-    ``busy_timeout`` is how long a write waits for another process holding the file's write lock."""
+    ``busy_timeout`` is how long a write waits for another process holding the file's write lock.
+    ``synchronous="NORMAL"`` (for simulations and tests, never in production) skips the sync at each
+    commit: a crash of the process still loses nothing, a power loss may lose the last commits."""
     try:
         db = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the {what} {path}: {exc}") from None
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
         db.execute("PRAGMA foreign_keys=ON")
         setup(db)
     except (sqlite3.Error, StoreError) as exc:

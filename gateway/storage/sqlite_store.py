@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.storage.sqlite_base import StoreError, open_wal, transaction
+from gateway.storage.sqlite_base import StoreError, Synchronous, open_wal, transaction
 from protocols.smpp.receipt import message_id_keys
 from protocols.stk.ota import MAX_CNTR
 
@@ -135,9 +135,11 @@ class SqliteStore:
     ``busy_timeout`` is how long a write waits for another process holding the file's write lock.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 5.0, synchronous: Synchronous = "FULL"
+    ) -> None:
         self.path = str(path)
-        self._db = open_wal(self.path, "store", busy_timeout, self._adopt)
+        self._db = open_wal(self.path, "store", busy_timeout, self._adopt, synchronous=synchronous)
 
     def _adopt(self, db: sqlite3.Connection) -> None:
         """``open_wal``'s setup: keep the connection, then create or migrate the schema."""
