@@ -313,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     simulate.add_argument("--real-time", action="store_true", help="run at wall-clock speed")
     simulate.add_argument("--quiet", action="store_true", help="no progress bar")
+    simulate.add_argument("--no-pcap", action="store_true", help="do not write traffic.pcap")
     simulate.set_defaults(func=_simulate)
     return run(argv, parser)
 
@@ -327,6 +328,7 @@ def _simulate(args: argparse.Namespace) -> int:
         subscribers=args.subscribers,
         days=args.days,
         billing=args.billing,
+        pcap=not args.no_pcap,
         progress=None if bar is None else bar.update,
     )
     if bar is not None:
@@ -339,6 +341,9 @@ def _simulate(args: argparse.Namespace) -> int:
         "subscriber-days/s)"
     )
     print(f"report: {files.html}")
+    if result.pcap_packets:
+        note = " (truncated at its size limit)" if result.pcap_truncated else ""
+        print(f"traffic: {files.html.parent / 'traffic.pcap'}, {result.pcap_packets:,} packets{note}")
     if failed:
         print("FAILED consistency checks: " + "; ".join(failed), file=sys.stderr)
         return 1

@@ -58,6 +58,7 @@ from gateway.ingest.config import IngestConfig
 from gateway.ingest.diameter import DiameterClient, DiameterSettings
 from gateway.smpp.client import ClientConfig
 from gateway.stk import KeyStore, SecretKey
+from gateway.trace import PcapWriter, TrafficTap
 from protocols.errors import LocalProtocolError
 from protocols.stk.commands import ProactiveCommand, SelectItem
 from simulators.billing import (
@@ -99,6 +100,8 @@ log = logging.getLogger(__name__)
 DAY = 86_400.0
 HOUR = 3_600.0
 SHORT_CODE = "12345"
+GATEWAY_IP = "10.0.0.1"  # the addresses the capture shows (the SMSC is .2, billing .3, the PCEF .4)
+PCEF_IP = "10.0.0.4"
 REPORT_DELAY = 30.0  # the network reports a crossing within this many seconds (a DPI export interval)
 _OFFER_CODE = re.compile(r"\*\d+\*(\d+)#")
 _ANY_CODE = re.compile(r"\*\d+(?:\*\d+)*#")
@@ -142,6 +145,8 @@ class SimulationResult:
     loop_jumps: int
     billing_server: ServerStats
     billing_client: BillingClientStats
+    pcap_packets: int = 0
+    pcap_truncated: bool = False
 
 
 # --- SIM keys for the population -----------------------------------------------------------------------
@@ -595,10 +600,17 @@ async def run_simulation(
     campaigns_dir: Path,
     ussd_menus: Path,
     billing_config: BillingConfig | None = None,
+    pcap: Path | None = None,
+    pcap_max_bytes: int = 256 * 2**20,
     progress: Progress | None = None,
 ) -> SimulationResult:
-    """Run ``scenario`` with its state in ``workdir`` (see the module docstring)."""
+    """Run ``scenario`` with its state in ``workdir`` (see the module docstring); ``pcap``: capture
+    the traffic there (``gateway.trace``; at most ``pcap_max_bytes``)."""
     started = time.perf_counter()
+    tap = None
+    if pcap is not None:
+        tap = TrafficTap(PcapWriter(pcap, max_bytes=pcap_max_bytes), clock)
+        tap.install(asyncio.get_running_loop())
     behaviour = Behaviour.of(scenario)
     population = build_population(scenario)
     by_msisdn = {sub.msisdn: sub for sub in population}
@@ -615,6 +627,8 @@ async def run_simulation(
         billing.add_subscriber(_opening(sub, behaviour, start), start)
     billing_server = BillingServer(billing, clock)
     billing_host, billing_port = await billing_server.start()
+    if tap is not None:  # each node its own address, each protocol its registered port
+        tap.name_server(billing_port, "10.0.0.3", 8080, GATEWAY_IP)
 
     # keepalives at a tenth of their usual rate: each one is a jump of the simulated clock
     smsc = SmscSimulator(
@@ -625,6 +639,8 @@ async def run_simulation(
         enquire_link_interval=600.0,
     )
     smsc_host, smsc_port = await smsc.start("127.0.0.1", 0)
+    if tap is not None:
+        tap.name_server(smsc_port, "10.0.0.2", 2775, GATEWAY_IP)
     keystore = sim_keys(population)
 
     # idle connections are kept for an hour: the pool's cleanup timer is a clock jump every 15 s
@@ -670,6 +686,9 @@ async def run_simulation(
     feed: set[asyncio.Task[object]] = set()
     if gateway.ingest.http is None or gateway.ingest.diameter_address is None:
         raise LocalProtocolError("the simulated gateway needs its HTTP and Diameter intakes")
+    if tap is not None:
+        tap.name_server(gateway.ingest.http.port, GATEWAY_IP, 80, PCEF_IP)
+        tap.name_server(gateway.ingest.diameter_address[1], GATEWAY_IP, 3868, PCEF_IP)
     http = HttpEmitter(gateway.ingest.http.url, keepalive_timeout=3600.0)
     await http.__aenter__()
     pcef = DiameterClient(
@@ -748,6 +767,8 @@ async def run_simulation(
     await client.close()
     await billing_server.stop()
     await smsc.stop()
+    if tap is not None:
+        tap.close()
     if progress is not None:
         progress(1.0, f"done: {gateway.triggers} triggers")
 
@@ -767,6 +788,8 @@ async def run_simulation(
         loop_jumps=getattr(loop, "jumps", 0),
         billing_server=billing_server.stats,
         billing_client=client.stats,
+        pcap_packets=0 if tap is None else tap.writer.packets,
+        pcap_truncated=tap is not None and tap.writer.truncated,
     )
 
 
@@ -880,6 +903,7 @@ def simulate_command(
     subscribers: int | None = None,
     days: int | None = None,
     billing: Path | None = None,
+    pcap: bool = True,
     progress: Progress | None = None,
 ) -> tuple[SimulationResult, ReportFiles]:
     """``tgw simulate``: load the scenario (and ``billing``, the billing simulator's config: scoring
@@ -903,6 +927,7 @@ def simulate_command(
     if workdir.exists():
         shutil.rmtree(workdir)  # a report is of one run: the stores start empty
     workdir.mkdir()
+    capture = out / "traffic.pcap" if pcap else None
 
     async def main(clock: SimClock) -> SimulationResult:
         return await run_simulation(
@@ -912,6 +937,7 @@ def simulate_command(
             campaigns_dir=campaigns_dir,
             ussd_menus=menus,
             billing_config=billing_config,
+            pcap=capture,
             progress=progress,
         )
 
@@ -919,5 +945,5 @@ def simulate_command(
     from gateway.campaigns.loader import load_campaign_dir  # noqa: PLC0415
 
     currency = load_campaign_dir(campaigns_dir, ussd_menus=None).catalogue.currency
-    files = write_report(report_data(result, currency), out)
+    files = write_report(report_data(result, currency, None if capture is None else str(capture)), out)
     return result, files
