@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tshark(tshark: str, pcap: Path, *args: str) -> str:
-    done = subprocess.run(  # noqa: S603 - our own arguments
+    done = subprocess.run(
         [tshark, "-n", "-r", str(pcap), *args], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
