@@ -294,7 +294,8 @@ class ChannelExecutor:
         await self._submit(DeliveryReported(flight.command_id, delivered, receipt.stat))
 
     async def _on_mo(self, pdu: DeliverSm | DataSm) -> None:
-        """A text to the short code is an answer to an offer (``SMS_REPLY``: a package id or code)."""
+        """A text to the short code is an answer to an offer (``SMS_REPLY``: a package id, its USSD code
+        or its volume in MB)."""
         if not isinstance(pdu, DeliverSm) or pdu.protocol_id or pdu.esm_class & 0x40:
             return  # binary / UDH: the SIM toolkit's, not a typed reply
         if find_tlv(pdu.optional_parameters, Tag.USSD_SERVICE_OP) is not None:
@@ -309,7 +310,20 @@ class ChannelExecutor:
             return
         self._count(ResponseChannel.SMS_REPLY)
         response_id = f"sms:{pdu.source_addr}:{pdu.sequence_number}:{text}"
-        await self._submit(Responded(response_id, pdu.source_addr, ResponseChannel.SMS_REPLY, None, text))
+        option = self._reply_option(pdu.source_addr, text)
+        await self._submit(Responded(response_id, pdu.source_addr, ResponseChannel.SMS_REPLY, None, option))
+
+    def _reply_option(self, msisdn: str, text: str) -> str:
+        """What a typed reply names: a package id or USSD code as it is, or a volume ("200", "200MB",
+        "200 mb") as the package of that volume in the subscriber's newest open offer."""
+        volume = text.upper().removesuffix("MB").strip()
+        if not volume.isdigit():
+            return text
+        for view in reversed(self.runner.engine.open_offers(msisdn)):
+            for option in view.options:
+                if option.volume_mb == int(volume):
+                    return option.package_id
+        return text  # the engine answers it as not offered
 
     # --- USSD ----------------------------------------------------------------------------------------
 

@@ -1,0 +1,332 @@
+"""The campaign engine's commands on the real channels (gateway/campaigns/channels.py, gateway/app.py).
+
+The whole gateway (``gateway.app.Gateway``) runs against the SMSC simulator with handsets and SIM cards,
+and the billing simulator over HTTP, on loopback. Each test feeds the engine a trigger and follows the
+journey over SMPP, the SIM toolkit, USSD and billing: the paths the simulation does not take by itself
+(an SMS reply, a long SMS's receipts, the "my offers" menu, a refused submit, a restart in the middle of
+a push).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from campaign_core.model import (
+    DeliveryReported,
+    Profile,
+    ProfileUpdated,
+    RecordKind,
+    ResponseChannel,
+    SendSms,
+    SubmitFailed,
+)
+from campaign_core.usage import Trigger
+from campaign_core.usage import TriggerKind as UsageTriggerKind
+from gateway.app import Gateway, GatewaySettings, trigger_event
+from gateway.billing.client import BillingClient
+from gateway.campaigns.loader import load_campaign_dir
+from gateway.ingest.config import IngestConfig
+from gateway.smpp.client import ClientConfig
+from simulators.billing import (
+    Billing,
+    BillingConfig,
+    BillingServer,
+    PackageHolding,
+    Subscriber,
+    TopUp,
+    catalogue_from_config,
+)
+from simulators.handset import DEFAULT_PROFILE, Handset, LogKind, ReactionDelay, UserAction, UserPolicy
+from simulators.sim_applet import SimCard
+from simulators.simulate import sim_keys
+from simulators.smsc import SmscSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+CAMPAIGNS = ROOT / "configs" / "campaigns"
+MENUS = ROOT / "configs" / "ussd" / "menus.yaml"
+START = 1_780_322_400.0  # 2026-06-01 17:00 in Nairobi: outside the quiet hours
+
+
+@dataclass
+class _Sub:
+    msisdn: str
+    segment: str = "prepaid"
+    stk_capable: bool = True
+
+
+class Clock:
+    """Epoch seconds that follow the loop clock from START (the gateway's ``clock``)."""
+
+    def __init__(self) -> None:
+        self.origin = asyncio.get_running_loop().time()
+
+    def __call__(self) -> float:
+        return START + asyncio.get_running_loop().time() - self.origin
+
+
+@dataclass
+class Network:
+    smsc: SmscSimulator
+    billing: Billing
+    server: BillingServer
+    client: BillingClient
+    clock: Clock
+    state: Path
+    handsets: dict[str, Handset]
+    campaigns: Path
+
+    async def gateway(self) -> Gateway:
+        async def profile(msisdn: str) -> Profile | None:
+            return await self.client.profile(msisdn)
+
+        host, port = self.smsc.address
+        settings = GatewaySettings(
+            smpp=ClientConfig(host, port, "gw", "secret", window=50),
+            short_code="12345",
+            campaigns_dir=self.campaigns,
+            ussd_menus=MENUS,
+            state_dir=self.state,
+            ingest=IngestConfig.model_validate({"http": {"host": "127.0.0.1", "port": 0}}),
+            sim_keys=sim_keys([_Sub(m) for m in self.handsets]),  # type: ignore[list-item]
+            currency="KES",
+            durable=False,
+        )
+        gateway = Gateway(settings, self.client, profile, clock=self.clock)
+        await gateway.start()
+        return gateway
+
+
+MSISDNS = ("254700000101", "254700000102", "254700000103")
+
+
+@pytest.fixture
+async def network(tmp_path: Path) -> AsyncIterator[Network]:
+    clock = Clock()
+    # the new upsell on its own (no experiment: every subscriber gets it at once)
+    directory = tmp_path / "campaigns"
+    directory.mkdir()
+    for name in ("catalogue.yaml", "policy.yaml", "upsell_new.yaml"):
+        shutil.copy(CAMPAIGNS / name, directory / name)
+    campaigns = load_campaign_dir(directory, ussd_menus=None)
+    billing = Billing(BillingConfig(), catalogue_from_config(campaigns.catalogue))
+    for msisdn in MSISDNS:
+        billing.add_subscriber(
+            Subscriber(
+                msisdn,
+                balance=Decimal(30),
+                tenure_days=400,
+                zone="Africa/Nairobi",
+                topups=(TopUp(START - 86_400 * 5, Decimal(100)),),
+                packages=(PackageHolding("data_1000mb", 1000, 1000.0, "2026-05-30", "2026-06-05"),),
+            ),
+            START,
+        )
+    server = BillingServer(billing, clock)
+    host, port = await server.start()
+    smsc = SmscSimulator({"gw": "secret"}, receipt_delay=0.05, enquire_link_interval=None)
+    await smsc.start("127.0.0.1", 0)
+    keys = sim_keys([_Sub(m) for m in MSISDNS])  # type: ignore[list-item]
+    handsets = {}
+    for index, msisdn in enumerate(MSISDNS):
+        card = keys.by_msisdn(msisdn)
+        assert card is not None
+        sim = SimCard(card.iccid, {card.tar: card.key_set()}, dialog_timeout=30.0)
+        user = UserPolicy(UserAction.IGNORE)
+        handsets[msisdn] = Handset(msisdn, sim, DEFAULT_PROFILE, user, smsc, seed=index, dialog_timeout=20.0)
+    client = BillingClient(f"http://{host}:{port}", timeout=5.0, retries=2)
+    yield Network(smsc, billing, server, client, clock, tmp_path / "state", handsets, directory)
+    for handset in handsets.values():
+        await handset.close()
+    await client.close()
+    await smsc.stop()
+    await server.stop()
+
+
+async def _until(
+    condition: Callable[[], bool], timeout: float = 10.0, describe: Callable[[], object] | None = None
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met in time: {describe() if describe else ''}")
+        await asyncio.sleep(0.02)
+
+
+def _exhausted(msisdn: str, clock: Clock) -> Trigger:
+    now = clock()
+    return Trigger(
+        UsageTriggerKind.EXHAUSTED, msisdn, "data_1000mb", "p1", 100, f"ev-{msisdn}", now - 1, now, "test"
+    )
+
+
+def _kinds(gateway: Gateway, msisdn: str) -> list[RecordKind]:
+    return [record.kind for record in gateway.store.records_of(msisdn)]
+
+
+async def test_trigger_to_activation_over_dstk(network: Network) -> None:
+    """The reference journey's first stage on the wire: billing's profile and score, the secured
+    DSTK push, the SIM's OK, billing's activation and the confirmation SMS to the handset."""
+    msisdn = MSISDNS[0]
+    phone = network.handsets[msisdn]
+    phone.user = UserPolicy(UserAction.ACCEPT, delay=ReactionDelay.fixed(0.1))
+    gateway = await network.gateway()
+    try:
+        await gateway.on_trigger(_exhausted(msisdn, network.clock))
+        await _until(
+            lambda: RecordKind.FULFILLED in _kinds(gateway, msisdn),
+            describe=lambda: [(r.kind.value, dict(r.detail)) for r in gateway.store.records_of(msisdn)],
+        )
+        await _until(lambda: any("activated" in text.lower() or "MB" in text for text in phone.inbox))
+        kinds = _kinds(gateway, msisdn)
+    finally:
+        await gateway.stop()
+    assert kinds.index(RecordKind.SCORED) < kinds.index(RecordKind.CONTACT) < kinds.index(RecordKind.RESPONSE)
+    activation = network.billing.activations()
+    assert len(activation) == 1 and activation[0].msisdn == msisdn
+    assert phone.entries(LogKind.DIALOG_SHOWN)  # the dialog really reached the SIM and the screen
+    assert gateway.executor.counters.stk_pushes == 1
+
+
+async def test_an_sms_reply_answers_the_offer(network: Network) -> None:
+    """A handset without the SIM toolkit gets the SMS; a text back to the short code naming a volume
+    of the offer is the answer (SMS_REPLY) and activates that package."""
+    msisdn = MSISDNS[1]
+    gateway = await network.gateway()
+    try:
+        # billing says the handset cannot show dialogs: the journey skips to the SMS
+        await gateway.runner.submit(
+            ProfileUpdated(Profile(msisdn, segment="prepaid", tenure_days=400, stk_capable=False)),
+            network.clock(),
+        )
+        await gateway.runner.submit(trigger_event(_exhausted(msisdn, network.clock)), network.clock())
+        phone = network.handsets[msisdn]
+        await _until(lambda: any("*123*" in text for text in phone.inbox))
+        status = await network.smsc.inject_mo(msisdn, "12345", b"100 MB")  # the volume, as people write it
+        assert status == 0
+        await _until(
+            lambda: RecordKind.FULFILLED in _kinds(gateway, msisdn),
+            describe=lambda: [(r.kind.value, dict(r.detail)) for r in gateway.store.records_of(msisdn)],
+        )
+        responses = [r for r in gateway.store.records_of(msisdn) if r.kind is RecordKind.RESPONSE]
+    finally:
+        await gateway.stop()
+    assert responses[0].detail["channel"] == ResponseChannel.SMS_REPLY.value
+    assert network.billing.activations()[0].package_id == "data_100mb"
+    assert gateway.executor.counters.answers == {"sms_reply": 1}
+
+
+async def test_my_offers_menu_buys_the_offered_package(network: Network) -> None:
+    """*123# -> My offers lists the open offer; choosing it and confirming answers the offer."""
+    msisdn = MSISDNS[2]
+    gateway = await network.gateway()
+    try:
+        await gateway.runner.submit(
+            ProfileUpdated(Profile(msisdn, segment="prepaid", tenure_days=400, stk_capable=False)),
+            network.clock(),
+        )
+        await gateway.runner.submit(trigger_event(_exhausted(msisdn, network.clock)), network.clock())
+        phone = network.handsets[msisdn]
+        await _until(lambda: any("*123*" in text for text in phone.inbox))
+        dialog = await phone.dial("*123#")
+        screens = [(await dialog.next_screen(10)).text]
+        for answer in ("2", "1", "1"):  # My offers -> the first offer -> Yes, buy
+            await dialog.answer(answer)
+            screens.append((await dialog.next_screen(10)).text)
+        await _until(lambda: RecordKind.FULFILLED in _kinds(gateway, msisdn))
+    finally:
+        await gateway.stop()
+    assert "MB" in screens[1]  # the offers screen lists the offered packages
+    assert len(network.billing.activations()) == 1
+
+
+async def test_long_sms_is_delivered_when_every_part_is(network: Network) -> None:
+    msisdn = MSISDNS[0]
+    gateway = await network.gateway()
+    reported: list[DeliveryReported] = []
+    submit = gateway.runner.submit
+
+    async def spy(event: object, now: float) -> object:
+        if isinstance(event, DeliveryReported):
+            reported.append(event)
+        return await submit(event, now)  # type: ignore[arg-type]
+
+    gateway.runner.submit = spy  # type: ignore[method-assign]
+    try:
+        text = "A long informational text. " * 12  # three concatenated parts
+        await gateway.executor.execute(
+            SendSms("info-1:0", msisdn, "upsell_new", text, None, promotional=False)
+        )
+        await _until(lambda: bool(reported))
+        await asyncio.sleep(0.3)  # no second report for the other parts
+    finally:
+        await gateway.stop()
+    assert reported == [DeliveryReported("info-1:0", True, "DELIVRD")]
+    assert gateway.executor.counters.sms_parts == 3
+
+
+async def test_a_refused_submit_is_reported(network: Network) -> None:
+    msisdn = MSISDNS[1]
+    gateway = await network.gateway()
+    failures: list[SubmitFailed] = []
+    submit = gateway.runner.submit
+
+    async def spy(event: object, now: float) -> object:
+        if isinstance(event, SubmitFailed):
+            failures.append(event)
+            return []
+        return await submit(event, now)  # type: ignore[arg-type]
+
+    gateway.runner.submit = spy  # type: ignore[method-assign]
+    try:
+        # no SIM keys for this number: the push cannot be built, the engine hears why
+        gateway.stk.keystore._by_msisdn.pop(msisdn)  # type: ignore[union-attr]
+        from campaign_core.model import OfferOption, Payment, PushStk
+
+        option = OfferOption("data_100mb", 100, Decimal("20.00"), Payment.BALANCE, "*123*100#")
+        await gateway.executor.execute(
+            PushStk("off-x:0", "off-x", msisdn, "upsell_new", "confirm", (option,), "Buy?")
+        )
+        await _until(lambda: bool(failures))
+    finally:
+        await gateway.stop()
+    assert failures[0].command_id == "off-x:0" and "SIM keys" in failures[0].reason
+
+
+async def test_restart_does_not_push_twice(network: Network) -> None:
+    """The gateway stops after the push was sent but before the SMSC's answer was recorded as done:
+    the restarted runner re-executes the PushStk, the STK store knows the offer, and the SIM sees one
+    dialog."""
+    msisdn = MSISDNS[0]
+    gateway = await network.gateway()
+    await gateway.on_trigger(_exhausted(msisdn, network.clock))
+    await _until(lambda: RecordKind.CONTACT in _kinds(gateway, msisdn))
+    # make the outbox forget that the push was accepted, as a crash before that write would
+    contact = next(r for r in gateway.store.records_of(msisdn) if r.kind is RecordKind.CONTACT)
+    command_id = str(contact.detail["command_id"])
+    await gateway.stop()
+    import sqlite3
+
+    db = sqlite3.connect(network.state / "campaigns.sqlite")
+    with db:
+        updated = db.execute(
+            "UPDATE outbox SET done_at = NULL, done_by = NULL, done_note = NULL WHERE command_id = ?",
+            (command_id,),
+        )
+    db.close()
+    assert updated.rowcount == 1
+    again = await network.gateway()
+    try:
+        assert again.recovery is not None and again.recovery.re_executed >= 1
+        await asyncio.sleep(0.5)
+    finally:
+        await again.stop()
+    assert len(network.handsets[msisdn].entries(LogKind.DIALOG_SHOWN)) == 1
+    assert again.executor.counters.stk_pushes == 1  # taken as accepted, not sent again
