@@ -19,12 +19,14 @@ on a simulated clock (``simulators.clock``).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from campaign_core.config import CampaignSet
 from campaign_core.engine import Engine
 from campaign_core.model import Profile, ProfileUpdated, TriggerKind, TriggerRaised
 from campaign_core.usage import Trigger
@@ -40,9 +42,10 @@ from gateway.storage import SqliteStore
 from gateway.storage.sqlite_base import Synchronous
 from gateway.ussd import UssdContext, UssdService, load_menus
 from gateway.ussd.navigator import Handler, Provider
+from protocols.errors import ConfigError
 from protocols.ussd import get_profile
 
-__all__ = ["Gateway", "GatewaySettings", "ProfileSource", "trigger_event"]
+__all__ = ["CampaignStatus", "Gateway", "GatewaySettings", "ProfileSource", "ReloadResult", "trigger_event"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,26 @@ def trigger_event(trigger: Trigger) -> TriggerRaised:
         trigger.package_id,
         trigger.level,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload did: the campaigns now loaded, the open offers dropped because their campaign is
+    gone or changed beyond what they can continue with, paused ids the directory no longer has."""
+
+    campaigns: tuple[str, ...]
+    dropped_offers: tuple[str, ...]
+    unknown_paused: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatus:
+    campaign_id: str
+    name: str
+    enabled: bool
+    paused: bool
+    trigger: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +148,10 @@ class Gateway:
             clock=clock,
             currency=settings.currency,
         )
-        self.campaigns = load_campaign_dir(settings.campaigns_dir, ussd_menus=settings.ussd_menus)
+        self._paused_file = state / "paused_campaigns.json"
+        self.paused: set[str] = self._read_paused()
+        self.loaded = load_campaign_dir(settings.campaigns_dir, ussd_menus=settings.ussd_menus)
+        self.campaigns = self._with_paused(self.loaded)
         self.engine = Engine(self.campaigns)
         self.store = SqliteCampaignStore(state / "campaigns.sqlite", synchronous=sync)
         self.runner = CampaignRunner(
@@ -169,6 +195,89 @@ class Gateway:
         self.store.close()
         if self.stk_store is not None:
             self.stk_store.close()
+
+    # --- campaigns: reload, pause, resume ---------------------------------------------------------------
+
+    def reload(self) -> ReloadResult:
+        """Read the campaign directory again and run it from now on. A bad directory raises
+        ``ConfigError`` (file, line, reason) and changes nothing. The running engine's state (open
+        offers, contact counts, experiment assignments) goes over to the new one through its snapshot,
+        so journeys in progress continue; an offer whose campaign is gone is dropped and reported."""
+        loaded = load_campaign_dir(self.settings.campaigns_dir, ussd_menus=self.settings.ussd_menus)
+        unknown = sorted(self.paused - {c.id for c in loaded.campaigns})
+        dropped = self._swap(loaded)
+        log.info("campaigns reloaded: %d campaigns, %d offers dropped", len(loaded.campaigns), len(dropped))
+        return ReloadResult(tuple(c.id for c in loaded.campaigns), tuple(dropped), tuple(unknown))
+
+    def pause(self, campaign_id: str) -> None:
+        """No new journeys of ``campaign_id`` from now on (offers in progress run to their end); kept
+        across restarts. ``KeyError`` for an unknown campaign."""
+        self._pause_or_resume(campaign_id, paused=True)
+
+    def resume(self, campaign_id: str) -> None:
+        self._pause_or_resume(campaign_id, paused=False)
+
+    def campaign_status(self) -> list[CampaignStatus]:
+        """Every campaign of the directory: enabled in its file, paused here, its trigger and file."""
+        return [
+            CampaignStatus(
+                campaign.id,
+                campaign.name,
+                campaign.enabled,
+                campaign.id in self.paused,
+                campaign.trigger.kind.value,
+                self.loaded.sources.get(campaign.id, ""),
+            )
+            for campaign in self.loaded.campaigns
+        ]
+
+    def _pause_or_resume(self, campaign_id: str, *, paused: bool) -> None:
+        if self.loaded.campaign(campaign_id) is None:
+            raise KeyError(campaign_id)
+        wanted = self.paused | {campaign_id} if paused else self.paused - {campaign_id}
+        if wanted == self.paused:
+            return
+        self.paused = wanted
+        self._write_paused()
+        self._swap(self.loaded)
+        log.info("campaign %s %s", campaign_id, "paused" if paused else "resumed")
+
+    def _swap(self, loaded: CampaignSet) -> list[str]:
+        campaigns = self._with_paused(loaded)
+        engine = Engine(campaigns)
+        dropped = engine.restore(self.engine.snapshot())
+        self.loaded, self.campaigns, self.engine = loaded, campaigns, engine
+        self.runner.engine = engine
+        self.runner.clock_changed()  # the new engine's next deadline
+        self.runner.take_snapshot(self.clock())  # recovery replays what follows with this configuration
+        return dropped
+
+    def _with_paused(self, loaded: CampaignSet) -> CampaignSet:
+        if not self.paused:
+            return loaded
+        return replace(
+            loaded,
+            campaigns=tuple(
+                c.model_copy(update={"enabled": False}) if c.id in self.paused else c
+                for c in loaded.campaigns
+            ),
+        )
+
+    def _read_paused(self) -> set[str]:
+        try:
+            data = json.loads(self._paused_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the paused campaigns: {exc}", str(self._paused_file)) from None
+        if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+            raise ConfigError("paused campaigns must be a list of campaign ids", str(self._paused_file))
+        return set(data)
+
+    def _write_paused(self) -> None:
+        temporary = self._paused_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(sorted(self.paused)), encoding="utf-8")
+        temporary.replace(self._paused_file)  # atomic: a crash leaves the old list or the new one
 
     # --- triggers ------------------------------------------------------------------------------------
 

@@ -83,9 +83,13 @@ from gateway.campaigns.store import CampaignStore, OutboxCommand, StoreError, co
 from gateway.timers import EngineTimer
 from protocols.errors import ConfigError, LocalProtocolError
 
-__all__ = ["CampaignRunner", "Executor", "RecoveryReport", "result_of"]
+__all__ = ["CampaignRunner", "Executor", "Observer", "RecoveryReport", "result_of"]
 
 log = logging.getLogger(__name__)
+
+
+Observer = Callable[[Event, float, list[Command]], None]
+"""Told of each stored event with its ``now`` and the engine's outputs (records included)."""
 
 
 class Executor(Protocol):
@@ -147,6 +151,12 @@ class CampaignRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: EngineTimer | None = None
         self._ticks: set[asyncio.Task[None]] = set()
+        self._observers: list[Observer] = []
+
+    def add_observer(self, observer: Observer) -> None:
+        """``observer(event, now, outputs)`` after each event is stored (metrics, logs); what it raises
+        is logged and does not stop the runner."""
+        self._observers.append(observer)
 
     # --- the face ------------------------------------------------------------------------------------
 
@@ -256,6 +266,11 @@ class CampaignRunner:
             raise
         self._since_snapshot = 0 if snapshot is not None else self._since_snapshot + 1
         self._arm()
+        for observer in self._observers:
+            try:
+                observer(event, now, outputs)
+            except Exception:
+                log.exception("campaign observer failed on %s", type(event).__name__)
         for command in outputs:
             if not isinstance(command, Record):
                 await self._execute(command, now)
