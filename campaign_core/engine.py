@@ -42,6 +42,14 @@ offers nothing); it cannot record their end, so it returns their ids for the cal
 
 The contact policy forgets the subscribers whose every cap period is over (``ContactPolicy.prune``) on
 a ``Tick`` once per simulated hour (``_PRUNE_EVERY``), which changes no decision.
+
+Speed (bench/campaign_engine.py): what depends only on the configuration is decided when the engine is
+built (``_Campaign``: trigger parameters, eligibility rules compiled to one function, the experiment's
+``Assigner``, the arbitration rank, the offer's packages in listing order, each step's policy plan);
+``handle`` dispatches on the event's type; records and commands are built through twin classes; offers
+with the same options share one ``_OptionSet`` (the tuple and what is derived from it: the largest, the
+names a response may use, texts); the deadline heap holds distinct times only (``_Deadlines``). Each of
+these gives what the plain code gives: tests/campaign/test_engine_fast_paths.py.
 """
 
 from __future__ import annotations
@@ -49,11 +57,12 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
+from hashlib import blake2b
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -66,7 +75,7 @@ from campaign_core.config import (
     JourneyStep,
     OfferTexts,
 )
-from campaign_core.experiments import Candidate, arbitrate, assign, offer_value
+from campaign_core.experiments import Assigner, offer_value
 from campaign_core.model import (
     Activate,
     Activated,
@@ -95,43 +104,37 @@ from campaign_core.model import (
     Tick,
     TriggerKind,
     TriggerRaised,
-    offer_id,
 )
-from campaign_core.policy import ContactPolicy, Deferred, Suppressed
+from campaign_core.policy import ALLOWED, ContactPlan, ContactPolicy, Deferred, Suppressed
 from campaign_core.texts import option_fields, render_step_text
+from protocols._fast import fast_constructor
 from protocols.errors import ConfigError, DecodeError
 
 __all__ = ["SNAPSHOT_VERSION", "Engine", "OfferState", "OfferView", "eligibility_failure"]
 
 _RECENT_TRIGGERS = 8  # trigger ids remembered per subscriber to drop re-deliveries
-_RECENT_CLOSED = 4
-_RECENT_RESPONSES = 4  # response ids remembered per subscriber  # closed offers remembered per subscriber to answer late responses
+_RECENT_CLOSED = 4  # closed offers remembered per subscriber to answer late responses
+_RECENT_RESPONSES = 4  # response ids remembered per subscriber
 TRANSACTIONAL = "transactional"
 _DEFAULT_TEXTS = OfferTexts()
 _UNKNOWN_PROFILE = Profile("")
+# distinct (step, options, days left) texts kept; options come from a small catalogue
 _TEXT_CACHE_LIMIT = 4096
+_OPTION_SETS_LIMIT = 4096  # distinct option tuples shared (they come from the catalogue: a handful)
+_SIZED_LIMIT = 1024  # per campaign: the option sets of distinct affordability patterns
 SNAPSHOT_VERSION = 1  # of Engine.snapshot()
 _PRUNE_EVERY = 3600.0  # simulated seconds between two ContactPolicy.prune calls (on a Tick)
 
-# Record is a frozen slots dataclass whose __init__ goes through object.__setattr__ per field (about
-# 1.5 us); the engine makes two or three a event, so it fills the slots through their own setters
-# (about 0.7 us). tests/campaign/test_engine.py compares the result with Record(...).
-_new = object.__new__
-(
-    _set_kind,
-    _set_at,
-    _set_msisdn,
-    _set_campaign_id,
-    _set_variant,
-    _set_offer_id,
-    _set_detail,
-) = (
-    getattr(Record, name).__set__
-    for name in ("kind", "at", "msisdn", "campaign_id", "variant", "offer_id", "detail")
+# Records and commands are frozen slotted dataclasses, whose __init__ sets each field through
+# object.__setattr__ (1.2-1.4 us for Record or PushStk). The engine makes several a event, so it builds
+# them as protocols._fast does for PDUs: a plain twin with the same slots, switched to the frozen class
+# (0.4 us). The result is an ordinary Record (tests/campaign/test_engine_fast_paths.py compares them).
+_RecordTwin: Any = dataclasses.make_dataclass(
+    "_RecordTwin", [(f.name, Any) for f in dataclasses.fields(Record)], slots=True, eq=False, repr=False
 )
-if {f.name for f in dataclasses.fields(Record)} != {
+if tuple(_RecordTwin.__slots__) != tuple(Record.__slots__) or tuple(Record.__slots__) != (
     "kind", "at", "msisdn", "campaign_id", "variant", "offer_id", "detail"
-}:  # fmt: skip
+):  # fmt: skip
     raise ImportError("campaign_core.engine: Record's fields changed; update _record")
 
 
@@ -145,15 +148,36 @@ def _record(  # noqa: PLR0917 - the positional order of Record(...), which it st
     detail: Mapping[str, object] | None = None,
 ) -> Record:
     """``Record(...)``, faster (see above)."""
-    record: Record = _new(Record)
-    _set_kind(record, kind)
-    _set_at(record, at)
-    _set_msisdn(record, msisdn)
-    _set_campaign_id(record, campaign_id)
-    _set_variant(record, variant)
-    _set_offer_id(record, offer_id)
-    _set_detail(record, {} if detail is None else detail)
-    return record  # distinct (step, options) texts kept; options come from a small catalogue
+    record = _RecordTwin(kind, at, msisdn, campaign_id, variant, offer_id, {} if detail is None else detail)
+    record.__class__ = Record
+    return record  # type: ignore[no-any-return]
+
+
+# the commands, built the same way: every field, positionally, in the dataclass's order
+_query_credit = fast_constructor(QueryCredit)
+_push_stk = fast_constructor(PushStk)
+_send_sms = fast_constructor(SendSms)
+_activate = fast_constructor(Activate)
+_reply = fast_constructor(Reply)
+
+
+# the record kinds as globals: the hot paths load them without an attribute lookup on the enum class
+_TRIGGER = RecordKind.TRIGGER
+_ASSIGNED = RecordKind.ASSIGNED
+_ELIGIBLE = RecordKind.ELIGIBLE
+_SUPPRESSED = RecordKind.SUPPRESSED
+_SCORED = RecordKind.SCORED
+_CONTACT = RecordKind.CONTACT
+_DEFERRED = RecordKind.DEFERRED
+_DELIVERED = RecordKind.DELIVERED
+_RESPONSE = RecordKind.RESPONSE
+_REJECTED_RESPONSE = RecordKind.REJECTED_RESPONSE
+_ACTIVATION = RecordKind.ACTIVATION
+_FULFILLED = RecordKind.FULFILLED
+_FAILED = RecordKind.FAILED
+_CLOSED = RecordKind.CLOSED
+_STK_OK = ResponseChannel.STK_OK
+_STK_DECLINED = ResponseChannel.STK_DECLINED
 
 
 class OfferState(IntEnum):
@@ -163,6 +187,14 @@ class OfferState(IntEnum):
     AWAITING = 4  # a step was sent; waiting for an answer
     OPEN = 5  # every step done; the offer stands until it expires
     ACTIVATING = 6  # Activate sent
+
+
+_DELAYED = OfferState.DELAYED
+_SCORING = OfferState.SCORING
+_STEP_PENDING = OfferState.STEP_PENDING
+_AWAITING = OfferState.AWAITING
+_OPEN = OfferState.OPEN
+_ACTIVATING = OfferState.ACTIVATING
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +212,139 @@ class OfferView:
     expires_at: float | None
 
 
+# --- what the engine decides once per campaign ------------------------------------------------------
+
+_Eligibility = Callable[[Profile, TriggerRaised, float, str], "str | None"]
+
+
+class _OptionSet:
+    """Options as offers hold them: one tuple object per distinct set of options, shared by every offer
+    that has it (``Engine._option_set``), with what the engine derives from them computed once."""
+
+    __slots__ = ("by_name", "largest", "names", "options", "package_ids")
+
+    def __init__(self, options: tuple[OfferOption, ...]) -> None:
+        self.options = options
+        # package ids and USSD codes, in order: what a closed offer remembers to answer a late response
+        self.names = tuple(name for o in options for name in (o.package_id, o.ussd_code))
+        by_name: dict[str, OfferOption] = {}
+        for option in options:  # a response names the first option with that package id or code
+            by_name.setdefault(option.package_id, option)
+            by_name.setdefault(option.ussd_code, option)
+        self.by_name = by_name
+        self.package_ids = tuple(o.package_id for o in options)
+        self.largest: _OptionSet | None = None  # the set of the largest option alone (Engine._largest)
+
+
+_NO_OPTIONS = _OptionSet(())
+
+
+class _Step:
+    """A journey step with what the engine needs of it decided once."""
+
+    __slots__ = (
+        "after",
+        "channel",
+        "channel_value",
+        "config",
+        "hard_cap",
+        "index",
+        "mode",
+        "plan",
+        "promotional",
+        "purpose",
+        "stk",
+        "style",
+        "suffix",
+        "wait",
+    )
+
+    def __init__(self, step: JourneyStep, index: int, policy: ContactPolicy) -> None:
+        self.config = step
+        self.index = index
+        self.channel = step.channel
+        self.channel_value = step.channel.value
+        self.purpose = step.purpose
+        self.promotional = step.purpose == "promotional"
+        self.stk = step.channel is Channel.STK
+        self.mode = step.options
+        self.style = step.style
+        self.after = step.after
+        self.wait = step.wait
+        self.hard_cap = step.hard_cap
+        self.suffix = f":{index}"  # of the command id, ``<offer>:<step>``
+        plan: ContactPlan | None
+        try:
+            plan = policy.contact_plan(step.channel, step.purpose)
+        except ValueError:
+            plan = None  # ContactPolicy.check says what is wrong when the step is sent
+        self.plan = plan
+
+
+class _Campaign:
+    """A campaign with what the engine decides once, when it is loaded: its trigger parameters, the
+    compiled eligibility rules, its experiment's assignment, its arbitration rank, the packages of its
+    offer in the order options are listed, the journey's steps, and the option sets it sized."""
+
+    __slots__ = (
+        "assign",
+        "config",
+        "cooldown",
+        "days_before",
+        "eligible",
+        "id",
+        "journey",
+        "level",
+        "offer",
+        "offer_hash",
+        "packages",
+        "payment",
+        "rank",
+        "scoring",
+        "sized",
+        "steps",
+    )
+
+    def __init__(
+        self,
+        config: CampaignConfig,
+        packages: Mapping[str, Any],
+        value: int,
+        assign: Assigner | None,
+        policy: ContactPolicy,
+    ) -> None:
+        self.config = config
+        self.id = config.id
+        self.journey = config.journey
+        self.offer = config.offer
+        self.scoring = config.scoring
+        self.cooldown = config.cooldown
+        self.level = config.trigger.level
+        self.days_before = config.trigger.days_before
+        self.eligible = _compile_eligibility(config.eligibility)
+        self.assign = assign
+        self.rank = (-config.priority, -value, config.id)  # experiments.arbitrate's order
+        # model.offer_id's hash state after the campaign's part: a copy updated with the trigger id
+        self.offer_hash = blake2b(f"{config.id}\x00".encode(), digest_size=10)
+        offered = config.offer.packages if config.offer is not None else ()
+        # options are listed smallest first (volume, then price); a stable sort keeps the file's order
+        # of equal ones, so filtering this order gives what sorting the affordable ones gives
+        self.packages = tuple(sorted((packages[p] for p in offered), key=lambda p: (p.volume_mb, p.price)))
+        self.payment = config.offer.payment if config.offer is not None else ""
+        self.sized: dict[int, _OptionSet] = {}  # affordability pattern -> options
+        self.steps = tuple(_Step(step, index, policy) for index, step in enumerate(config.journey))
+
+    def matches(self, trigger: TriggerRaised) -> bool:
+        level = self.level
+        if level is not None and (trigger.level is None or trigger.level < level):
+            return False
+        if self.days_before:
+            days = trigger.attributes.get("days_left")
+            if days is None or not days.isdigit() or int(days) not in self.days_before:
+                return False
+        return True
+
+
 class _Offer:
     __slots__ = (
         "campaign",
@@ -189,34 +354,98 @@ class _Offer:
         "expires_at",
         "msisdn",
         "offer_id",
-        "options",
+        "offered",
         "pushed",
         "queued",
         "state",
         "step",
         "step_ready",
+        "subscriber",
         "trigger",
         "variant",
     )
 
     def __init__(
-        self, offer_id: str, campaign: CampaignConfig, variant: str | None, trigger: TriggerRaised
+        self,
+        offer_id: str,
+        campaign: _Campaign,
+        variant: str | None,
+        trigger: TriggerRaised,
+        subscriber: _Subscriber,
     ) -> None:
         self.offer_id = offer_id
         self.campaign = campaign
         self.variant = variant
         self.trigger = trigger
         self.msisdn = trigger.msisdn
-        self.state = OfferState.SCORING
+        self.subscriber = subscriber  # Engine._subscribers[msisdn], which is never replaced while it is open
+        self.state = _SCORING
         self.step = 0
         self.step_ready = False  # the current step's ``after`` has elapsed (or was zero)
-        self.options: tuple[OfferOption, ...] = ()
+        self.offered = _NO_OPTIONS  # the affordable options
         self.chosen: OfferOption | None = None  # the option being activated
-        self.pushed: tuple[OfferOption, ...] = ()  # what the last STK dialog offered (STK OK buys its first)
+        self.pushed = _NO_OPTIONS  # what the last STK dialog offered (STK OK buys its first)
         self.deadline: float | None = None
         self.queued: float | None = None  # the time of this offer's live entry in the deadline heap
         self.expires_at: float | None = None
         self.delivered = False
+
+
+class _Deadlines:
+    """The offers' deadlines: entries ``(when, offer id)`` taken smallest first (the time, then the id),
+    an entry pushed twice taken twice, as from a heap of those tuples. Kept as a heap of the distinct
+    times (``times``, float comparisons only) and the ids due at each: one id alone, or a list that is
+    sorted (descending, taken from the end) when it is next taken from, so that the many offers that
+    share a time cost one sort rather than a tuple comparison per level of the heap each."""
+
+    __slots__ = ("_ids", "_unsorted", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._ids: dict[float, str | list[str]] = {}
+        self._unsorted: set[float] = set()  # the times whose list of ids has ids appended since a sort
+
+    def push(self, when: float, key: str) -> None:
+        ids = self._ids
+        found = ids.get(when)
+        if found is None:
+            ids[when] = key
+            heapq.heappush(self.times, when)
+            return
+        if isinstance(found, str):
+            ids[when] = [found, key]
+        else:
+            found.append(key)
+        self._unsorted.add(when)
+
+    def _due(self, when: float) -> list[str]:
+        found = self._ids[when]
+        assert isinstance(found, list)
+        if when in self._unsorted:
+            found.sort(reverse=True)
+            self._unsorted.discard(when)
+        return found
+
+    def first(self) -> tuple[float, str]:
+        """The smallest entry (``times`` is not empty)."""
+        when = self.times[0]
+        found = self._ids[when]
+        return when, found if isinstance(found, str) else self._due(when)[-1]
+
+    def pop(self) -> tuple[float, str]:
+        """Take the smallest entry (``times`` is not empty)."""
+        when = self.times[0]
+        found = self._ids[when]
+        if isinstance(found, str):
+            key = found
+        else:
+            due = self._due(when)
+            key = due.pop()
+            if due:
+                return when, key
+        heapq.heappop(self.times)
+        del self._ids[when]
+        return when, key
 
 
 class _Subscriber:
@@ -234,16 +463,26 @@ class _Subscriber:
         self.last_start: tuple[tuple[str, float], ...] = ()  # a tuple of pairs: a third of a dict's size
 
 
+_NO_SUBSCRIBER = _Subscriber()  # the owner of an offer being restored, until restore() knows it
+
+
 def _response_detail(event: Responded) -> dict[str, object]:
-    return {"response_id": event.response_id, "channel": event.channel.value, "option": event.option_id}
+    return {"response_id": event.response_id, "channel": event.channel._value_, "option": event.option_id}
 
 
 def _last_start(subscriber: _Subscriber, key: str) -> float | None:
-    return next((when for name, when in subscriber.last_start if name == key), None)
+    for name, when in subscriber.last_start:
+        if name == key:
+            return when
+    return None
 
 
 def _remember_start(subscriber: _Subscriber, key: str, when: float) -> None:
-    subscriber.last_start = (*((n, w) for n, w in subscriber.last_start if n != key), (key, when))
+    starts = subscriber.last_start
+    if starts:
+        subscriber.last_start = (*(pair for pair in starts if pair[0] != key), (key, when))
+    else:
+        subscriber.last_start = ((key, when),)
 
 
 def _local_date(now: float, zone: str) -> date:
@@ -283,6 +522,13 @@ def eligibility_failure(
     )
     if not needs_package:
         return None
+    return _package_rules_failure(rules, profile, trigger, now, zone)
+
+
+def _package_rules_failure(
+    rules: EligibilityConfig, profile: Profile, trigger: TriggerRaised, now: float, zone: str
+) -> str | None:
+    """The package rules of ``eligibility_failure`` (some package rule is written)."""
     if trigger.package_id is not None:
         if rules.packages and trigger.package_id not in rules.packages:
             return f"package {trigger.package_id!r} not in {list(rules.packages)}"
@@ -307,6 +553,46 @@ def eligibility_failure(
     return "no package meets the package rules" if candidates else "no matching package held"
 
 
+def _compile_eligibility(rules: EligibilityConfig) -> _Eligibility | None:
+    """``eligibility_failure`` for one campaign's rules with what depends on the rules alone decided
+    once: None when the file writes no rule (everyone is eligible), else a function of (profile,
+    trigger, now, zone) giving the same answer (tests/campaign/test_engine_fast_paths.py)."""
+    if not rules.model_fields_set:
+        return None
+    segments = rules.segments
+    segments_text = str(list(segments))
+    excluded = rules.exclude_segments
+    min_tenure = rules.min_tenure_days
+    stk_capable = rules.stk_capable
+    attributes = tuple(rules.attributes.items()) if rules.attributes else ()
+    needs_package = bool(
+        rules.packages
+        or rules.package_duration_days is not None
+        or rules.ends_in_days is not None
+        or rules.recurring is not None
+        or rules.trial is not None
+    )
+
+    def failure(profile: Profile, trigger: TriggerRaised, now: float, zone: str) -> str | None:
+        segment = profile.segment
+        if segments and segment not in segments:
+            return f"segment {segment!r} not in {segments_text}"
+        if segment in excluded:
+            return f"segment {segment!r} excluded"
+        if profile.tenure_days < min_tenure:
+            return f"tenure {profile.tenure_days} days < {min_tenure}"
+        if stk_capable is not None and profile.stk_capable != stk_capable:
+            return f"stk_capable is {profile.stk_capable}"
+        for name, wanted in attributes:
+            if profile.attributes.get(name) != wanted:
+                return f"attribute {name} is {profile.attributes.get(name)!r}, not {wanted!r}"
+        if not needs_package:
+            return None
+        return _package_rules_failure(rules, profile, trigger, now, zone)
+
+    return failure
+
+
 def _package_failure(rules: EligibilityConfig, package: ActivePackage, today: date) -> str | None:
     try:
         start = date.fromisoformat(package.start_date)
@@ -327,6 +613,9 @@ def _package_failure(rules: EligibilityConfig, package: ActivePackage, today: da
     return None
 
 
+_Handler = Callable[[Any, float, list[Command]], None]
+
+
 class Engine:
     """One campaign directory's engine (see the module docstring)."""
 
@@ -340,16 +629,34 @@ class Engine:
         self._zone = campaigns.policy.default_timezone
         self._currency = campaigns.catalogue.currency
         self._packages = {package.id: package for package in campaigns.catalogue.packages}
-        self._by_trigger: dict[TriggerKind, list[CampaignConfig]] = {}
-        for campaign in campaigns.campaigns:
-            if campaign.enabled:
-                self._by_trigger.setdefault(campaign.trigger.kind, []).append(campaign)
-        self._experiment_of: dict[str, ExperimentConfig] = {}
+        experiment_of: dict[str, ExperimentConfig] = {}
         for experiment in campaigns.experiments:
             for arm in experiment.arms:
                 if arm.campaign is not None:
-                    self._experiment_of[arm.campaign] = experiment
-        self._values = {c.id: offer_value(c, campaigns.catalogue) for c in campaigns.campaigns}
+                    experiment_of[arm.campaign] = experiment
+        assigners = {experiment.id: Assigner(experiment) for experiment in campaigns.experiments}
+        # by id (unique: CampaignSet.check), the first one as CampaignSet.campaign() finds it
+        self._compiled: dict[str, _Campaign] = {}
+        for campaign in campaigns.campaigns:
+            if campaign.id not in self._compiled:
+                joined = experiment_of.get(campaign.id)
+                self._compiled[campaign.id] = _Campaign(
+                    campaign,
+                    self._packages,
+                    offer_value(campaign, campaigns.catalogue),
+                    None if joined is None else assigners[joined.id],
+                    self.policy,
+                )
+        # trigger kind -> the enabled campaigns it starts, in file order, and whether any of them looks
+        # at the trigger's level or days left
+        by_trigger: dict[TriggerKind, list[_Campaign]] = {}
+        for campaign in campaigns.campaigns:
+            if campaign.enabled:
+                by_trigger.setdefault(campaign.trigger.kind, []).append(self._compiled[campaign.id])
+        self._by_trigger: dict[TriggerKind, tuple[tuple[_Campaign, ...], bool]] = {
+            kind: (tuple(found), any(c.level is not None or c.days_before for c in found))
+            for kind, found in by_trigger.items()
+        }
         self._control_windows: dict[str, float] = {}
         for experiment in campaigns.experiments:
             window = 0.0
@@ -362,59 +669,65 @@ class Engine:
             self._control_windows[experiment.id] = window
         self._subscribers: dict[str, _Subscriber] = {}
         self._offers: dict[str, _Offer] = {}
-        self._deadlines: list[tuple[float, str]] = []  # (when, offer id); stale entries skipped
-        # keyed by id(step): the steps live as long as self.campaigns, which this engine holds
+        self._deadlines = _Deadlines()  # (when, offer id); stale entries skipped
         self._options: dict[tuple[str, Payment], OfferOption] = {}  # one object per package and payment
-        self._texts: dict[tuple[int, tuple[OfferOption, ...], str], str] = {}
+        # option objects (by identity: equal prices may be written differently) -> their shared set
+        self._option_sets: dict[tuple[int, ...], _OptionSet] = {(): _NO_OPTIONS}
+        self._texts: dict[tuple[_Step, _OptionSet, str], str] = {}
+        self._option_fields: dict[int, tuple[OfferOption, Mapping[str, str]]] = {}  # id -> its fields
         self._pruned_at: float | None = None  # the now of the last ContactPolicy.prune
+        self._handlers: dict[type, _Handler] = {
+            Tick: self._on_tick,
+            TriggerRaised: self._trigger,
+            ProfileUpdated: self._on_profile,
+            CreditScored: self._credit_scored,
+            CreditFailed: self._credit_failed,
+            DeliveryReported: self._delivered,
+            SubmitFailed: self._submit_failed,
+            Responded: self._response,
+            Activated: self._activation,
+            ActivationFailed: self._activation,
+            Purchased: self._purchased,
+        }
 
     # --- the engine face ------------------------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Command]:
         out: list[Command] = []
-        if isinstance(event, Tick):
-            self._tick(now, out)
-            if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
-                self._prune(now)
-        elif isinstance(event, TriggerRaised):
-            self._trigger(event, now, out)
-        elif isinstance(event, ProfileUpdated):
-            self._subscriber(event.profile.msisdn).profile = event.profile
-        elif isinstance(event, CreditScored | CreditFailed):
-            self._credit(event, now, out)
-        elif isinstance(event, DeliveryReported | SubmitFailed):
-            self._delivery(event, now, out)
-        elif isinstance(event, Responded):
-            self._response(event, now, out)
-        elif isinstance(event, Activated | ActivationFailed):
-            self._activation(event, now, out)
-        elif isinstance(event, Purchased):
-            out.append(
-                _record(
-                    RecordKind.PURCHASE,
-                    now,
-                    event.msisdn,
-                    detail={"package_id": event.package_id, "price": str(event.price), "at": event.at},
-                )
-            )
+        handler = self._handlers.get(event.__class__)
+        if handler is None:
+            handler = self._handler_of(event)
+            if handler is None:
+                return out
+        handler(event, now, out)
         return out
 
+    def _handler_of(self, event: Event) -> _Handler | None:
+        """The handler of an instance of a subclass of an event type (``handle`` looks the exact type
+        up), in the order of the event types."""
+        for kind, handler in self._handlers.items():
+            if isinstance(event, kind):
+                return handler
+        return None
+
     def next_deadline(self) -> float | None:
-        heap = self._deadlines
-        while heap:
-            when, key = heap[0]
+        deadlines = self._deadlines
+        times = deadlines.times
+        while times:
+            when, key = deadlines.first()
             offer = self._offers.get(key)
             if offer is None or offer.queued != when:
-                heapq.heappop(heap)  # stale: the offer closed, or an earlier entry of it is queued
+                deadlines.pop()  # stale: the offer closed, or an earlier entry of it is queued
                 continue
             deadline = offer.deadline
             if deadline is None:
-                heapq.heappop(heap)  # nothing to wait for any more (activating)
+                deadlines.pop()  # nothing to wait for any more (activating)
                 offer.queued = None
                 continue
             if deadline == when:
                 return when
-            heapq.heapreplace(heap, (deadline, key))  # the deadline moved later: queue it there (_arm)
+            deadlines.pop()  # the deadline moved later: queue it there (_arm)
+            deadlines.push(deadline, key)
             offer.queued = deadline
         return None
 
@@ -429,7 +742,7 @@ class Engine:
             offer.variant,
             offer.state,
             offer.step,
-            offer.options,
+            offer.offered.options,
             offer.deadline,
             offer.expires_at,
         )
@@ -444,6 +757,31 @@ class Engine:
         """Tracked subscribers."""
         return len(self._subscribers)
 
+    # --- events other than the journey's ---------------------------------------------------------
+
+    def _on_tick(self, _event: Tick, now: float, out: list[Command]) -> None:
+        self._tick(now, out)
+        if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
+            self._prune(now)
+
+    def _on_profile(self, event: ProfileUpdated, _now: float, _out: list[Command]) -> None:
+        profile = event.profile
+        subscriber = self._subscribers.get(profile.msisdn)
+        if subscriber is None:
+            subscriber = self._subscribers[profile.msisdn] = _Subscriber()
+        subscriber.profile = profile
+
+    @staticmethod
+    def _purchased(event: Purchased, now: float, out: list[Command]) -> None:
+        out.append(
+            _record(
+                RecordKind.PURCHASE,
+                now,
+                event.msisdn,
+                detail={"package_id": event.package_id, "price": str(event.price), "at": event.at},
+            )
+        )
+
     # --- triggers -------------------------------------------------------------------------------
 
     def _subscriber(self, msisdn: str) -> _Subscriber:
@@ -456,72 +794,78 @@ class Engine:
         profile = subscriber.profile
         return profile.timezone if profile is not None and profile.timezone else self._zone
 
-    def _profile(self, msisdn: str, subscriber: _Subscriber) -> Profile:
-        # billing never described this subscriber: every rule sees the defaults
-        return subscriber.profile if subscriber.profile is not None else _UNKNOWN_PROFILE
-
-    @staticmethod
-    def _matches(campaign: CampaignConfig, trigger: TriggerRaised) -> bool:
-        config = campaign.trigger
-        if config.level is not None and (trigger.level is None or trigger.level < config.level):
-            return False
-        if config.days_before:
-            days = trigger.attributes.get("days_left")
-            if days is None or not days.isdigit() or int(days) not in config.days_before:
-                return False
-        return True
-
     def _trigger(self, trigger: TriggerRaised, now: float, out: list[Command]) -> None:
-        campaigns = [c for c in self._by_trigger.get(trigger.kind, ()) if self._matches(c, trigger)]
-        if not campaigns:
+        found = self._by_trigger.get(trigger.kind)
+        if found is None:
             return  # no campaign starts on this trigger: nothing to decide, nothing to record
+        campaigns, selective = found
+        if selective:
+            campaigns = tuple(c for c in campaigns if c.matches(trigger))
+            if not campaigns:
+                return
         msisdn = trigger.msisdn
-        subscriber = self._subscriber(msisdn)
-        if trigger.trigger_id in subscriber.triggers:
+        subscriber = self._subscribers.get(msisdn)
+        if subscriber is None:
+            subscriber = self._subscribers[msisdn] = _Subscriber()
+        trigger_id = trigger.trigger_id
+        seen = subscriber.triggers
+        if trigger_id in seen:
             return  # a re-delivery: already decided
-        subscriber.triggers = (*subscriber.triggers[-(_RECENT_TRIGGERS - 1) :], trigger.trigger_id)
+        subscriber.triggers = (*seen[-(_RECENT_TRIGGERS - 1) :], trigger_id) if seen else (trigger_id,)
+        event_time = trigger.event_time
         out.append(
             _record(
-                RecordKind.TRIGGER,
+                _TRIGGER,
                 now,
                 msisdn,
-                detail={
-                    "trigger_id": trigger.trigger_id,
-                    "kind": trigger.kind.value,
+                None,
+                None,
+                None,
+                {
+                    "trigger_id": trigger_id,
+                    "kind": trigger.kind._value_,  # .value, without the enum property's call
                     "package_id": trigger.package_id,
                     "level": trigger.level,
-                    "event_time": trigger.event_time,
+                    "event_time": event_time,
                 },
             )
         )
-        profile = self._profile(msisdn, subscriber)
-        zone = self._zone_of(subscriber)
-        candidates: list[Candidate] = []
-        delays: dict[str, tuple[str | None, float]] = {}
-        controls: set[str] = set()
+        profile = subscriber.profile
+        if profile is None:
+            profile = _UNKNOWN_PROFILE  # billing never described this subscriber: rules see the defaults
+            zone = self._zone
+        else:
+            zone = profile.timezone or self._zone
+        candidates: list[tuple[_Campaign, str | None, float]] = []
+        controls: set[str] | None = None
         for campaign in campaigns:
-            experiment = self._experiment_of.get(campaign.id)
+            assign = campaign.assign
             variant: str | None = None
             delay = 0.0
-            if experiment is not None:
-                arm = assign(experiment, msisdn)
+            if assign is not None:
+                arm = assign(msisdn)
                 if arm.campaign != campaign.id:
-                    if arm.control and experiment.id not in controls:
-                        reason = eligibility_failure(campaign, profile, trigger, now, zone)
+                    experiment = assign.experiment
+                    if arm.control and (controls is None or experiment.id not in controls):
+                        eligible = campaign.eligible
+                        reason = None if eligible is None else eligible(profile, trigger, now, zone)
                         if reason is None and self._control_due(subscriber, experiment, now):
+                            if controls is None:
+                                controls = set()
                             controls.add(experiment.id)
                             out.append(
                                 _record(
-                                    RecordKind.ASSIGNED,
+                                    _ASSIGNED,
                                     now,
                                     msisdn,
                                     None,
                                     arm.name,
-                                    detail={
+                                    None,
+                                    {
                                         "experiment": experiment.id,
                                         "control": True,
-                                        "trigger_id": trigger.trigger_id,
-                                        "event_time": trigger.event_time,
+                                        "trigger_id": trigger_id,
+                                        "event_time": event_time,
                                     },
                                 )
                             )
@@ -529,84 +873,84 @@ class Engine:
                 variant, delay = arm.name, arm.delay
                 out.append(
                     _record(
-                        RecordKind.ASSIGNED,
+                        _ASSIGNED,
                         now,
                         msisdn,
                         campaign.id,
                         variant,
-                        detail={
-                            "experiment": experiment.id,
-                            "control": False,
-                            "trigger_id": trigger.trigger_id,
-                        },
+                        None,
+                        {"experiment": assign.experiment.id, "control": False, "trigger_id": trigger_id},
                     )
                 )
-            reason = eligibility_failure(campaign, profile, trigger, now, zone)
-            if reason is None:
+            eligible = campaign.eligible
+            reason = None if eligible is None else eligible(profile, trigger, now, zone)
+            if reason is None and (subscriber.offers or campaign.cooldown):
                 reason = self._busy(subscriber, campaign, now)
             if reason is not None:
                 out.append(
                     _record(
-                        RecordKind.SUPPRESSED,
+                        _SUPPRESSED,
                         now,
                         msisdn,
                         campaign.id,
                         variant,
-                        detail={"reason": reason, "stage": "trigger"},
+                        None,
+                        {"reason": reason, "stage": "trigger"},
                     )
                 )
                 continue
-            candidates.append(Candidate(campaign, self._values.get(campaign.id, 0)))
-            delays[campaign.id] = (variant, delay)
-        winner = arbitrate(candidates)
-        if winner is None:
+            candidates.append((campaign, variant, delay))
+        if not candidates:
             return
-        for candidate in candidates:
-            if candidate is not winner:
-                variant = delays[candidate.campaign.id][0]
-                out.append(
-                    _record(
-                        RecordKind.SUPPRESSED,
-                        now,
-                        msisdn,
-                        candidate.campaign.id,
-                        variant,
-                        detail={
-                            "reason": f"arbitration: {winner.campaign.id} goes first",
-                            "stage": "trigger",
-                        },
+        if len(candidates) == 1:
+            winner = candidates[0]
+        else:  # arbitration (experiments.arbitrate): priority, then value, then campaign id
+            winner = min(candidates, key=lambda candidate: candidate[0].rank)
+            for candidate in candidates:
+                if candidate is not winner:
+                    out.append(
+                        _record(
+                            _SUPPRESSED,
+                            now,
+                            msisdn,
+                            candidate[0].id,
+                            candidate[1],
+                            None,
+                            {"reason": f"arbitration: {winner[0].id} goes first", "stage": "trigger"},
+                        )
                     )
-                )
-        campaign = winner.campaign
-        variant, delay = delays[campaign.id]
-        offer = _Offer(offer_id(campaign.id, trigger.trigger_id), campaign, variant, trigger)
-        if offer.offer_id in self._offers:
+        campaign, variant, delay = winner
+        hashed = campaign.offer_hash.copy()  # model.offer_id(campaign.id, trigger_id)
+        hashed.update(trigger_id.encode())
+        key = hashed.hexdigest()
+        if key in self._offers:
             return  # the same trigger once more under another id (cannot happen with recent ids; defensive)
-        self._offers[offer.offer_id] = offer
-        subscriber.offers = (*subscriber.offers, offer.offer_id)
+        offer = _Offer(key, campaign, variant, trigger, subscriber)
+        self._offers[key] = offer
+        subscriber.offers = (*subscriber.offers, key)
         _remember_start(subscriber, campaign.id, now)
         out.append(
             _record(
-                RecordKind.ELIGIBLE,
+                _ELIGIBLE,
                 now,
                 msisdn,
                 campaign.id,
                 variant,
-                offer.offer_id,
-                {"trigger_id": trigger.trigger_id, "event_time": trigger.event_time, "delay": delay},
+                key,
+                {"trigger_id": trigger_id, "event_time": event_time, "delay": delay},
             )
         )
         if delay > 0:
-            offer.state = OfferState.DELAYED
+            offer.state = _DELAYED
             self._arm(offer, now + delay)
             out.append(
                 _record(
-                    RecordKind.DEFERRED,
+                    _DEFERRED,
                     now,
                     msisdn,
                     campaign.id,
                     variant,
-                    offer.offer_id,
+                    key,
                     {"until": now + delay, "reason": "experiment delay"},
                 )
             )
@@ -623,13 +967,15 @@ class Engine:
         _remember_start(subscriber, experiment.id, now)
         return True
 
-    def _busy(self, subscriber: _Subscriber, campaign: CampaignConfig, now: float) -> str | None:
+    def _busy(self, subscriber: _Subscriber, campaign: _Campaign, now: float) -> str | None:
+        offers = self._offers
+        campaign_id = campaign.id
         for key in subscriber.offers:
-            offer = self._offers.get(key)
-            if offer is not None and offer.campaign.id == campaign.id:
+            offer = offers.get(key)
+            if offer is not None and offer.campaign.id == campaign_id:
                 return f"offer {key} of this campaign is still open"
         if campaign.cooldown:
-            last = _last_start(subscriber, campaign.id)
+            last = _last_start(subscriber, campaign_id)
             if last is not None and now - last < campaign.cooldown:
                 return f"cooldown: last offer {now - last:.0f} s ago"
         return None
@@ -641,43 +987,54 @@ class Engine:
         if campaign.offer is None:
             self._start_step(offer, 0, now, out)
             return
-        if not campaign.scoring.enabled:
-            fallback = campaign.scoring.fallback
+        scoring = campaign.scoring
+        if not scoring.enabled:
+            fallback = scoring.fallback
             if fallback is None:
                 self._size(offer, None, None, now, out)
             else:
                 self._size(offer, fallback.balance, fallback.credit_limit, now, out)
             return
-        offer.state = OfferState.SCORING
-        self._arm(offer, now + campaign.scoring.timeout)
-        out.append(QueryCredit(f"{offer.offer_id}:score", offer.msisdn, campaign.scoring.timeout))
+        offer.state = _SCORING
+        timeout = scoring.timeout
+        self._arm(offer, now + timeout)
+        out.append(_query_credit(offer.offer_id + ":score", offer.msisdn, timeout))
 
-    def _credit(self, event: CreditScored | CreditFailed, now: float, out: list[Command]) -> None:
-        key, _, tag = event.request_id.rpartition(":")
+    def _scoring(self, request_id: str) -> _Offer | None:
+        """The offer waiting for the credit score ``request_id`` answers (None: late or unknown)."""
+        key, _, tag = request_id.rpartition(":")
         offer = self._offers.get(key)
-        if offer is None or tag != "score" or offer.state is not OfferState.SCORING:
-            return  # late (after the timeout) or unknown: the offer went on without it
-        if isinstance(event, CreditScored):
-            out.append(
-                _record(
-                    RecordKind.SCORED,
-                    now,
-                    offer.msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {"balance": str(event.balance), "credit_limit": str(event.credit_limit)},
-                )
+        if offer is None or tag != "score" or offer.state is not _SCORING:
+            return None  # late (after the timeout) or unknown: the offer went on without it
+        return offer
+
+    def _credit_scored(self, event: CreditScored, now: float, out: list[Command]) -> None:
+        offer = self._scoring(event.request_id)
+        if offer is None:
+            return
+        out.append(
+            _record(
+                _SCORED,
+                now,
+                offer.msisdn,
+                offer.campaign.id,
+                offer.variant,
+                offer.offer_id,
+                {"balance": str(event.balance), "credit_limit": str(event.credit_limit)},
             )
-            self._size(offer, event.balance, event.credit_limit, now, out)
-        else:
+        )
+        self._size(offer, event.balance, event.credit_limit, now, out)
+
+    def _credit_failed(self, event: CreditFailed, now: float, out: list[Command]) -> None:
+        offer = self._scoring(event.request_id)
+        if offer is not None:
             self._scoring_failed(offer, event.reason, now, out)
 
     def _scoring_failed(self, offer: _Offer, reason: str, now: float, out: list[Command]) -> None:
         fallback = offer.campaign.scoring.fallback
         out.append(
             _record(
-                RecordKind.SCORED,
+                _SCORED,
                 now,
                 offer.msisdn,
                 offer.campaign.id,
@@ -695,166 +1052,243 @@ class Engine:
         self, offer: _Offer, balance: Decimal | None, credit: Decimal | None, now: float, out: list[Command]
     ) -> None:
         """The affordable options, smallest first: balance first, then credit, per the offer's payment."""
-        config = offer.campaign.offer
-        assert config is not None
-        options: list[OfferOption] = []
-        for package_id in config.packages:
-            package = self._packages[package_id]
+        campaign = offer.campaign
+        assert campaign.offer is not None
+        payment = campaign.payment
+        # the payment of each package (0 none, 1 balance, 2 credit) as the digits of one number: the
+        # campaign's option sets are kept by it
+        pattern = 0
+        for package in campaign.packages:
             price = package.price
-            payment: Payment | None = None
+            pattern *= 3
             if balance is None:  # no scoring at all: billing decides at activation
-                payment = Payment.CREDIT if config.payment == "credit" else Payment.BALANCE
-            elif config.payment != "credit" and price <= balance:
-                payment = Payment.BALANCE
-            elif config.payment != "balance" and credit is not None and price <= credit:
-                payment = Payment.CREDIT
-            if payment is not None:
-                option = self._options.get((package_id, payment))
-                if option is None:
-                    option = OfferOption(package.id, package.volume_mb, price, payment, package.ussd_code)
-                    self._options[package_id, payment] = option
-                options.append(option)
-        options.sort(key=lambda o: (o.volume_mb, o.price))
-        offer.options = tuple(options)
-        if not options:
+                pattern += 2 if payment == "credit" else 1
+            elif payment != "credit" and price <= balance:
+                pattern += 1
+            elif payment != "balance" and credit is not None and price <= credit:
+                pattern += 2
+        offered = campaign.sized.get(pattern)
+        if offered is None:
+            offered = self._sized(campaign, pattern)
+        offer.offered = offered
+        if not offered.options:
             self._close(offer, "suppressed", now, out, reason="nothing affordable")
             return
         self._start_step(offer, 0, now, out)
 
+    def _sized(self, campaign: _Campaign, pattern: int) -> _OptionSet:
+        """The options of an affordability pattern (``_size``), kept by the campaign."""
+        digits: list[int] = []
+        rest = pattern
+        for _ in campaign.packages:
+            rest, digit = divmod(rest, 3)
+            digits.append(digit)
+        digits.reverse()  # the first package is the most significant digit
+        options: list[OfferOption] = []
+        for package, digit in zip(campaign.packages, digits, strict=True):
+            if digit:
+                payment = Payment.BALANCE if digit == 1 else Payment.CREDIT
+                option = self._options.get((package.id, payment))
+                if option is None:
+                    option = OfferOption(
+                        package.id, package.volume_mb, package.price, payment, package.ussd_code
+                    )
+                    self._options[package.id, payment] = option
+                options.append(option)
+        offered = self._option_set(tuple(options))
+        if len(campaign.sized) < _SIZED_LIMIT:
+            campaign.sized[pattern] = offered
+        return offered
+
+    def _option_set(self, options: tuple[OfferOption, ...]) -> _OptionSet:
+        """The shared ``_OptionSet`` of these very option objects (the engine makes one object per
+        package and payment, ``restore`` one per distinct row), or a new one when too many are kept."""
+        key = tuple(map(id, options))  # the set holds the options, so no other object takes their ids
+        offered = self._option_sets.get(key)
+        if offered is None:
+            offered = _OptionSet(options)
+            if len(self._option_sets) < _OPTION_SETS_LIMIT:
+                self._option_sets[key] = offered
+        return offered
+
+    def _largest(self, offered: _OptionSet) -> _OptionSet:
+        """The set of the largest option alone (volume, then price; the first of equal ones)."""
+        largest = offered.largest
+        if largest is None:
+            best = max(offered.options, key=lambda o: (o.volume_mb, o.price))
+            largest = offered.largest = self._option_set((best,))
+        return largest
+
+    def _fields(self, option: OfferOption) -> Mapping[str, str]:
+        """``texts.option_fields`` of an option (read only), kept per option object: offers share them."""
+        kept = self._option_fields.get(id(option))
+        if kept is not None:
+            return kept[1]  # the entry holds the option, so no other object has its id
+        fields = option_fields(option, self._currency)
+        if len(self._option_fields) < _OPTION_SETS_LIMIT:
+            self._option_fields[id(option)] = (option, fields)
+        return fields
+
     # --- the journey ----------------------------------------------------------------------------
 
     def _start_step(self, offer: _Offer, index: int, now: float, out: list[Command]) -> None:
-        journey = offer.campaign.journey
-        if index >= len(journey):
-            if offer.options and offer.expires_at is not None and offer.expires_at > now:
-                offer.state = OfferState.OPEN
+        steps = offer.campaign.steps
+        if index >= len(steps):
+            expires_at = offer.expires_at
+            if offer.offered.options and expires_at is not None and expires_at > now:
+                offer.state = _OPEN
                 offer.step = index
-                self._arm(offer, offer.expires_at)
+                self._arm(offer, expires_at)
             else:
-                self._close(offer, "expired" if offer.expires_at is not None else "completed", now, out)
+                self._close(offer, "expired" if expires_at is not None else "completed", now, out)
             return
-        step = journey[index]
+        step = steps[index]
         offer.step = index
         if step.after > 0 and not offer.step_ready:
-            offer.state = OfferState.STEP_PENDING
+            offer.state = _STEP_PENDING
             offer.step_ready = True
             self._arm(offer, now + step.after)
             return
         offer.step_ready = False
-        self._send_step(offer, step, index, now, out)
+        self._send_step(offer, step, now, out)
 
-    def _send_step(
-        self, offer: _Offer, step: JourneyStep, index: int, now: float, out: list[Command]
-    ) -> None:
+    def _send_step(self, offer: _Offer, step: _Step, now: float, out: list[Command]) -> None:
         msisdn = offer.msisdn
-        subscriber = self._subscriber(msisdn)
-        profile = self._profile(msisdn, subscriber)
-        zone = self._zone_of(subscriber)
+        profile = offer.subscriber.profile
+        if profile is None:
+            profile = _UNKNOWN_PROFILE
+            zone = self._zone
+        else:
+            zone = profile.timezone or self._zone
         campaign = offer.campaign
-        reason = eligibility_failure(campaign, profile, offer.trigger, now, zone)
-        if reason is not None:  # re-checked at send time
-            self._close(offer, "suppressed", now, out, reason=f"no longer eligible: {reason}")
-            return
-        if step.channel is Channel.STK and not profile.stk_capable:
+        key = offer.offer_id
+        eligible = campaign.eligible
+        if eligible is not None:
+            reason = eligible(profile, offer.trigger, now, zone)
+            if reason is not None:  # re-checked at send time
+                self._close(offer, "suppressed", now, out, reason=f"no longer eligible: {reason}")
+                return
+        index = step.index
+        if step.stk and not profile.stk_capable:
             out.append(
                 _record(
-                    RecordKind.SUPPRESSED,
+                    _SUPPRESSED,
                     now,
                     msisdn,
                     campaign.id,
                     offer.variant,
-                    offer.offer_id,
+                    key,
                     {"reason": "handset has no SIM toolkit", "step": index},
                 )
             )
             self._start_step(offer, index + 1, now, out)
             return
-        verdict = self.policy.check(msisdn, step.channel, step.purpose, now, zone)
-        if isinstance(verdict, Deferred):
-            offer.state = OfferState.STEP_PENDING
-            offer.step_ready = True
-            self._arm(offer, verdict.until)
-            out.append(
-                _record(
-                    RecordKind.DEFERRED,
-                    now,
-                    msisdn,
-                    campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {"until": verdict.until, "reason": verdict.reason, "step": index},
-                )
-            )
-            return
-        if isinstance(verdict, Suppressed):
-            out.append(
-                _record(
-                    RecordKind.SUPPRESSED,
-                    now,
-                    msisdn,
-                    campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {
-                        "reason": verdict.reason,
-                        "rule": verdict.rule,
-                        "policy_version": self.policy.version,
-                        "step": index,
-                    },
-                )
-            )
-            self._start_step(offer, index + 1, now, out)
-            return
-        options = self._step_options(offer, step)
-        text = self._text(step, options, offer.trigger.attributes.get("days_left", ""))
-        command_id = f"{offer.offer_id}:{index}"
-        self.policy.record(msisdn, step.channel, step.purpose, now, zone)
-        if step.channel is Channel.STK:
-            offer.pushed = options
-            out.append(PushStk(command_id, offer.offer_id, msisdn, campaign.id, step.style, options, text))
+        policy = self.policy
+        plan = step.plan
+        if plan is None:
+            verdict = policy.check(msisdn, step.channel, step.purpose, now, zone)  # raises: unknown purpose
         else:
-            offered = offer.offer_id if options else None
-            promotional = step.purpose == "promotional"
-            out.append(SendSms(command_id, msisdn, campaign.id, text, offered, promotional=promotional))
+            verdict = policy.check_planned(plan, msisdn, now, zone)
+        if verdict is not ALLOWED:
+            if isinstance(verdict, Deferred):
+                offer.state = _STEP_PENDING
+                offer.step_ready = True
+                self._arm(offer, verdict.until)
+                out.append(
+                    _record(
+                        _DEFERRED,
+                        now,
+                        msisdn,
+                        campaign.id,
+                        offer.variant,
+                        key,
+                        {"until": verdict.until, "reason": verdict.reason, "step": index},
+                    )
+                )
+                return
+            if isinstance(verdict, Suppressed):
+                out.append(
+                    _record(
+                        _SUPPRESSED,
+                        now,
+                        msisdn,
+                        campaign.id,
+                        offer.variant,
+                        key,
+                        {
+                            "reason": verdict.reason,
+                            "rule": verdict.rule,
+                            "policy_version": policy.version,
+                            "step": index,
+                        },
+                    )
+                )
+                self._start_step(offer, index + 1, now, out)
+                return
+        offered = offer.offered
+        mode = step.mode
+        if mode == "none" or not offered.options:
+            shown = _NO_OPTIONS
+        elif mode == "largest":
+            shown = offered.largest or self._largest(offered)
+        else:
+            shown = offered
+        options = shown.options
+        trigger = offer.trigger
+        text = self._text(step, shown, trigger.attributes.get("days_left", ""))
+        command_id = key + step.suffix
+        if plan is None:
+            policy.record(msisdn, step.channel, step.purpose, now, zone)
+        else:
+            policy.record_planned(plan, msisdn, now, zone)
+        if step.stk:
+            offer.pushed = shown
+            out.append(_push_stk(command_id, key, msisdn, campaign.id, step.style, options, text))
+        else:
+            offered_id = key if options else None
+            out.append(_send_sms(command_id, msisdn, campaign.id, text, offered_id, step.promotional))
         out.append(
             _record(
-                RecordKind.CONTACT,
+                _CONTACT,
                 now,
                 msisdn,
                 campaign.id,
                 offer.variant,
-                offer.offer_id,
+                key,
                 {
-                    "channel": step.channel.value,
+                    "channel": step.channel_value,
                     "step": index,
                     "command_id": command_id,
-                    "options": [o.package_id for o in options],
-                    "latency": now - offer.trigger.event_time,
-                    "policy_version": self.policy.version,
+                    "options": list(shown.package_ids),
+                    "latency": now - trigger.event_time,
+                    "policy_version": policy.version,
                 },
             )
         )
         if options:
-            if offer.expires_at is None:
+            expires_at = offer.expires_at
+            if expires_at is None:
                 assert campaign.offer is not None
-                offer.expires_at = now + campaign.offer.expires_after
-            offer.state = OfferState.AWAITING
+                expires_at = offer.expires_at = now + campaign.offer.expires_after
+            offer.state = _AWAITING
             offer.delivered = False
-            self._arm(offer, min(now + step.hard_cap, offer.expires_at))
+            deadline = now + step.hard_cap
+            self._arm(offer, expires_at if expires_at < deadline else deadline)  # min(), the first of equals
         else:
             self._start_step(offer, index + 1, now, out)  # informational: no answer to wait for
 
-    def _text(self, step: JourneyStep, options: tuple[OfferOption, ...], days_left: str) -> str:
+    def _text(self, step: _Step, shown: _OptionSet, days_left: str) -> str:
         """The step's text for these options; cached, since offers repeat the same few option sets."""
-        key = (id(step), options, days_left)
+        key = (step, shown, days_left)
         text = self._texts.get(key)
         if text is None:
+            config = step.config
             text = render_step_text(
-                step.text,
-                options,
+                config.text,
+                shown.options,
                 self._currency,
-                step.option_format,
-                step.option_separator,
+                config.option_format,
+                config.option_separator,
                 days_left=days_left,
             )
             if len(self._texts) >= _TEXT_CACHE_LIMIT:
@@ -862,47 +1296,55 @@ class Engine:
             self._texts[key] = text
         return text
 
-    @staticmethod
-    def _step_options(offer: _Offer, step: JourneyStep) -> tuple[OfferOption, ...]:
-        if step.options == "none" or not offer.options:
-            return ()
-        if step.options == "largest":
-            return (max(offer.options, key=lambda o: (o.volume_mb, o.price)),)
-        return offer.options
-
-    def _delivery(self, event: DeliveryReported | SubmitFailed, now: float, out: list[Command]) -> None:
-        key, _, tag = event.command_id.rpartition(":")
+    def _awaited(self, command_id: str) -> tuple[_Offer, _Step] | None:
+        """The offer and step a receipt or a submit failure is for, when that step is still awaited."""
+        key, _, tag = command_id.rpartition(":")
         offer = self._offers.get(key)
-        if offer is None or offer.state is not OfferState.AWAITING or tag != str(offer.step):
-            return  # a receipt for an earlier step, a confirmation, or a closed offer
-        step = offer.campaign.journey[offer.step]
-        assert offer.expires_at is not None
-        if isinstance(event, DeliveryReported) and event.delivered:
-            out.append(
-                _record(
-                    RecordKind.DELIVERED,
-                    now,
-                    offer.msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
-                    {"step": offer.step, "delivered": True, "state": event.state},
-                )
-            )
-            offer.delivered = True
-            self._arm(offer, min(now + step.wait, offer.expires_at))
+        if offer is None or offer.state is not _AWAITING or tag != str(offer.step):
+            return None  # a receipt for an earlier step, a confirmation, or a closed offer
+        return offer, offer.campaign.steps[offer.step]
+
+    def _delivered(self, event: DeliveryReported, now: float, out: list[Command]) -> None:
+        awaited = self._awaited(event.command_id)
+        if awaited is None:
             return
-        reason = event.state if isinstance(event, DeliveryReported) else event.reason
-        kind = RecordKind.DELIVERED if isinstance(event, DeliveryReported) else RecordKind.FAILED
+        offer, step = awaited
+        expires_at = offer.expires_at
+        assert expires_at is not None
+        delivered = bool(event.delivered)
         out.append(
             _record(
-                kind,
+                _DELIVERED,
                 now,
                 offer.msisdn,
                 offer.campaign.id,
                 offer.variant,
                 offer.offer_id,
-                {"step": offer.step, "delivered": False, "state": reason},
+                {"step": offer.step, "delivered": delivered, "state": event.state},
+            )
+        )
+        if delivered:
+            offer.delivered = True
+            deadline = now + step.wait
+            self._arm(offer, expires_at if expires_at < deadline else deadline)
+            return
+        self._start_step(offer, offer.step + 1, now, out)
+
+    def _submit_failed(self, event: SubmitFailed, now: float, out: list[Command]) -> None:
+        awaited = self._awaited(event.command_id)
+        if awaited is None:
+            return
+        offer = awaited[0]
+        assert offer.expires_at is not None
+        out.append(
+            _record(
+                _FAILED,
+                now,
+                offer.msisdn,
+                offer.campaign.id,
+                offer.variant,
+                offer.offer_id,
+                {"step": offer.step, "delivered": False, "state": event.reason},
             )
         )
         self._start_step(offer, offer.step + 1, now, out)
@@ -911,74 +1353,86 @@ class Engine:
 
     def _response(self, event: Responded, now: float, out: list[Command]) -> None:
         msisdn = event.msisdn
-        subscriber = self._subscriber(msisdn)
-        if event.response_id in subscriber.responses:
+        subscriber = self._subscribers.get(msisdn)
+        if subscriber is None:
+            subscriber = self._subscribers[msisdn] = _Subscriber()
+        response_id = event.response_id
+        seen = subscriber.responses
+        if response_id in seen:
             return  # the same answer delivered again (an SMSC re-delivery): already handled
-        subscriber.responses = (*subscriber.responses[-(_RECENT_RESPONSES - 1) :], event.response_id)
-        offer = self._offers.get(event.offer_id) if event.offer_id is not None else None
-        if offer is None and event.offer_id is None:
-            offer = self._offer_with(subscriber, event.option_id)
+        subscriber.responses = (*seen[-(_RECENT_RESPONSES - 1) :], response_id)
+        key = event.offer_id
+        offer = self._offer_with(subscriber, event.option_id) if key is None else self._offers.get(key)
         if offer is None or offer.msisdn != msisdn:
             self._reject_response(event, subscriber, now, out)
             return
-        if offer.campaign.offer is None:  # an informational journey offers nothing to take
+        campaign = offer.campaign
+        if campaign.offer is None:  # an informational journey offers nothing to take
             self._reject_response(event, subscriber, now, out)
             return
-        texts = offer.campaign.offer.texts
-        if offer.state is OfferState.ACTIVATING:
+        texts = campaign.offer.texts
+        state = offer.state
+        if state is _ACTIVATING:
             self._answer(offer, event, now, out, refused="duplicate", text=texts.duplicate)
             return
-        if offer.state not in (OfferState.AWAITING, OfferState.OPEN) or offer.expires_at is None:
+        expires_at = offer.expires_at
+        if (state is not _AWAITING and state is not _OPEN) or expires_at is None:
             self._answer(offer, event, now, out, refused="not offered yet", text=texts.not_offered)
             return
-        if now >= offer.expires_at:
+        if now >= expires_at:
             self._close(offer, "expired", now, out)
             self._answer(offer, event, now, out, refused="expired", text=texts.expired)
             return
-        if event.channel is ResponseChannel.STK_DECLINED:
+        channel = event.channel
+        if channel is _STK_DECLINED:
             self._answer(offer, event, now, out, refused=None, text=texts.declined)
             self._close(offer, "declined", now, out)
             return
-        option = self._chosen(offer, event)
+        option_id = event.option_id
+        if channel is _STK_OK and option_id is None:
+            pushed = offer.pushed.options
+            option = pushed[0] if len(pushed) == 1 else None
+        else:
+            option = offer.offered.by_name.get(option_id) if option_id is not None else None
         if option is None:
             self._answer(offer, event, now, out, refused="not offered", text=texts.not_offered)
             return
-        fields = option_fields(option, self._currency)
-        offer.state = OfferState.ACTIVATING
+        fields = self._fields(option)
+        offer.state = _ACTIVATING
         offer.deadline = None
         offer.chosen = option
+        key = offer.offer_id
+        package_id = option.package_id
         out.append(
             _record(
-                RecordKind.RESPONSE,
+                _RESPONSE,
                 now,
                 msisdn,
-                offer.campaign.id,
+                campaign.id,
                 offer.variant,
-                offer.offer_id,
+                key,
                 {
-                    **_response_detail(event),
-                    "package_id": option.package_id,
+                    "response_id": response_id,
+                    "channel": channel._value_,
+                    "option": option_id,
+                    "package_id": package_id,
                     "latency": now - offer.trigger.event_time,
                 },
             )
         )
         out.append(
             _record(
-                RecordKind.ACTIVATION,
+                _ACTIVATION,
                 now,
                 msisdn,
-                offer.campaign.id,
+                campaign.id,
                 offer.variant,
-                offer.offer_id,
-                {
-                    "package_id": option.package_id,
-                    "payment": option.payment.value,
-                    "price": str(option.price),
-                },
+                key,
+                {"package_id": package_id, "payment": option.payment._value_, "price": str(option.price)},
             )
         )
-        out.append(Activate(offer.offer_id, msisdn, option.package_id, option.payment, option.price))
-        out.append(Reply(event.response_id, msisdn, event.channel, True, texts.accepted.format_map(fields)))
+        out.append(_activate(key, msisdn, package_id, option.payment, option.price))
+        out.append(_reply(response_id, msisdn, channel, True, texts.accepted.format_map(fields)))
 
     @staticmethod
     def _answer(
@@ -986,34 +1440,25 @@ class Engine:
     ) -> None:
         """Record the answer and reply: ``refused`` says why it activates nothing (None: a decline)."""
         if refused is None:
-            kind, detail, accepted = RecordKind.RESPONSE, {**_response_detail(event), "declined": True}, True
+            kind, detail, accepted = _RESPONSE, {**_response_detail(event), "declined": True}, True
         else:
             kind, detail, accepted = (
-                RecordKind.REJECTED_RESPONSE,
+                _REJECTED_RESPONSE,
                 {**_response_detail(event), "reason": refused},
                 False,
             )
         out.append(_record(kind, now, offer.msisdn, offer.campaign.id, offer.variant, offer.offer_id, detail))
-        out.append(Reply(event.response_id, offer.msisdn, event.channel, accepted, text))
+        out.append(_reply(event.response_id, offer.msisdn, event.channel, accepted, text))
 
     def _offer_with(self, subscriber: _Subscriber, option_id: str | None) -> _Offer | None:
         """The newest open offer naming ``option_id`` (a package id or its USSD code)."""
+        if option_id is None:
+            return None  # names no option
+        offers = self._offers
         for key in reversed(subscriber.offers):
-            offer = self._offers.get(key)
-            if (
-                offer is not None
-                and offer.expires_at is not None
-                and any(option_id in (o.package_id, o.ussd_code) for o in offer.options)
-            ):
+            offer = offers.get(key)
+            if offer is not None and offer.expires_at is not None and option_id in offer.offered.by_name:
                 return offer
-        return None
-
-    def _chosen(self, offer: _Offer, event: Responded) -> OfferOption | None:
-        if event.channel is ResponseChannel.STK_OK and event.option_id is None:
-            return offer.pushed[0] if len(offer.pushed) == 1 else None
-        for option in offer.options:
-            if event.option_id in (option.package_id, option.ussd_code):
-                return option
         return None
 
     def _reject_response(
@@ -1034,7 +1479,7 @@ class Engine:
             reason, text, key, campaign_id = "no open offer", texts.no_offer, event.offer_id, None
         else:
             key, outcome, _packages, campaign_id, variant = closed
-            campaign = self.campaigns.campaign(campaign_id)
+            campaign = self._compiled.get(campaign_id)
             if campaign is not None and campaign.offer is not None:
                 texts = campaign.offer.texts
             if outcome == "activated":
@@ -1044,7 +1489,7 @@ class Engine:
         detail = _response_detail(event)
         out.append(
             _record(
-                RecordKind.REJECTED_RESPONSE,
+                _REJECTED_RESPONSE,
                 now,
                 event.msisdn,
                 campaign_id,
@@ -1053,22 +1498,22 @@ class Engine:
                 {**detail, "reason": reason},
             )
         )
-        out.append(Reply(event.response_id, event.msisdn, event.channel, False, text))
+        out.append(_reply(event.response_id, event.msisdn, event.channel, False, text))
 
     def _activation(self, event: Activated | ActivationFailed, now: float, out: list[Command]) -> None:
         offer = self._offers.get(event.offer_id)
-        if offer is None or offer.state is not OfferState.ACTIVATING:
+        if offer is None or offer.state is not _ACTIVATING:
             return  # billing repeated itself (idempotent): already recorded
         config = offer.campaign.offer
         assert config is not None
         option = offer.chosen
         assert option is not None  # set with the ACTIVATING state
-        fields = option_fields(option, self._currency)
-        zone = self._zone_of(self._subscriber(offer.msisdn))
+        fields = self._fields(option)
+        zone = self._zone_of(offer.subscriber)
         if isinstance(event, Activated):
             out.append(
                 _record(
-                    RecordKind.FULFILLED,
+                    _FULFILLED,
                     now,
                     offer.msisdn,
                     offer.campaign.id,
@@ -1088,7 +1533,7 @@ class Engine:
         else:
             out.append(
                 _record(
-                    RecordKind.FAILED,
+                    _FAILED,
                     now,
                     offer.msisdn,
                     offer.campaign.id,
@@ -1101,13 +1546,8 @@ class Engine:
             outcome = "failed"
         self.policy.record(offer.msisdn, Channel.SMS, TRANSACTIONAL, now, zone)
         out.append(
-            SendSms(
-                f"{offer.offer_id}:confirm",
-                offer.msisdn,
-                offer.campaign.id,
-                text,
-                offer.offer_id,
-                promotional=False,
+            _send_sms(
+                f"{offer.offer_id}:confirm", offer.msisdn, offer.campaign.id, text, offer.offer_id, False
             )
         )
         self._close(offer, outcome, now, out)
@@ -1119,15 +1559,18 @@ class Engine:
         later deadline leaves the earlier entry in place, which requeues itself when it comes up, so an
         offer moving through its steps costs a push per step only when its deadline comes sooner."""
         offer.deadline = when
-        if offer.queued is None or when < offer.queued:
+        queued = offer.queued
+        if queued is None or when < queued:
             offer.queued = when
-            heapq.heappush(self._deadlines, (when, offer.offer_id))
+            self._deadlines.push(when, offer.offer_id)
 
     def _tick(self, now: float, out: list[Command]) -> None:
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            when, key = heapq.heappop(heap)
-            offer = self._offers.get(key)
+        deadlines = self._deadlines
+        times = deadlines.times
+        offers = self._offers
+        while times and times[0] <= now:
+            when, key = deadlines.pop()
+            offer = offers.get(key)
             if offer is None or offer.queued != when:
                 continue  # closed, or superseded by an earlier entry
             offer.queued = None
@@ -1138,7 +1581,7 @@ class Engine:
                 # its deadline moved later: requeue it there, so that offers due in the same Tick are
                 # handled in deadline order whether or not next_deadline() looked at the heap first
                 offer.queued = deadline
-                heapq.heappush(heap, (deadline, key))
+                deadlines.push(deadline, key)
                 continue
             offer.deadline = None
             self._due(offer, now, out)
@@ -1147,56 +1590,49 @@ class Engine:
         # ``now``, not the deadline: a Tick that comes late (after a restart) acts at the real time, so
         # quiet hours and caps hold; the Tick and its ``now`` are in the event log, so a replay agrees
         state = offer.state
-        if state is OfferState.DELAYED:
-            self._score(offer, now, out)
-        elif state is OfferState.SCORING:
-            self._scoring_failed(offer, "timed out", now, out)
-        elif state is OfferState.STEP_PENDING:
-            self._start_step(offer, offer.step, now, out)
-        elif state is OfferState.AWAITING:
+        if state is _AWAITING:
             if offer.expires_at is not None and now >= offer.expires_at:
                 self._close(offer, "expired", now, out)
             else:
                 self._start_step(offer, offer.step + 1, now, out)
-        elif state is OfferState.OPEN:
+        elif state is _STEP_PENDING:
+            self._start_step(offer, offer.step, now, out)
+        elif state is _DELAYED:
+            self._score(offer, now, out)
+        elif state is _SCORING:
+            self._scoring_failed(offer, "timed out", now, out)
+        elif state is _OPEN:
             self._close(offer, "expired", now, out)
 
     def _close(
         self, offer: _Offer, outcome: str, now: float, out: list[Command], *, reason: str | None = None
     ) -> None:
-        del self._offers[offer.offer_id]
+        key = offer.offer_id
+        del self._offers[key]
         offer.deadline = None
-        subscriber = self._subscriber(offer.msisdn)
-        subscriber.offers = tuple(k for k in subscriber.offers if k != offer.offer_id)
-        subscriber.closed = (
-            *subscriber.closed[-(_RECENT_CLOSED - 1) :],
-            (
-                offer.offer_id,
-                outcome,
-                tuple(name for o in offer.options for name in (o.package_id, o.ussd_code)),
-                offer.campaign.id,
-                offer.variant,
-            ),
-        )
+        subscriber = offer.subscriber
+        open_offers = subscriber.offers
+        subscriber.offers = () if open_offers == (key,) else tuple(k for k in open_offers if k != key)
+        campaign_id = offer.campaign.id
+        variant = offer.variant
+        closed = subscriber.closed
+        entry = (key, outcome, offer.offered.names, campaign_id, variant)
+        subscriber.closed = (*closed[-(_RECENT_CLOSED - 1) :], entry) if closed else (entry,)
         detail: dict[str, object] = {"outcome": outcome}
         if reason is not None:
             detail["reason"] = reason
             out.append(
                 _record(
-                    RecordKind.SUPPRESSED,
+                    _SUPPRESSED,
                     now,
                     offer.msisdn,
-                    offer.campaign.id,
-                    offer.variant,
-                    offer.offer_id,
+                    campaign_id,
+                    variant,
+                    key,
                     {"reason": reason, "stage": "offer"},
                 )
             )
-        out.append(
-            _record(
-                RecordKind.CLOSED, now, offer.msisdn, offer.campaign.id, offer.variant, offer.offer_id, detail
-            )
-        )
+        out.append(_record(_CLOSED, now, offer.msisdn, campaign_id, variant, key, detail))
 
     # --- checkpoint -----------------------------------------------------------------------------
 
@@ -1252,7 +1688,7 @@ class Engine:
         rows = snapshot.get("offers")
         if not isinstance(rows, list):
             raise ConfigError("engine snapshot: offers is not a list")
-        campaigns: dict[str, CampaignConfig | None] = {}
+        campaigns: dict[str, _Campaign | None] = {}
         options: dict[tuple[object, ...], OfferOption] = {}  # one object per distinct option
         offers: dict[str, _Offer] = {}
         owners: dict[str, str] = {}  # offer id -> msisdn, dropped offers included
@@ -1262,7 +1698,7 @@ class Engine:
                 raise ConfigError(f"engine snapshot: offer {index} is not a list of {_OFFER_FIELDS} fields")
             campaign_id = row[1]
             if campaign_id not in campaigns:
-                campaigns[campaign_id] = self.campaigns.campaign(campaign_id)
+                campaigns[campaign_id] = self._compiled.get(campaign_id)
             key, msisdn, offer = self._offer_from_row(index, row, campaigns[campaign_id], options)
             if key in owners:
                 raise ConfigError(f"engine snapshot: offer {index} repeats {key}")
@@ -1271,6 +1707,7 @@ class Engine:
                 raise ConfigError(f"engine snapshot: offer {index} ({key}) is not open for {msisdn}")
             owners[key] = msisdn
             if offer is not None and _fits(offer):
+                offer.subscriber = owner
                 offers[key] = offer
             else:
                 dropped.append(key)
@@ -1283,8 +1720,10 @@ class Engine:
         self.policy.restore(policy)  # the last check: it raises before changing anything
         self._subscribers = subscribers
         self._offers = offers
-        deadlines = [(offer.queued, key) for key, offer in offers.items() if offer.queued is not None]
-        heapq.heapify(deadlines)
+        deadlines = _Deadlines()
+        for key, offer in offers.items():
+            if offer.queued is not None:
+                deadlines.push(offer.queued, key)
         self._deadlines = deadlines
         self._pruned_at = None if pruned_at is None else float(pruned_at)
         return dropped
@@ -1293,7 +1732,7 @@ class Engine:
         self,
         index: int,
         row: list[Any],
-        campaign: CampaignConfig | None,
+        campaign: _Campaign | None,
         shared: dict[tuple[object, ...], OfferOption],
     ) -> tuple[str, str, _Offer | None]:
         """The id, msisdn and offer of one snapshot row (no offer when ``campaign`` is gone)."""
@@ -1330,13 +1769,13 @@ class Engine:
             raise ConfigError(f"{where}: an offer {state.name} has options and an expiry")
         if campaign is None:
             return key, trigger.msisdn, None
-        offer = _Offer(key, campaign, variant, trigger)
+        offer = _Offer(key, campaign, variant, trigger, _NO_SUBSCRIBER)  # restore() sets its owner
         offer.state = state
         offer.step = step
         offer.step_ready = step_ready
-        offer.options = options
+        offer.offered = self._option_set(options)
         offer.chosen = None if chosen is None else options[chosen]
-        offer.pushed = tuple(options[i] for i in pushed)
+        offer.pushed = self._option_set(tuple(options[i] for i in pushed))
         offer.deadline = None if deadline is None else float(deadline)
         offer.queued = None if queued is None else float(queued)
         offer.expires_at = None if expires_at is None else float(expires_at)
@@ -1379,7 +1818,7 @@ _STATES = {state.name: state for state in OfferState}
 
 
 def _offer_to_row(offer: _Offer) -> list[Any]:
-    options = offer.options
+    options = offer.offered.options
     return [
         offer.offer_id,
         offer.campaign.id,
@@ -1390,7 +1829,7 @@ def _offer_to_row(offer: _Offer) -> list[Any]:
         offer.step_ready,
         [[o.package_id, o.volume_mb, str(o.price), o.payment.value, o.ussd_code] for o in options],
         None if offer.chosen is None else options.index(offer.chosen),
-        [options.index(option) for option in offer.pushed],
+        [options.index(option) for option in offer.pushed.options],
         offer.deadline,
         offer.queued,
         offer.expires_at,
@@ -1407,7 +1846,7 @@ def _fits(offer: _Offer) -> bool:
     campaign = offer.campaign
     if offer.state is OfferState.AWAITING and offer.step >= len(campaign.journey):
         return False
-    return campaign.offer is not None or not (offer.options or offer.state in _NEEDS_OFFER)
+    return campaign.offer is not None or not (offer.offered.options or offer.state in _NEEDS_OFFER)
 
 
 # A profile is a row of its own rather than campaign_core.codec's object: a third of the time both ways

@@ -15,14 +15,16 @@ outcome never depends on file order.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from campaign_core.config import CampaignConfig, CatalogueConfig, ExperimentArm, ExperimentConfig
 
-__all__ = ["Candidate", "arbitrate", "assign", "bucket", "offer_value"]
+__all__ = ["Assigner", "Candidate", "arbitrate", "assign", "bucket", "offer_value"]
 
 BUCKETS = 10_000
+_from_bytes = int.from_bytes
 
 
 def bucket(salt: str, msisdn: str) -> int:
@@ -40,6 +42,34 @@ def assign(experiment: ExperimentConfig, msisdn: str) -> ExperimentArm:
         if position < upper:
             return arm
     return experiment.arms[-1]  # unreachable with shares adding up to 100
+
+
+class Assigner:
+    """``assign`` for one experiment with what does not change decided once (the engine keeps one per
+    experiment): the salt as the hash input's prefix and the arms' upper bucket bounds. Same arm as
+    ``assign`` for every MSISDN (tests/campaign/test_engine_fast_paths.py)."""
+
+    __slots__ = ("_arms", "_salted", "_uppers", "experiment")
+
+    def __init__(self, experiment: ExperimentConfig) -> None:
+        self.experiment = experiment
+        # the hash state after ``salt ":"``: a copy of it, updated with the MSISDN, gives bucket()'s digest
+        self._salted = hashlib.blake2b(f"{experiment.salt}:".encode(), digest_size=8)
+        self._arms = experiment.arms
+        uppers: list[int] = []
+        upper = 0
+        for arm in experiment.arms:
+            upper += arm.share * (BUCKETS // 100)
+            uppers.append(upper)
+        self._uppers = tuple(uppers)
+
+    def __call__(self, msisdn: str) -> ExperimentArm:
+        hashed = self._salted.copy()
+        hashed.update(msisdn.encode())
+        # the first arm whose upper bound is above the bucket (arms with share 0 own no bucket)
+        index = bisect_right(self._uppers, _from_bytes(hashed.digest(), "big") % BUCKETS)
+        arms = self._arms
+        return arms[index] if index < len(arms) else arms[-1]
 
 
 def offer_value(campaign: CampaignConfig, catalogue: CatalogueConfig) -> int:

@@ -81,9 +81,11 @@ from campaign_core.model import Channel
 from protocols.errors import ConfigError
 
 __all__ = [
+    "ALLOWED",
     "PURPOSES",
     "SNAPSHOT_VERSION",
     "Allowed",
+    "ContactPlan",
     "ContactPolicy",
     "Deferred",
     "Suppressed",
@@ -252,10 +254,11 @@ def _in_window(wall: int, start: int, end: int) -> bool:
     return wall >= start or wall < end
 
 
-class _Plan:
-    """What ``check`` and ``record`` do for one (channel, purpose)."""
+class ContactPlan:
+    """What ``check`` and ``record`` do for one (channel, purpose): ``ContactPolicy.contact_plan``, for
+    ``check_planned`` / ``record_planned`` (the engine resolves one per journey step, once)."""
 
-    __slots__ = ("caps", "counts", "first_zero", "promotional", "uses_calendar")
+    __slots__ = ("caps", "counts", "first", "first_zero", "promotional", "uses_calendar")
 
     def __init__(
         self,
@@ -263,10 +266,12 @@ class _Plan:
         quiet: bool,
         caps: tuple[tuple[int, int, int, Suppressed], ...],
         counts: tuple[int, ...],
+        first: tuple[int, ...],
     ) -> None:
         self.promotional = promotional
         self.caps = caps  # (state position of the count, position of its period start, max, verdict)
         self.counts = counts  # state positions ``record`` adds one to
+        self.first = first  # the counts of a subscriber's first recorded contact (after the period starts)
         self.first_zero = next((verdict for _, _, limit, verdict in caps if limit <= 0), None)
         self.uses_calendar = (promotional and quiet) or bool(caps)
 
@@ -292,7 +297,6 @@ class ContactPolicy:
         "_quiet",
         "_removed",
         "_state",
-        "_zeros",
     )
 
     def __init__(self, config: PolicyConfig) -> None:
@@ -311,7 +315,6 @@ class ContactPolicy:
             tuple(len(periods) + j for j, p in enumerate(self._counter_period) if p == i)
             for i in range(len(periods))
         )
-        self._zeros = (0,) * len(counters)
         quiet = config.quiet_hours
         quiet_hours = None
         if quiet is not None:
@@ -329,7 +332,7 @@ class ContactPolicy:
             None: default_calendar,
             config.default_timezone: default_calendar,
         }
-        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._plans: dict[tuple[str, str], ContactPlan] = {}
         for channel in Channel:
             for purpose in PURPOSES:
                 caps: list[tuple[int, int, int, Suppressed]] = []
@@ -343,8 +346,9 @@ class ContactPolicy:
                     caps.append((counter, periods.index(rule.per), rule.max, verdict))
                     if counter not in counts:
                         counts.append(counter)
-                self._plans[channel, purpose] = _Plan(
-                    purpose == "promotional", self._quiet, tuple(caps), tuple(counts)
+                first = tuple(int(len(periods) + j in counts) for j in range(len(counters)))
+                self._plans[channel, purpose] = ContactPlan(
+                    purpose == "promotional", self._quiet, tuple(caps), tuple(counts), first
                 )
         self._state: dict[str, tuple[int, ...]] = {}
         self._base_dnd = frozenset(config.do_not_disturb)
@@ -365,7 +369,7 @@ class ContactPolicy:
         """Subscribers with remembered contacts."""
         return len(self._state)
 
-    def _plan(self, channel: Channel, purpose: str) -> _Plan:
+    def _plan(self, channel: Channel, purpose: str) -> ContactPlan:
         plan = self._plans.get((channel, purpose))
         if plan is None:
             raise ValueError(f"contact purpose {purpose!r} on channel {channel!r}: purposes are {PURPOSES}")
@@ -382,9 +386,18 @@ class ContactPolicy:
             self._calendars[timezone] = calendar
         return calendar
 
+    def contact_plan(self, channel: Channel, purpose: str) -> ContactPlan:
+        """The plan of ``check`` and ``record`` for ``channel`` and ``purpose`` (``ValueError`` for a
+        purpose not in ``PURPOSES``), to call ``check_planned`` / ``record_planned`` with."""
+        return self._plans.get((channel, purpose)) or self._plan(channel, purpose)
+
     def check(self, msisdn: str, channel: Channel, purpose: str, now: float, timezone: str | None) -> Verdict:
         """The verdict for one contact now; changes no state."""
         plan = self._plans.get((channel, purpose)) or self._plan(channel, purpose)
+        return self.check_planned(plan, msisdn, now, timezone)
+
+    def check_planned(self, plan: ContactPlan, msisdn: str, now: float, timezone: str | None) -> Verdict:
+        """``check`` with the (channel, purpose) resolved by ``contact_plan``."""
         if plan.promotional and msisdn in self._dnd:
             return _DO_NOT_DISTURB
         if not plan.uses_calendar:
@@ -409,6 +422,10 @@ class ContactPolicy:
     def record(self, msisdn: str, channel: Channel, purpose: str, now: float, timezone: str | None) -> None:
         """Count one contact made (the engine calls it when it sends)."""
         plan = self._plans.get((channel, purpose)) or self._plan(channel, purpose)
+        self.record_planned(plan, msisdn, now, timezone)
+
+    def record_planned(self, plan: ContactPlan, msisdn: str, now: float, timezone: str | None) -> None:
+        """``record`` with the (channel, purpose) resolved by ``contact_plan``."""
         counts = plan.counts
         if not counts:
             return  # no rule counts these contacts: nothing to remember
@@ -418,14 +435,14 @@ class ContactPolicy:
         keys = calendar.keys
         old = self._state.get(msisdn)
         if old is None:
-            state = [*keys, *self._zeros]
-        else:
-            state = list(old)
-            for period, key in enumerate(keys):
-                if key > state[period]:  # a later period: its counts start again
-                    state[period] = key
-                    for position in self._period_counters[period]:
-                        state[position] = 0
+            self._state[msisdn] = keys + plan.first  # the period starts, then zeros and this contact
+            return
+        state = list(old)
+        for period, key in enumerate(keys):
+            if key > state[period]:  # a later period: its counts start again
+                state[period] = key
+                for position in self._period_counters[period]:
+                    state[position] = 0
         for position in counts:
             state[position] += 1
         self._state[msisdn] = tuple(state)
@@ -441,11 +458,15 @@ class ContactPolicy:
         ``now`` or later changes.
         """
         horizons = [now - _LENGTH[period] - _SLACK for period in self._periods]
-        stale = [
-            msisdn
-            for msisdn, state in self._state.items()
-            if all(state[i] <= horizon for i, horizon in enumerate(horizons))
-        ]
+        if len(horizons) == 1:  # one period kind (the usual "per day" caps): no inner loop per subscriber
+            (horizon,) = horizons
+            stale = [msisdn for msisdn, state in self._state.items() if state[0] <= horizon]
+        else:
+            stale = [
+                msisdn
+                for msisdn, state in self._state.items()
+                if all(state[i] <= horizon for i, horizon in enumerate(horizons))
+            ]
         for msisdn in stale:
             del self._state[msisdn]
         return len(stale)
