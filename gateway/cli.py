@@ -35,12 +35,16 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 from campaign_core.usage import Trigger
 from gateway.campaigns import DEFAULT_REPLY_TO, DEFAULT_USSD_MENUS, CampaignDirError, load_campaign_dir
 from gateway.campaigns.cli import register as register_campaign_commands
+from gateway.config import LoadedConfig, load_gateway_config
 from gateway.ingest.config import load_ingest_config
 from gateway.ingest.service import IngestService
+from gateway.logs import configure_logging
+from gateway.run import GatewayService
 from gateway.runtime import settle_heap
 from gateway.smpp.client import BindError, ClientConfig, SmppClient, SubmitError
 from protocols.errors import ConfigError, GatewayError, TransportError
@@ -116,7 +120,42 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[
     )
     validate.set_defaults(func=_validate)
     register_campaign_commands(sub)  # explain, replay
+
+    run_cmd = sub.add_parser(
+        "run", help="run the gateway against the network elements of a config file (SIGHUP reloads)"
+    )
+    run_cmd.add_argument("--config", required=True, metavar="FILE", help="e.g. configs/gateway.yaml")
+    run_cmd.add_argument("--pcap", default=None, metavar="FILE", help="capture every TCP exchange here")
+    run_cmd.add_argument(
+        "--check", action="store_true", help="validate the config and every file it names, then exit"
+    )
+    run_cmd.set_defaults(func=_run_gateway)
     return parser, sub
+
+
+def _run_gateway(args: argparse.Namespace) -> int:
+    loaded = load_gateway_config(args.config)  # file, line, reason: before anything starts
+    if args.check:
+        print(f"{args.config}: OK ({len(loaded.campaigns.campaigns)} campaigns)")
+        return 0
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # the config's format replaces the command line's default
+        root.removeHandler(handler)
+    configure_logging(loaded.config.logging.format, loaded.config.logging.level)
+    return asyncio.run(_serve(loaded, None if args.pcap is None else Path(args.pcap)))
+
+
+async def _serve(loaded: LoadedConfig, pcap: Path | None) -> int:
+    service = GatewayService(loaded, pcap=pcap)
+    service.install_signals()
+    await service.start()
+    settle_heap()
+    logging.getLogger("tgw").info("gateway running: %s", loaded.path)
+    try:
+        await service.wait_stopped()
+    finally:
+        await service.stop()
+    return 0
 
 
 async def _ingest_async(args: argparse.Namespace) -> int:

@@ -8,9 +8,9 @@ reassembles PDUs split over reads), and FIN segments at the end. Timestamps come
 (epoch seconds: the simulated clock in a simulation).
 
 Both ends of a loopback connection living in the same process (the simulation) means each direction
-is received by one of our sockets, so inbound capture records everything once. Bytes sent to a
-process that is not ours are not seen (capture them with dumpcap; a live gateway's outbound tap is
-issue #9's ``--pcap``).
+is received by one of our sockets, so inbound capture records everything once. When the peers are
+other processes (``tgw run --pcap``), ``outbound=True`` also records what our sockets write (the
+transport's ``write``/``writelines``), so both directions are in the file.
 
 ``name_server(port, ip, wire_port, client_ip)`` relabels a listener: its connections appear between
 ``client_ip`` and ``ip:wire_port``, so each simulated node gets its own address and each protocol its
@@ -120,9 +120,10 @@ class _Flow:
 class TrafficTap:
     """Captures what the loop's TCP sockets receive into ``writer`` (see the module docstring)."""
 
-    def __init__(self, writer: PcapWriter, clock: Callable[[], float]) -> None:
+    def __init__(self, writer: PcapWriter, clock: Callable[[], float], *, outbound: bool = False) -> None:
         self.writer = writer
         self.clock = clock
+        self.outbound = outbound
         self._names: dict[int, tuple[str, int, str]] = {}
         self._flows: dict[tuple[tuple[str, int], tuple[str, int]], _Flow] = {}
 
@@ -135,9 +136,13 @@ class TrafficTap:
         make = loop._make_socket_transport  # type: ignore[attr-defined]
 
         def tapped(sock: socket.socket, protocol: asyncio.BaseProtocol, *args: Any, **kwargs: Any) -> Any:
-            if sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM:
-                protocol = self._wrap(sock, protocol)
-            return make(sock, protocol, *args, **kwargs)
+            if sock.family != socket.AF_INET or sock.type != socket.SOCK_STREAM:
+                return make(sock, protocol, *args, **kwargs)
+            protocol = self._wrap(sock, protocol)
+            transport = make(sock, protocol, *args, **kwargs)
+            if self.outbound and isinstance(protocol, _Tapped | _TappedBuffered):
+                self._tap_writes(transport, protocol._local, protocol._peer)
+            return transport
 
         loop._make_socket_transport = tapped  # type: ignore[attr-defined]
 
@@ -202,6 +207,53 @@ class TrafficTap:
                     payload=chunk,
                 )
                 flow.server_seq += len(chunk)
+
+    def sent(self, local: tuple[str, int], peer: tuple[str, int], data: bytes) -> None:
+        """Bytes this socket wrote (``outbound`` taps: the peer is another process)."""
+        flow, server_side = self._flow(local, peer)
+        at = self.clock()
+        for start in range(0, len(data), _MSS):
+            chunk = data[start : start + _MSS]
+            if server_side:  # we are the server: it goes to the client
+                self.writer.segment(
+                    at,
+                    flow.server,
+                    flow.client,
+                    seq=flow.server_seq,
+                    ack=flow.client_seq,
+                    flags=_PSH | _ACK,
+                    payload=chunk,
+                )
+                flow.server_seq += len(chunk)
+            else:
+                self.writer.segment(
+                    at,
+                    flow.client,
+                    flow.server,
+                    seq=flow.client_seq,
+                    ack=flow.server_seq,
+                    flags=_PSH | _ACK,
+                    payload=chunk,
+                )
+                flow.client_seq += len(chunk)
+
+    def _tap_writes(self, transport: Any, local: tuple[str, int], peer: tuple[str, int]) -> None:
+        write = transport.write
+        writelines = transport.writelines
+
+        def tapped_write(data: bytes | bytearray | memoryview) -> None:
+            if data:
+                self.sent(local, peer, bytes(data))
+            write(data)
+
+        def tapped_writelines(lines: Any) -> None:
+            lines = [bytes(line) for line in lines]
+            if lines:
+                self.sent(local, peer, b"".join(lines))
+            writelines(lines)
+
+        transport.write = tapped_write
+        transport.writelines = tapped_writelines
 
     def lost(self, local: tuple[str, int], peer: tuple[str, int]) -> None:
         flow, _ = self._flow(local, peer)
