@@ -22,6 +22,16 @@ dialog ended with a final screen and every reply was used; 1 the control channel
 timed out by the network); 6 the dialog did not follow the script (a screen asks for input and no
 replies are left, so the handset cancels, or it ended with replies unused); 64 a usage error (a
 string that is no USSD code). Each failure prints one line on stderr.
+
+``tgw sim smsc --control ... [--handsets N,...] [--sim-keys FILE]`` switches tester handsets on (those
+named, and one per subscriber of the SIM key file, whose card gets that subscriber's keys; any other
+MSISDN at first use) and serves the web handset at ``/`` on the control port (third line).
+``tgw handset sms --sim HOST:PORT --msisdn N`` prints N's SMS inbox; with ``--to SHORTCODE --text T`` it
+sends T as an MO SMS instead. ``tgw handset inbox`` prints the inbox (``--wait S``: only the next SMS,
+within S seconds). ``tgw handset stk --sim HOST:PORT --msisdn N`` prints the open SIM toolkit dialog
+(``--wait S``: the next one) and answers it with ``--ok``, ``--cancel``, ``--item N`` or ``--input
+TEXT``. Their exit statuses: 0 done; 1, 3, 64 as above; 4 no SMS or dialog (within ``--wait``), or the
+dialog closed before the answer.
 """
 
 from __future__ import annotations
@@ -94,7 +104,7 @@ async def _run_smsc(args: argparse.Namespace) -> int:
     control: SmscControl | None = None
     try:
         if args.control is not None:
-            control = SmscControl(sim)
+            control = SmscControl(sim, handsets=args.handsets, sim_keys=args.sim_keys)
             chost, cport = args.control
             try:
                 caddr = await control.start(chost, cport)
@@ -103,6 +113,7 @@ async def _run_smsc(args: argparse.Namespace) -> int:
                     f"cannot listen on {chost}:{cport} for control: {exc.strerror or exc}"
                 ) from None
             print(f"SMSC control channel on http://{caddr[0]}:{caddr[1]}", flush=True)
+            print(f"web handset on http://{caddr[0]}:{caddr[1]}/", flush=True)
         await stop.wait()
     finally:
         if control is not None:
@@ -157,10 +168,101 @@ async def _run_dialog(client: ControlClient, session: str, replies: list[str], t
         await client.reply(session, text, timeout)
 
 
+def _print_sms(messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        print(f"--- SMS {message['id']} from {message['from']} at {message['at']} ---", flush=True)
+        print(message["text"], flush=True)
+
+
+async def _handset_sms(client: ControlClient, args: argparse.Namespace) -> int:
+    """``sms``: send with --to and --text, else print the inbox; ``inbox``: print it (--wait: the next SMS)."""
+    to, text = getattr(args, "to", None), getattr(args, "text", None)
+    if to is not None or text is not None:
+        if to is None or text is None:
+            return _fail("give both --to and --text to send an SMS", 64)
+        sent = await client.send_sms(args.msisdn, to, text, args.timeout)
+        print(f"sent to {sent['to']} ({sent['parts']} part(s)): {sent['text']}", flush=True)
+        return 0
+    box = await client.sms(args.msisdn)
+    if args.wait:
+        last = max((message["id"] for message in box["inbox"] + box["sent"]), default=0)
+        try:
+            box = await client.sms(args.msisdn, after=last, timeout=args.wait)
+        except ControlError as exc:
+            if exc.status != 504:
+                raise
+            return _fail(f"no SMS to {args.msisdn} within {args.wait:g} s", 4)
+    _print_sms(box["inbox"])
+    if not box["inbox"] and not args.wait:
+        print(f"(no SMS received by {args.msisdn})", flush=True)
+    return 0
+
+
+def _print_stk(dialog: dict[str, Any]) -> None:
+    kind = dialog["kind"]
+    what = {"yes_no": " (yes/no)", "key": " (one key)"}.get(kind, "")
+    print(
+        f"--- SIM toolkit dialog {dialog['id']}: {dialog['command']}{what}, "
+        f"{dialog['expires_in']:.0f} s left ---",
+        flush=True,
+    )
+    if dialog["text"]:
+        print(dialog["text"], flush=True)
+    for item in dialog["items"]:
+        print(f"  {item['id']}. {item['text']}", flush=True)
+    if kind == "select":
+        hint = "--item N or --cancel (Back)"
+    elif kind == "yes_no":
+        hint = "--ok (Yes) or --cancel (No)"
+    elif kind in ("input", "key"):
+        bounds = dialog["input"]
+        span = f"{bounds['min']}" if bounds["min"] == bounds["max"] else f"{bounds['min']}-{bounds['max']}"
+        chars = "digits" if bounds["digits_only"] else "characters"
+        hint = f"--input TEXT ({span} {chars}) or --cancel"
+    else:
+        hint = "--ok or --cancel"
+    print(f"[answer with {hint}]", flush=True)
+
+
+async def _handset_stk(client: ControlClient, args: argparse.Namespace) -> int:
+    """Show the open SIM toolkit dialog (--wait: the next one) and answer it when told how."""
+    try:
+        dialog = await client.stk(args.msisdn, timeout=args.wait or None)
+    except ControlError as exc:
+        if exc.status != 504:
+            raise
+        return _fail(f"no SIM toolkit dialog on {args.msisdn} within {args.wait:g} s", 4)
+    if dialog is None:
+        return _fail(f"no SIM toolkit dialog is open on {args.msisdn}", 4)
+    _print_stk(dialog)
+    if args.ok:
+        action, shown = "ok", "OK"
+    elif args.cancel:
+        action, shown = "cancel", "Cancel"
+    elif args.item is not None:
+        action, shown = "item", f"item {args.item}"
+    elif args.input is not None:
+        action, shown = "input", args.input
+    else:
+        return 0
+    try:
+        await client.answer_stk(args.msisdn, action, item=args.item, text=args.input, dialog=dialog["id"])
+    except ControlError as exc:
+        if exc.status != 409:
+            raise
+        return _fail(str(exc), 4)  # it closed meanwhile (timed out, or answered elsewhere)
+    print(f"> {shown}", flush=True)
+    return 0
+
+
 async def _handset(args: argparse.Namespace) -> int:
     host, port = args.sim
     try:
         async with ControlClient(host, port) as client:
+            if args.handset_command in ("sms", "inbox"):
+                return await _handset_sms(client, args)
+            if args.handset_command == "stk":
+                return await _handset_stk(client, args)
             if args.handset_command == "dial":
                 opened = await client.dial(args.msisdn, args.code, args.timeout)
             else:
@@ -238,6 +340,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="HOST:PORT",
         help="also serve the HTTP control channel for `tgw handset` (port 0: any free port)",
     )
+    smsc.add_argument(
+        "--handsets",
+        type=lambda spec: [m for m in spec.split(",") if m],
+        default=[],
+        metavar="MSISDN,...",
+        help="tester handsets on the control channel (others are switched on at first use)",
+    )
+    smsc.add_argument(
+        "--sim-keys", type=Path, default=None, metavar="FILE", help="SIM key file: its subscribers' cards"
+    )
     smsc.add_argument("--ussd-profile", default="standard", help="USSD over SMPP profile: standard, 6d, mica")
     smsc.add_argument(
         "--ussd-timeout",
@@ -270,6 +382,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     dial.add_argument("code", metavar="CODE", help="the USSD string, e.g. '*123#' or '*123*500#'")
     for command in (dial, listen):
         command.add_argument("replies", nargs="*", metavar="REPLY")
+        command.set_defaults(func=lambda a: asyncio.run(_handset(a)))
+    sms = handset_sub.add_parser("sms", help="print the handset's SMS inbox, or send an SMS (--to, --text)")
+    inbox = handset_sub.add_parser("inbox", help="print the handset's SMS inbox (--wait: the next SMS)")
+    stk = handset_sub.add_parser(
+        "stk", help="show the open SIM toolkit dialog; --ok, --cancel, --item N or --input TEXT answers it"
+    )
+    sms.add_argument("--to", metavar="SHORTCODE", help="send an SMS to this short code")
+    sms.add_argument("--text", help="the text to send")
+    stk_answer = stk.add_mutually_exclusive_group()
+    stk_answer.add_argument("--ok", action="store_true", help="press OK (Yes)")
+    stk_answer.add_argument("--cancel", action="store_true", help="press Cancel (No, Back)")
+    stk_answer.add_argument("--item", type=int, metavar="N", help="choose item N (its number as shown)")
+    stk_answer.add_argument("--input", metavar="TEXT", help="type TEXT and press OK")
+    for command, waits_for in ((sms, "the next SMS"), (inbox, "the next SMS"), (stk, "a dialog")):
+        command.add_argument(
+            "--sim",
+            type=parse_host_port,
+            default=("127.0.0.1", 2776),
+            metavar="HOST:PORT",
+            help="the simulator's control channel (tgw sim smsc --control)",
+        )
+        command.add_argument("--msisdn", required=True)
+        command.add_argument(
+            "--wait", type=float, default=0.0, metavar="SECONDS", help=f"wait this long for {waits_for}"
+        )
+        command.add_argument(
+            "--timeout", type=float, default=30.0, metavar="SECONDS", help="the wait for the gateway's answer"
+        )
         command.set_defaults(func=lambda a: asyncio.run(_handset(a)))
     network = sim_sub.add_parser(
         "network", help="PCEF/OCS/DPI: meter subscribers' data use and report it over Diameter, MQTT or HTTP"
