@@ -28,7 +28,7 @@ from pathlib import Path
 
 from campaign_core.config import CampaignSet
 from campaign_core.engine import Engine
-from campaign_core.model import Profile, ProfileUpdated, TriggerKind, TriggerRaised
+from campaign_core.model import Command, Event, Profile, ProfileUpdated, Record, TriggerKind, TriggerRaised
 from campaign_core.usage import Trigger
 from gateway.campaigns.channels import BillingPort, ChannelExecutor
 from gateway.campaigns.loader import load_campaign_dir
@@ -36,6 +36,7 @@ from gateway.campaigns.runner import CampaignRunner, RecoveryReport
 from gateway.campaigns.store import SqliteCampaignStore
 from gateway.ingest.config import IngestConfig, JournalConfig
 from gateway.ingest.service import IngestService
+from gateway.logs import log_ids
 from gateway.smpp.client import ClientConfig, SmppClient
 from gateway.stk import KeyStore, StkPushService
 from gateway.storage import SqliteStore
@@ -51,6 +52,25 @@ log = logging.getLogger(__name__)
 
 ProfileSource = Callable[[str], Awaitable[Profile | None]]
 """Billing's current view of a subscriber (None: billing does not know them)."""
+
+
+_decisions = logging.getLogger("tgw.campaign")
+
+
+def _log_decisions(event: Event, now: float, outputs: list[Command]) -> None:
+    """One log line per decision of the trail (``tgw explain`` shows the same), with the subscriber,
+    campaign and offer ids as fields of the JSON log."""
+    if not _decisions.isEnabledFor(logging.INFO):
+        return
+    for command in outputs:
+        if isinstance(command, Record):
+            detail = " ".join(f"{key}={value}" for key, value in command.detail.items())
+            _decisions.info(
+                "%s %s",
+                command.kind.value,
+                detail,
+                extra=log_ids(command.msisdn, command.campaign_id, command.offer_id),
+            )
 
 
 def trigger_event(trigger: Trigger) -> TriggerRaised:
@@ -158,6 +178,7 @@ class Gateway:
             self.engine, self.store, self.executor, clock=clock, snapshot_every=settings.snapshot_every
         )
         self.executor.attach(self.runner)
+        self.runner.add_observer(_log_decisions)
         handlers: dict[str, Handler] = {
             "buy_package": self.executor.buy_package,
             "balance": self._balance,

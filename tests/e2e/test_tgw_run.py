@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -134,7 +135,23 @@ async def test_reload_and_graceful_stop(network: tuple[SmscSimulator, str], tmp_
     assert smsc.stats.unbinds >= 1  # a clean close, not a dropped link
     records = [json.loads(line) for line in running.lines if line.startswith("{")]
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
-    assert (tmp_path / "gateway.pcap").stat().st_size > 24  # the capture has frames after its header
+    # the capture (both directions, the SMSC being another process's socket as far as tgw run knows)
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.fail("tshark missing: `apt-get install tshark` (.ci/run does it)")
+    pcap = tmp_path / "gateway.pcap"
+    decode = ("-d", f"tcp.port=={smsc.address[1]},smpp")
+    malformed = subprocess.run(
+        [tshark, "-n", "-r", str(pcap), *decode, "-Y", "_ws.malformed"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert malformed.stdout == ""
+    pdus = subprocess.run(
+        [tshark, "-n", "-r", str(pcap), *decode, "-Y", "smpp", "-T", "fields", "-e", "smpp.command_id"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    # bind_transceiver and its response, unbind and its response: what we sent and what we received
+    assert {"0x00000009", "0x80000009", "0x00000006", "0x80000006"} <= set(pdus)
 
 
 async def test_a_bad_config_starts_nothing(network: tuple[SmscSimulator, str], tmp_path: Path) -> None:
@@ -168,11 +185,14 @@ async def test_a_second_sigterm_exits_at_once(network: tuple[SmscSimulator, str]
         await _bound(smsc)
 
         async def send() -> object:
-            async with aiohttp.ClientSession() as session, session.post(
-                f"http://{address}/v1/messages/test",
-                json={"to": "254700000001", "text": "ping"},
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            ) as response:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    f"http://{address}/v1/messages/test",
+                    json={"to": "254700000001", "text": "ping"},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                ) as response,
+            ):
                 return response.status
 
         sending = asyncio.create_task(send())

@@ -10,6 +10,7 @@ a push).
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -171,9 +172,11 @@ def _kinds(gateway: Gateway, msisdn: str) -> list[RecordKind]:
     return [record.kind for record in gateway.store.records_of(msisdn)]
 
 
-async def test_trigger_to_activation_over_dstk(network: Network) -> None:
+async def test_trigger_to_activation_over_dstk(network: Network, caplog: pytest.LogCaptureFixture) -> None:
     """The reference journey's first stage on the wire: billing's profile and score, the secured
-    DSTK push, the SIM's OK, billing's activation and the confirmation SMS to the handset."""
+    DSTK push, the SIM's OK, billing's activation and the confirmation SMS to the handset; each
+    decision is one log line carrying the subscriber, campaign and offer ids."""
+    caplog.set_level(logging.INFO, logger="tgw.campaign")
     msisdn = MSISDNS[0]
     phone = network.handsets[msisdn]
     phone.user = UserPolicy(UserAction.ACCEPT, delay=ReactionDelay.fixed(0.1))
@@ -193,6 +196,11 @@ async def test_trigger_to_activation_over_dstk(network: Network) -> None:
     assert len(activation) == 1 and activation[0].msisdn == msisdn
     assert phone.entries(LogKind.DIALOG_SHOWN)  # the dialog really reached the SIM and the screen
     assert gateway.executor.counters.stk_pushes == 1
+    decisions = [r for r in caplog.records if r.name == "tgw.campaign"]
+    assert [r.getMessage().split()[0] for r in decisions][:2] == ["trigger", "eligible"]
+    fulfilled = next(r for r in decisions if r.getMessage().startswith("fulfilled"))
+    assert fulfilled.__dict__["msisdn"] == msisdn and fulfilled.__dict__["campaign_id"] == "upsell_new"
+    assert fulfilled.__dict__["offer_id"] == activation[0].offer_id
 
 
 async def test_an_sms_reply_answers_the_offer(network: Network) -> None:
