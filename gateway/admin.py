@@ -220,7 +220,9 @@ class AdminServer:
 
     async def start(self) -> tuple[str, int]:
         """Listen; returns the bound address."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)  # stop waits this long for requests
+        runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=5.0
+        )  # stop waits this long for requests
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:
