@@ -17,6 +17,10 @@ transport's ``write``/``writelines``), so both directions are in the file.
 registered port (SMPP 2775, Diameter 3868, HTTP 80/8080), which is what Wireshark's dissectors key on.
 The IP and TCP checksums are computed (RFC 791, RFC 793), so no frame shows as malformed.
 
+SIM card APDUs (ENVELOPE, FETCH, TERMINAL RESPONSE, GET RESPONSE; ETSI TS 102 221 section 10) of the
+simulated handsets go in as GSMTAP (type 4, SIM) UDP datagrams to port 4729 (``sim_apdu``), which
+Wireshark hands to its GSM SIM dissector.
+
 ``max_bytes`` bounds the file: after it, capture stops and ``truncated`` says so.
 """
 
@@ -33,6 +37,9 @@ from typing import Any, BinaryIO
 __all__ = ["PcapWriter", "TrafficTap"]
 
 LINKTYPE_IPV4 = 228
+GSMTAP_PORT = 4729  # IANA: GSMTAP
+GSMTAP_TYPE_SIM = 0x04
+GSMTAP_SINK = "10.0.0.250"  # where a SIMtrace would send its GSMTAP frames
 _MSS = 16_000  # payload per synthesized segment (Wireshark reassembles what spans several)
 _SYN, _FIN, _PSH, _ACK = 0x02, 0x01, 0x08, 0x10
 
@@ -100,6 +107,32 @@ class PcapWriter:
         self._write(ip + tcp + payload)
         self.packets += 1
 
+    def datagram(self, at: float, src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> None:
+        """One IPv4/UDP datagram (RFC 768, with its checksum)."""
+        if self._file is None:
+            return
+        if self.max_bytes is not None and self.bytes + len(payload) + 60 > self.max_bytes:
+            self.truncated = True
+            self.close()
+            return
+        src_ip, dst_ip = socket.inet_aton(src[0]), socket.inet_aton(dst[0])
+        length = 8 + len(payload)
+        udp = struct.pack("!HHHH", src[1], dst[1], length, 0)
+        pseudo = src_ip + dst_ip + struct.pack("!BBH", 0, socket.IPPROTO_UDP, length)
+        checksum = _checksum(pseudo + udp + payload) or 0xFFFF
+        udp = udp[:6] + struct.pack("!H", checksum)
+        self._ident = (self._ident + 1) & 0xFFFF
+        total = 20 + length
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, total, self._ident, 0x4000, 64, socket.IPPROTO_UDP, 0, src_ip, dst_ip
+        )
+        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+        seconds = int(at)
+        micros = min(999_999, round((at - seconds) * 1_000_000))
+        self._write(struct.pack("<IIII", seconds, micros, total, total))
+        self._write(ip + udp + payload)
+        self.packets += 1
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -145,6 +178,14 @@ class TrafficTap:
             return transport
 
         loop._make_socket_transport = tapped  # type: ignore[attr-defined]
+
+    def sim_apdu(self, handset_ip: str, apdu: bytes) -> None:
+        """An APDU between a handset and its SIM card as GSMTAP (type 4, SIM) over UDP to port 4729,
+        the way osmocom's SIMtrace reports them: command header, data and status word in one frame."""
+        header = struct.pack("!BBBBHbbIBBBB", 2, 4, GSMTAP_TYPE_SIM, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        self.writer.datagram(
+            self.clock(), (handset_ip, GSMTAP_PORT), (GSMTAP_SINK, GSMTAP_PORT), header + apdu
+        )
 
     def close(self) -> None:
         for flow in self._flows.values():

@@ -302,6 +302,9 @@ class Handset:
         # scenario hooks: who the user is for each dialog, and what they do with each text
         self.choose_policy: Callable[[ProactiveCommand], UserPolicy] | None = None
         self.on_text: Callable[[str], None] | None = None
+        # each APDU exchanged with the card, command and response together (a capture's GSMTAP SIM)
+        self.on_apdu: Callable[[bytes], None] | None = None
+        self._envelope_sent = b""
         if sim_card is not None:
             sim_card.set_terminal_profile(profile)  # as a terminal does at power-on
         smsc.register_handset(msisdn, self.on_mt)
@@ -459,6 +462,7 @@ class Handset:
             return MessageState.UNDELIVERABLE
         envelope = SmsPpDownload(tpdu, StkAddress(0x91, self.service_centre)).encode()
         self._envelope = None
+        self._envelope_sent = envelope
         try:
             self.sim.receive_data(envelope, now)
         except RemoteProtocolError as exc:
@@ -501,6 +505,8 @@ class Handset:
     def _on_card_event(self, event: Event) -> None:
         if isinstance(event, EnvelopeProcessed):
             self._envelope = event
+            if self.on_apdu is not None:  # before the FETCH its proactive command brings
+                self._trace_envelope(self._envelope_sent, event.status_word, event.response_data)
         elif isinstance(event, ProactiveCommandPending):
             self._run_proactive_command()
         elif isinstance(event, DialogTimedOut):
@@ -542,17 +548,35 @@ class Handset:
     def _respond(self, response: TerminalResponse) -> None:
         assert self.sim is not None
         try:
-            self.sim.terminal_response(response.encode(), self._now())
+            encoded = response.encode()
+            status_word = self.sim.terminal_response(encoded, self._now())
+            if self.on_apdu is not None:  # TERMINAL RESPONSE (INS 14) and the card's status word
+                self.on_apdu(
+                    bytes((0x80, 0x14, 0, 0, len(encoded))) + encoded + status_word.to_bytes(2, "big")
+                )
         except RemoteProtocolError as exc:  # the card moved on (its guard fired first)
             self._record(LogKind.TERMINAL_ANSWERED, f"the card refused the TERMINAL RESPONSE: {exc}")
         self._pump()
 
     # --- proactive commands --------------------------------------------------------------------------
 
+    def _trace_envelope(self, envelope: bytes, status_word: int, response_data: bytes) -> None:
+        """ENVELOPE (TS 102 221 10.1.1, CLA 80 INS C2) and, when the card has response data for it, the
+        GET RESPONSE (INS C0) that reads it: each as command + response + status word."""
+        assert self.on_apdu is not None
+        if response_data:
+            self.on_apdu(bytes((0x80, 0xC2, 0, 0, len(envelope))) + envelope + status_word.to_bytes(2, "big"))
+            self.on_apdu(bytes((0x00, 0xC0, 0, 0, len(response_data))) + response_data + b"\x90\x00")
+        else:
+            self.on_apdu(bytes((0x80, 0xC2, 0, 0, len(envelope))) + envelope + status_word.to_bytes(2, "big"))
+
     def _run_proactive_command(self) -> None:
         assert self.sim is not None
+        fetched = self.sim.fetch()
+        if self.on_apdu is not None:  # FETCH (TS 102 221 10.1.1, INS 12): Le, the command, 90 00
+            self.on_apdu(bytes((0x80, 0x12, 0, 0, len(fetched))) + fetched + b"\x90\x00")
         try:
-            command = decode_proactive(self.sim.fetch())
+            command = decode_proactive(fetched)
         except DecodeError as exc:  # not from our card; nothing to answer it with
             self._record(LogKind.TERMINAL_ANSWERED, f"undecodable proactive command: {exc}")
             return

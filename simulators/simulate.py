@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -742,6 +743,9 @@ async def run_simulation(
             dialog_timeout=120.0,
         )
         subscribers.attach(sub, handset)
+        if tap is not None and card is not None:
+            handset_ip = f"10.8.{index // 250 % 250}.{index % 250 + 1}"  # the handsets' own addresses
+            handset.on_apdu = partial(tap.sim_apdu, handset_ip)
     subscribers.top_up_all(start, end)
 
     loop = asyncio.get_running_loop()

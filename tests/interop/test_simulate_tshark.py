@@ -2,7 +2,8 @@
 (tshark, code nobody here wrote): a small ``tgw simulate`` run writes ``traffic.pcap``; tshark must open
 it, find no malformed frame and no bad IP or TCP checksum, and dissect SMPP (bind, submit_sm,
 deliver_sm with the receipts and the SIM toolkit answers), Diameter (CER, CCR/CCA) and HTTP (DPI
-events, billing) on their registered ports, with the sequence numbers that let it reassemble PDUs.
+events, billing) on their registered ports, with the sequence numbers that let it reassemble PDUs,
+and the SIM cards' APDUs carried as GSMTAP.
 """
 
 from __future__ import annotations
@@ -51,3 +52,6 @@ def test_the_capture_opens_in_wireshark(
     assert "/v1/events" in http  # the DPI notifications
     assert any(uri.startswith("/v1/subscribers/") for uri in http)  # billing, from the gateway
     assert result.counters.notifications_diameter > 0 and result.counters.notifications_http > 0
+    # the SIM cards' APDUs as GSMTAP: ENVELOPE (SMS-PP download), FETCH, TERMINAL RESPONSE
+    ins = _tshark(tshark, pcap, "-Y", "gsm_sim", "-T", "fields", "-e", "gsm_sim.apdu.ins").split()
+    assert {"0xc2", "0x12", "0x14"} <= set(ins)
