@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +49,7 @@ from typing import Any, TextIO
 
 from gateway.cli import build_parser, parse_host_port, run
 from gateway.ingest.diameter import DiameterClient, DiameterSettings
+from gateway.trace import PcapWriter, TrafficTap
 from protocols.errors import ConfigError, TransportError
 from simulators.demo import run_demo
 from simulators.network import (
@@ -58,7 +60,7 @@ from simulators.network import (
     Workload,
     run_workload,
 )
-from simulators.simulate import simulate_command
+from simulators.simulate import handset_address, simulate_command
 from simulators.smsc import SmscSimulator, parse_account, parse_personality
 from simulators.smsc_control import ControlClient, ControlError, SmscControl
 
@@ -94,6 +96,10 @@ async def _run_smsc(args: argparse.Namespace) -> int:
     # signal handlers first: whoever reads the "listening" line may signal us at once
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    tap: TrafficTap | None = None
+    if args.pcap is not None:  # SMPP both ways, and the SIM cards' APDUs as GSMTAP
+        tap = TrafficTap(PcapWriter(args.pcap), time.time, outbound=True)
+        tap.install(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -105,6 +111,9 @@ async def _run_smsc(args: argparse.Namespace) -> int:
     try:
         if args.control is not None:
             control = SmscControl(sim, handsets=args.handsets, sim_keys=args.sim_keys)
+            if tap is not None:
+                capture = tap
+                control.hub.trace_apdus(lambda msisdn, apdu: capture.sim_apdu(handset_address(msisdn), apdu))
             chost, cport = args.control
             try:
                 caddr = await control.start(chost, cport)
@@ -119,6 +128,8 @@ async def _run_smsc(args: argparse.Namespace) -> int:
         if control is not None:
             await control.stop()
         await sim.stop()
+        if tap is not None:
+            tap.close()
         print(f"stopped: {sim.stats}", flush=True)
     return 0
 
@@ -349,6 +360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     smsc.add_argument(
         "--sim-keys", type=Path, default=None, metavar="FILE", help="SIM key file: its subscribers' cards"
+    )
+    smsc.add_argument(
+        "--pcap",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="capture SMPP and the SIM cards' APDUs (GSMTAP)",
     )
     smsc.add_argument("--ussd-profile", default="standard", help="USSD over SMPP profile: standard, 6d, mica")
     smsc.add_argument(

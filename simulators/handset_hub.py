@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway.stk.keystore import KeyStore, normalize_msisdn
@@ -635,6 +636,7 @@ class HandsetHub:
         self.dialog_timeout = dialog_timeout
         self.max_handsets = max_handsets
         self._keep_session = keep_session
+        self.apdu_tap: Callable[[str, bytes], None] | None = None
         self._handsets: dict[str, InteractiveHandset] = {}
         self._closed = False
         for msisdn in msisdns:
@@ -687,8 +689,17 @@ class HandsetHub:
             dialog_timeout=self.dialog_timeout,
             keep_session=self._keep_session,
         )
+        if self.apdu_tap is not None:
+            handset.on_apdu = partial(self.apdu_tap, key)
         self._handsets[key] = handset
         return handset
+
+    def trace_apdus(self, tap: Callable[[str, bytes], None]) -> None:
+        """``tap(msisdn, apdu)`` for every APDU between a handset and its SIM card (a capture's GSMTAP),
+        the handsets switched on already and those to come."""
+        self.apdu_tap = tap
+        for handset in self._handsets.values():
+            handset.on_apdu = partial(tap, handset.msisdn)
 
     def __iter__(self) -> Iterator[InteractiveHandset]:
         return iter(list(self._handsets.values()))

@@ -94,7 +94,7 @@ from simulators.scenario import (
 from simulators.sim_applet import SimCard
 from simulators.smsc import SmscSimulator
 
-__all__ = ["SimulationResult", "consistency_checks", "run_simulation", "simulate_command"]
+__all__ = ["SimulationResult", "consistency_checks", "handset_address", "run_simulation", "simulate_command"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,12 @@ class SimulationResult:
     billing_client: BillingClientStats
     pcap_packets: int = 0
     pcap_truncated: bool = False
+
+
+def handset_address(msisdn: str) -> str:
+    """The address a capture shows a handset's SIM trace from: 10.8.x.y by its number."""
+    number = int(msisdn) if msisdn.isdigit() else sum(msisdn.encode())
+    return f"10.8.{number // 250 % 250}.{number % 250 + 1}"
 
 
 # --- SIM keys for the population -----------------------------------------------------------------------
@@ -744,8 +750,7 @@ async def run_simulation(
         )
         subscribers.attach(sub, handset)
         if tap is not None and card is not None:
-            handset_ip = f"10.8.{index // 250 % 250}.{index % 250 + 1}"  # the handsets' own addresses
-            handset.on_apdu = partial(tap.sim_apdu, handset_ip)
+            handset.on_apdu = partial(tap.sim_apdu, handset_address(sub.msisdn))
     subscribers.top_up_all(start, end)
 
     loop = asyncio.get_running_loop()

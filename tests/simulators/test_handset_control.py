@@ -403,6 +403,23 @@ async def test_a_dstk_offer_answered_ok_reaches_the_gateway(bed: Bed) -> None:
     assert (await bed.get(f"/handsets/{PHONE}/stk"))["dialog"] is None
 
 
+async def test_the_sim_apdus_can_be_traced(bed: Bed) -> None:
+    """``tgw sim smsc --pcap`` traces each handset's APDUs: the ENVELOPE of the SMS-PP download, the
+    FETCH of the dialog, the TERMINAL RESPONSE with the answer (ETSI TS 102 221 CLA 80)."""
+    traced: list[tuple[str, bytes]] = []
+    bed.control.hub.trace_apdus(lambda msisdn, apdu: traced.append((msisdn, apdu)))
+    async with bed.events(PHONE) as events:
+        await events.next("state")
+        await bed.gateway.push("trace-1", PHONE)
+        _, shown = await events.next("stk-shown")
+        await bed.post(f"/handsets/{PHONE}/stk/answer", {"action": "ok", "dialog": shown["id"]})
+        await bed.gateway.answer()
+    instructions = [apdu[:2] for msisdn, apdu in traced if msisdn == PHONE]
+    assert instructions[:3] == [b"\x80\xc2", b"\x80\x12", b"\x80\x14"]
+    envelope = next(apdu for _, apdu in traced if apdu[:2] == b"\x80\xc2")
+    assert envelope[4] == len(envelope) - 7  # Lc, then the data, then the status word
+
+
 async def test_menus_display_text_and_refused_answers(bed: Bed) -> None:
     answer_path = f"/handsets/{PHONE}/stk/answer"
     status, error = await bed.call("POST", answer_path, {"action": "ok"})
