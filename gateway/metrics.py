@@ -16,9 +16,9 @@ Two sources:
 Every name starts with ``tgw_``. Counters are exposed with the ``_total`` suffix.
 
 SMPP (``gateway.smpp.client.SmppClient``)
-    ``tgw_smpp_pdus_total{command, status}``: PDUs received from the SMSC, by command and the
-    command_status of their header: ``submit_sm_resp`` by status (each answer to a submit_sm,
-    ``ESME_RTHROTTLED`` included), ``deliver_sm`` (requests always carry ``ESME_ROK``).
+    ``tgw_smpp_pdus_total{direction, command, status}``: every PDU sent (``out``) or received (``in``)
+    on the bind, across reconnects, by command and the command_status of its header (submit_sm_resp
+    by status, ESME_RTHROTTLED included; enquire_link, generic_nack, our deliver_sm_resp...).
     ``tgw_smpp_deliver_sm_total{type}``: ``receipt`` or ``mo``.
     ``tgw_smpp_submit_sm_total``: submit_sm the SMSC answered, whatever the status: each one counted
     against the licence (``rate(tgw_smpp_submit_sm_total[1m])`` against ``tgw_smpp_licence_tps``).
@@ -68,7 +68,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from campaign_core.model import Command, DeliveryReported, Event, Record, RecordKind
-from protocols.smpp.constants import CommandStatus
+from protocols.smpp.constants import CommandId, CommandStatus
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -116,6 +116,13 @@ def reason_class(reason: object) -> str:
         if len(words) == 6:
             break
     return " ".join(words) or "other"
+
+
+def _command_name(command_id: int) -> str:
+    try:
+        return CommandId(command_id).name.lower()
+    except ValueError:
+        return f"0x{command_id:08x}"
 
 
 def _status_name(status: int) -> str:
@@ -229,12 +236,11 @@ class _GatewayCollector(Collector):
         config = smpp.config
         pdus = CounterMetricFamily(
             "tgw_smpp_pdus",
-            "SMPP PDUs received from the SMSC by command and status",
-            labels=("command", "status"),
+            "SMPP PDUs sent to and received from the SMSC, by direction, command and command_status",
+            labels=("direction", "command", "status"),
         )
-        for status, count in sorted(stats.by_status.items()):
-            pdus.add_metric(("submit_sm_resp", _status_name(status)), count)
-        pdus.add_metric(("deliver_sm", "ESME_ROK"), stats.receipts + stats.mo)
+        for (direction, command_id, status), count in sorted(smpp.pdu_counts.items()):
+            pdus.add_metric((direction, _command_name(command_id), _status_name(status)), count)
         yield pdus
         deliver = CounterMetricFamily(
             "tgw_smpp_deliver_sm", "deliver_sm received: delivery receipts and MO messages", labels=("type",)

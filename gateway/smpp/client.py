@@ -176,6 +176,7 @@ class SmppClient:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.stats = _Stats()
+        self.pdu_counts: dict[tuple[str, int, int], int] = {}  # (in|out, command_id, status) -> PDUs
         self._protocol: SessionProtocol | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bound = asyncio.Event()
@@ -303,6 +304,7 @@ class SmppClient:
             window=cfg.window + 1,  # +1: the bind itself; the semaphore enforces the configured window
             response_timeout=cfg.response_timeout,
             enquire_link_interval=cfg.enquire_link_interval,
+            pdu_counts=self.pdu_counts,  # one tally across reconnects
         )
         _, proto = await asyncio.wait_for(
             loop.create_connection(lambda: SessionProtocol(session, self._on_event), cfg.host, cfg.port),

@@ -158,6 +158,7 @@ class SmppSession:
         enquire_link_interval: float | None = 30.0,
         max_pdu_length: int = 72 * 1024,
         validate: bool = True,
+        pdu_counts: dict[tuple[str, int, int], int] | None = None,
     ) -> None:
         if window < 1:
             raise LocalProtocolError("window must be at least 1")
@@ -176,6 +177,8 @@ class SmppSession:
         self._allowed_in = self._peer_requests[self.state]
         self._buffer = bytearray()
         self._out: list[bytes] = []
+        # ("in" | "out", command_id, command_status) -> PDUs; the caller may share one across sessions
+        self.pdu_counts: dict[tuple[str, int, int], int] = {} if pdu_counts is None else pdu_counts
         self._events: deque[Event] = deque()
         # seq -> (request, deadline); insertion order is deadline order because every request gets
         # the same timeout and ``now`` never goes back, so the head is always the next to expire
@@ -232,6 +235,17 @@ class SmppSession:
             return b""
         data = b"".join(out)
         out.clear()
+        counts = self.pdu_counts
+        offset, end = 0, len(data)
+        while offset + 16 <= end:  # every PDU we send, by its header (section 3.2)
+            length = int.from_bytes(data[offset : offset + 4], "big")
+            key = (
+                "out",
+                int.from_bytes(data[offset + 4 : offset + 8], "big"),
+                int.from_bytes(data[offset + 8 : offset + 12], "big"),
+            )
+            counts[key] = counts.get(key, 0) + 1
+            offset += max(length, 16)
         return data
 
     def next_event(self) -> Event | None:
@@ -362,6 +376,8 @@ class SmppSession:
 
     def _dispatch(self, raw: bytes, cid: int, status: int, seq: int, now: float) -> bool | None:
         """Handle one PDU; True when it closed the session (an unbind or its answer)."""
+        key = ("in", cid, status)
+        self.pdu_counts[key] = self.pdu_counts.get(key, 0) + 1
         if cid & _RESP:
             return self._on_response(raw, cid, seq)
         decoder = _DECODER.get(cid)

@@ -147,10 +147,17 @@ async def test_a_journey_moves_the_metrics(network: Network) -> None:
     assert _value(samples, "tgw_ingest_triggers_total", kind="exhausted") == 1
     assert _value(samples, "tgw_gateway_triggers_total") == 1
     # SMPP: the push and the confirmation went out and came back with their receipts
-    assert _value(samples, "tgw_smpp_pdus_total", command="submit_sm_resp", status="ESME_ROK") >= 2
+    pdus = "tgw_smpp_pdus_total"
+    assert _value(samples, pdus, direction="out", command="bind_transceiver", status="ESME_ROK") == 1
+    assert _value(samples, pdus, direction="in", command="bind_transceiver_resp", status="ESME_ROK") == 1
+    assert _value(samples, pdus, direction="out", command="submit_sm", status="ESME_ROK") >= 2
+    assert _value(samples, pdus, direction="in", command="submit_sm_resp", status="ESME_ROK") >= 2
     assert _value(samples, "tgw_smpp_submit_sm_total") >= 2
     assert _value(samples, "tgw_smpp_deliver_sm_total", type="receipt") >= 2
-    assert _value(samples, "tgw_smpp_pdus_total", command="deliver_sm", status="ESME_ROK") >= 2
+    received = _value(samples, pdus, direction="in", command="deliver_sm", status="ESME_ROK")
+    assert received >= 2
+    # each deliver_sm was answered
+    assert _value(samples, pdus, direction="out", command="deliver_sm_resp", status="ESME_ROK") == received
     assert _value(samples, "tgw_smpp_window_occupancy") == 0
     assert _value(samples, "tgw_delivery_receipts_total", state="DELIVRD") >= 1
     assert _value(samples, "tgw_channel_stk_pushes_total") == 1
