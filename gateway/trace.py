@@ -222,61 +222,26 @@ class TrafficTap:
         write(at, flow.client, flow.server, seq=1, ack=1, flags=_ACK)
 
     def received(self, local: tuple[str, int], peer: tuple[str, int], data: bytes) -> None:
+        """Bytes this socket read: they came from its peer."""
         flow, server_side = self._flow(local, peer)
-        at = self.clock()
-        for start in range(0, len(data), _MSS):
-            chunk = data[start : start + _MSS]
-            if server_side:  # the client sent it
-                self.writer.segment(
-                    at,
-                    flow.client,
-                    flow.server,
-                    seq=flow.client_seq,
-                    ack=flow.server_seq,
-                    flags=_PSH | _ACK,
-                    payload=chunk,
-                )
-                flow.client_seq += len(chunk)
-            else:
-                self.writer.segment(
-                    at,
-                    flow.server,
-                    flow.client,
-                    seq=flow.server_seq,
-                    ack=flow.client_seq,
-                    flags=_PSH | _ACK,
-                    payload=chunk,
-                )
-                flow.server_seq += len(chunk)
+        self._payload(flow, from_client=server_side, data=data)
 
     def sent(self, local: tuple[str, int], peer: tuple[str, int], data: bytes) -> None:
         """Bytes this socket wrote (``outbound`` taps: the peer is another process)."""
         flow, server_side = self._flow(local, peer)
+        self._payload(flow, from_client=not server_side, data=data)
+
+    def _payload(self, flow: _Flow, *, from_client: bool, data: bytes) -> None:
         at = self.clock()
         for start in range(0, len(data), _MSS):
             chunk = data[start : start + _MSS]
-            if server_side:  # we are the server: it goes to the client
-                self.writer.segment(
-                    at,
-                    flow.server,
-                    flow.client,
-                    seq=flow.server_seq,
-                    ack=flow.client_seq,
-                    flags=_PSH | _ACK,
-                    payload=chunk,
-                )
-                flow.server_seq += len(chunk)
-            else:
-                self.writer.segment(
-                    at,
-                    flow.client,
-                    flow.server,
-                    seq=flow.client_seq,
-                    ack=flow.server_seq,
-                    flags=_PSH | _ACK,
-                    payload=chunk,
-                )
+            if from_client:
+                src, dst, seq, ack = flow.client, flow.server, flow.client_seq, flow.server_seq
                 flow.client_seq += len(chunk)
+            else:
+                src, dst, seq, ack = flow.server, flow.client, flow.server_seq, flow.client_seq
+                flow.server_seq += len(chunk)
+            self.writer.segment(at, src, dst, seq=seq, ack=ack, flags=_PSH | _ACK, payload=chunk)
 
     def _tap_writes(self, transport: Any, local: tuple[str, int], peer: tuple[str, int]) -> None:
         write = transport.write
@@ -323,70 +288,64 @@ class TrafficTap:
         return protocol
 
 
-class _Tapped(asyncio.Protocol):
+class _Passing:
+    """What both tapped protocols pass on unchanged, and the end of the connection."""
+
+    _tap: TrafficTap
+    _inner: asyncio.BaseProtocol
+    _local: tuple[str, int]
+    _peer: tuple[str, int]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def eof_received(self) -> bool | None:
+        inner = self._inner
+        assert isinstance(inner, asyncio.Protocol | asyncio.BufferedProtocol)
+        return inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._tap.lost(self._local, self._peer)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Tapped(_Passing, asyncio.Protocol):
     """A protocol that tells the tap what arrives, then hands it on."""
 
     def __init__(
         self, tap: TrafficTap, inner: asyncio.Protocol, local: tuple[str, int], peer: tuple[str, int]
     ) -> None:
         self._tap, self._inner, self._local, self._peer = tap, inner, local, peer
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._inner.connection_made(transport)
+        self._data_received = inner.data_received
 
     def data_received(self, data: bytes) -> None:
         self._tap.received(self._local, self._peer, data)
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._tap.lost(self._local, self._peer)
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        self._data_received(data)
 
 
-class _TappedBuffered(asyncio.BufferedProtocol):
+class _TappedBuffered(_Passing, asyncio.BufferedProtocol):
     def __init__(
         self, tap: TrafficTap, inner: asyncio.BufferedProtocol, local: tuple[str, int], peer: tuple[str, int]
     ) -> None:
         self._tap, self._inner, self._local, self._peer = tap, inner, local, peer
+        self._buffered = inner
         self._buffer: memoryview | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._inner.connection_made(transport)
-
     def get_buffer(self, sizehint: int) -> Any:
-        buffer = self._inner.get_buffer(sizehint)
+        buffer = self._buffered.get_buffer(sizehint)
         self._buffer = memoryview(buffer)
         return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         if self._buffer is not None:
             self._tap.received(self._local, self._peer, bytes(self._buffer[:nbytes]))
-        self._inner.buffer_updated(nbytes)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._tap.lost(self._local, self._peer)
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        self._buffered.buffer_updated(nbytes)
