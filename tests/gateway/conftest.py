@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway_bed import Network, open_network
 from smpp_harness import PASSWORD, SYSTEM_ID, WAIT, Connect, StartSmsc, WireTap, client_config
 
 from gateway.smpp.client import SmppClient
@@ -75,3 +77,10 @@ async def wire_tap() -> AsyncIterator[Callable[[int], Awaitable[tuple[WireTap, i
     yield make
     for tap in taps:
         await tap.stop()
+
+
+@pytest.fixture
+async def network(tmp_path: Path) -> AsyncIterator[Network]:
+    """A whole gateway's network on loopback (gateway_bed.py): simulators up, gateways made on demand."""
+    async for net in open_network(tmp_path):
+        yield net

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
+from gateway_bed import MSISDNS, Network, exhausted, kinds, until
 
 from campaign_core.model import (
     DeliveryReported,
@@ -28,148 +25,8 @@ from campaign_core.model import (
     SendSms,
     SubmitFailed,
 )
-from campaign_core.usage import Trigger
-from campaign_core.usage import TriggerKind as UsageTriggerKind
-from gateway.app import Gateway, GatewaySettings, trigger_event
-from gateway.billing.client import BillingClient
-from gateway.campaigns.loader import load_campaign_dir
-from gateway.ingest.config import IngestConfig
-from gateway.smpp.client import ClientConfig
-from simulators.billing import (
-    Billing,
-    BillingConfig,
-    BillingServer,
-    PackageHolding,
-    Subscriber,
-    TopUp,
-    catalogue_from_config,
-)
-from simulators.handset import DEFAULT_PROFILE, Handset, LogKind, ReactionDelay, UserAction, UserPolicy
-from simulators.sim_applet import SimCard
-from simulators.simulate import sim_keys
-from simulators.smsc import SmscSimulator
-
-ROOT = Path(__file__).resolve().parents[2]
-CAMPAIGNS = ROOT / "configs" / "campaigns"
-MENUS = ROOT / "configs" / "ussd" / "menus.yaml"
-START = 1_780_322_400.0  # 2026-06-01 17:00 in Nairobi: outside the quiet hours
-
-
-@dataclass
-class _Sub:
-    msisdn: str
-    segment: str = "prepaid"
-    stk_capable: bool = True
-
-
-class Clock:
-    """Epoch seconds that follow the loop clock from START (the gateway's ``clock``)."""
-
-    def __init__(self) -> None:
-        self.origin = asyncio.get_running_loop().time()
-
-    def __call__(self) -> float:
-        return START + asyncio.get_running_loop().time() - self.origin
-
-
-@dataclass
-class Network:
-    smsc: SmscSimulator
-    billing: Billing
-    server: BillingServer
-    client: BillingClient
-    clock: Clock
-    state: Path
-    handsets: dict[str, Handset]
-    campaigns: Path
-
-    async def gateway(self) -> Gateway:
-        async def profile(msisdn: str) -> Profile | None:
-            return await self.client.profile(msisdn)
-
-        host, port = self.smsc.address
-        settings = GatewaySettings(
-            smpp=ClientConfig(host, port, "gw", "secret", window=50),
-            short_code="12345",
-            campaigns_dir=self.campaigns,
-            ussd_menus=MENUS,
-            state_dir=self.state,
-            ingest=IngestConfig.model_validate({"http": {"host": "127.0.0.1", "port": 0}}),
-            sim_keys=sim_keys([_Sub(m) for m in self.handsets]),  # type: ignore[list-item]
-            currency="KES",
-            durable=False,
-        )
-        gateway = Gateway(settings, self.client, profile, clock=self.clock)
-        await gateway.start()
-        return gateway
-
-
-MSISDNS = ("254700000101", "254700000102", "254700000103")
-
-
-@pytest.fixture
-async def network(tmp_path: Path) -> AsyncIterator[Network]:
-    clock = Clock()
-    # the new upsell on its own (no experiment: every subscriber gets it at once)
-    directory = tmp_path / "campaigns"
-    directory.mkdir()
-    for name in ("catalogue.yaml", "policy.yaml", "upsell_new.yaml"):
-        shutil.copy(CAMPAIGNS / name, directory / name)
-    campaigns = load_campaign_dir(directory, ussd_menus=None)
-    billing = Billing(BillingConfig(), catalogue_from_config(campaigns.catalogue))
-    for msisdn in MSISDNS:
-        billing.add_subscriber(
-            Subscriber(
-                msisdn,
-                balance=Decimal(30),
-                tenure_days=400,
-                zone="Africa/Nairobi",
-                topups=(TopUp(START - 86_400 * 5, Decimal(100)),),
-                packages=(PackageHolding("data_1000mb", 1000, 1000.0, "2026-05-30", "2026-06-05"),),
-            ),
-            START,
-        )
-    server = BillingServer(billing, clock)
-    host, port = await server.start()
-    smsc = SmscSimulator({"gw": "secret"}, receipt_delay=0.05, enquire_link_interval=None)
-    await smsc.start("127.0.0.1", 0)
-    keys = sim_keys([_Sub(m) for m in MSISDNS])  # type: ignore[list-item]
-    handsets = {}
-    for index, msisdn in enumerate(MSISDNS):
-        card = keys.by_msisdn(msisdn)
-        assert card is not None
-        sim = SimCard(card.iccid, {card.tar: card.key_set()}, dialog_timeout=30.0)
-        user = UserPolicy(UserAction.IGNORE)
-        handsets[msisdn] = Handset(msisdn, sim, DEFAULT_PROFILE, user, smsc, seed=index, dialog_timeout=20.0)
-    client = BillingClient(f"http://{host}:{port}", timeout=5.0, retries=2)
-    yield Network(smsc, billing, server, client, clock, tmp_path / "state", handsets, directory)
-    for handset in handsets.values():
-        await handset.close()
-    await client.close()
-    await smsc.stop()
-    await server.stop()
-
-
-async def _until(
-    condition: Callable[[], bool], timeout: float = 10.0, describe: Callable[[], object] | None = None
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met in time: {describe() if describe else ''}")
-        await asyncio.sleep(0.02)
-
-
-def _exhausted(msisdn: str, clock: Clock) -> Trigger:
-    now = clock()
-    return Trigger(
-        UsageTriggerKind.EXHAUSTED, msisdn, "data_1000mb", "p1", 100, f"ev-{msisdn}", now - 1, now, "test"
-    )
-
-
-def _kinds(gateway: Gateway, msisdn: str) -> list[RecordKind]:
-    return [record.kind for record in gateway.store.records_of(msisdn)]
+from gateway.app import trigger_event
+from simulators.handset import LogKind, ReactionDelay, UserAction, UserPolicy
 
 
 async def test_trigger_to_activation_over_dstk(network: Network, caplog: pytest.LogCaptureFixture) -> None:
@@ -182,16 +39,16 @@ async def test_trigger_to_activation_over_dstk(network: Network, caplog: pytest.
     phone.user = UserPolicy(UserAction.ACCEPT, delay=ReactionDelay.fixed(0.1))
     gateway = await network.gateway()
     try:
-        await gateway.on_trigger(_exhausted(msisdn, network.clock))
-        await _until(
-            lambda: RecordKind.FULFILLED in _kinds(gateway, msisdn),
+        await gateway.on_trigger(exhausted(msisdn, network.clock))
+        await until(
+            lambda: RecordKind.FULFILLED in kinds(gateway, msisdn),
             describe=lambda: [(r.kind.value, dict(r.detail)) for r in gateway.store.records_of(msisdn)],
         )
-        await _until(lambda: any("activated" in text.lower() or "MB" in text for text in phone.inbox))
-        kinds = _kinds(gateway, msisdn)
+        await until(lambda: any("activated" in text.lower() or "MB" in text for text in phone.inbox))
+        trail = kinds(gateway, msisdn)
     finally:
         await gateway.stop()
-    assert kinds.index(RecordKind.SCORED) < kinds.index(RecordKind.CONTACT) < kinds.index(RecordKind.RESPONSE)
+    assert trail.index(RecordKind.SCORED) < trail.index(RecordKind.CONTACT) < trail.index(RecordKind.RESPONSE)
     activation = network.billing.activations()
     assert len(activation) == 1 and activation[0].msisdn == msisdn
     assert phone.entries(LogKind.DIALOG_SHOWN)  # the dialog really reached the SIM and the screen
@@ -214,13 +71,13 @@ async def test_an_sms_reply_answers_the_offer(network: Network) -> None:
             ProfileUpdated(Profile(msisdn, segment="prepaid", tenure_days=400, stk_capable=False)),
             network.clock(),
         )
-        await gateway.runner.submit(trigger_event(_exhausted(msisdn, network.clock)), network.clock())
+        await gateway.runner.submit(trigger_event(exhausted(msisdn, network.clock)), network.clock())
         phone = network.handsets[msisdn]
-        await _until(lambda: any("*123*" in text for text in phone.inbox))
+        await until(lambda: any("*123*" in text for text in phone.inbox))
         status = await network.smsc.inject_mo(msisdn, "12345", b"100 MB")  # the volume, as people write it
         assert status == 0
-        await _until(
-            lambda: RecordKind.FULFILLED in _kinds(gateway, msisdn),
+        await until(
+            lambda: RecordKind.FULFILLED in kinds(gateway, msisdn),
             describe=lambda: [(r.kind.value, dict(r.detail)) for r in gateway.store.records_of(msisdn)],
         )
         responses = [r for r in gateway.store.records_of(msisdn) if r.kind is RecordKind.RESPONSE]
@@ -240,15 +97,15 @@ async def test_my_offers_menu_buys_the_offered_package(network: Network) -> None
             ProfileUpdated(Profile(msisdn, segment="prepaid", tenure_days=400, stk_capable=False)),
             network.clock(),
         )
-        await gateway.runner.submit(trigger_event(_exhausted(msisdn, network.clock)), network.clock())
+        await gateway.runner.submit(trigger_event(exhausted(msisdn, network.clock)), network.clock())
         phone = network.handsets[msisdn]
-        await _until(lambda: any("*123*" in text for text in phone.inbox))
+        await until(lambda: any("*123*" in text for text in phone.inbox))
         dialog = await phone.dial("*123#")
         screens = [(await dialog.next_screen(10)).text]
         for answer in ("2", "1", "1"):  # My offers -> the first offer -> Yes, buy
             await dialog.answer(answer)
             screens.append((await dialog.next_screen(10)).text)
-        await _until(lambda: RecordKind.FULFILLED in _kinds(gateway, msisdn))
+        await until(lambda: RecordKind.FULFILLED in kinds(gateway, msisdn))
     finally:
         await gateway.stop()
     assert "MB" in screens[1]  # the offers screen lists the offered packages
@@ -272,7 +129,7 @@ async def test_long_sms_is_delivered_when_every_part_is(network: Network) -> Non
         await gateway.executor.execute(
             SendSms("info-1:0", msisdn, "upsell_new", text, None, promotional=False)
         )
-        await _until(lambda: bool(reported))
+        await until(lambda: bool(reported))
         await asyncio.sleep(0.3)  # no second report for the other parts
     finally:
         await gateway.stop()
@@ -302,7 +159,7 @@ async def test_a_refused_submit_is_reported(network: Network) -> None:
         await gateway.executor.execute(
             PushStk("off-x:0", "off-x", msisdn, "upsell_new", "confirm", (option,), "Buy?")
         )
-        await _until(lambda: bool(failures))
+        await until(lambda: bool(failures))
     finally:
         await gateway.stop()
     assert failures[0].command_id == "off-x:0" and "SIM keys" in failures[0].reason
@@ -314,8 +171,8 @@ async def test_restart_does_not_push_twice(network: Network) -> None:
     dialog."""
     msisdn = MSISDNS[0]
     gateway = await network.gateway()
-    await gateway.on_trigger(_exhausted(msisdn, network.clock))
-    await _until(lambda: RecordKind.CONTACT in _kinds(gateway, msisdn))
+    await gateway.on_trigger(exhausted(msisdn, network.clock))
+    await until(lambda: RecordKind.CONTACT in kinds(gateway, msisdn))
     # make the outbox forget that the push was accepted, as a crash before that write would
     contact = next(r for r in gateway.store.records_of(msisdn) if r.kind is RecordKind.CONTACT)
     command_id = str(contact.detail["command_id"])

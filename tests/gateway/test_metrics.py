@@ -14,9 +14,9 @@ from pathlib import Path
 
 import prometheus_client
 import pytest
+from gateway_bed import MSISDNS, Network, exhausted, kinds, open_network, until
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from test_admin_api import MSISDNS, Network, exhausted, kinds, open_network, until
 
 from campaign_core.model import RecordKind
 from gateway.ingest.diameter import DiameterClient, DiameterSettings
