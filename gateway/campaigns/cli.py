@@ -236,12 +236,17 @@ def replay(
 
 
 def attribution_windows(campaigns: CampaignSet) -> dict[str, float]:
-    """Per experiment, the control arm's attribution window (``campaign_core.kpis``): the longest
-    ``offer.expires_after`` of the campaigns its arms run."""
+    """Per experiment, the control arm's attribution window (``campaign_core.kpis``): the longest time
+    a treated subscriber of any arm has to convert after the trigger, i.e. the arm's delay, every
+    step's ``after`` and ``hard_cap``, and the offer's ``expires_after``. An arm that waits 48 h, or a
+    journey whose credit offer comes a day after a warning, converts later than the trigger's day, and
+    the control arm is given as long."""
     windows: dict[str, float] = {}
     for experiment in campaigns.experiments:
         spans = [
-            config.offer.expires_after
+            arm.delay
+            + sum(step.after + step.hard_cap for step in config.journey)
+            + config.offer.expires_after
             for arm in experiment.arms
             if arm.campaign is not None
             and (config := campaigns.campaign(arm.campaign)) is not None

@@ -234,3 +234,38 @@ def test_replay_of_a_missing_log(tmp_path: Path) -> None:
     args = parser().parse_args(["replay", str(tmp_path / "nope.jsonl"), "--campaigns", str(CAMPAIGNS)])
     with pytest.raises(ConfigError, match="cannot read the event log"):
         args.func(args)
+
+
+def test_the_control_arm_gets_as_long_to_convert_as_the_slowest_treated_arm() -> None:
+    """The shipped A/B experiment: the delayed arm waits 48 h, then the DSTK dialog (30 min hard cap),
+    then the SMS (24 h), and its offer stands 24 h: a control subscriber's purchase counts for that long
+    after the assignment, not only within the offer's own 24 h."""
+    from campaign_core.kpis import compute_kpis
+    from campaign_core.model import Record, RecordKind
+    from gateway.campaigns.cli import attribution_windows
+    from gateway.campaigns.loader import load_campaign_dir
+
+    campaigns = load_campaign_dir(CAMPAIGNS, ussd_menus=None)
+    windows = attribution_windows(campaigns)
+    assert windows == {"upsell_ab": 48 * 3600 + 30 * 60 + 24 * 3600 + 24 * 3600}
+    assigned = Record(
+        RecordKind.ASSIGNED,
+        0.0,
+        MSISDN,
+        "upsell_ab",
+        "control",
+        None,
+        {"experiment": "upsell_ab", "control": True},
+    )
+    three_days = Record(
+        RecordKind.PURCHASE, 3 * 86400.0, MSISDN, None, None, None, {"price": "50.00", "at": 3 * 86400.0}
+    )
+    rows = compute_kpis([assigned, three_days], windows=windows)
+    control = next(row for row in rows if row.control)
+    assert control.triggers == 1 and control.activations == 1 and control.revenue == Decimal("50.00")
+    assert (
+        next(
+            r for r in compute_kpis([assigned, three_days], windows={"upsell_ab": 86400.0}) if r.control
+        ).activations
+        == 0
+    )
