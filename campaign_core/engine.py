@@ -62,9 +62,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaign_core.codec import event_from_json, event_to_json
 from campaign_core.config import (
@@ -485,6 +486,15 @@ def _remember_start(subscriber: _Subscriber, key: str, when: float) -> None:
         subscriber.last_start = ((key, when),)
 
 
+@lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
 def _local_date(now: float, zone: str) -> date:
     return datetime.fromtimestamp(now, ZoneInfo(zone)).date()
 
@@ -792,7 +802,13 @@ class Engine:
 
     def _zone_of(self, subscriber: _Subscriber) -> str:
         profile = subscriber.profile
-        return profile.timezone if profile is not None and profile.timezone else self._zone
+        return self._zone if profile is None else self._profile_zone(profile)
+
+    def _profile_zone(self, profile: Profile) -> str:
+        """The profile's zone, or the policy's default when it names none or one this system does not
+        know (as the contact policy does): a bad zone from billing must not stop the subscriber's events."""
+        zone = profile.timezone
+        return zone if zone and _known_zone(zone) else self._zone
 
     def _trigger(self, trigger: TriggerRaised, now: float, out: list[Command]) -> None:
         found = self._by_trigger.get(trigger.kind)
@@ -835,7 +851,7 @@ class Engine:
             profile = _UNKNOWN_PROFILE  # billing never described this subscriber: rules see the defaults
             zone = self._zone
         else:
-            zone = profile.timezone or self._zone
+            zone = self._profile_zone(profile)
         candidates: list[tuple[_Campaign, str | None, float]] = []
         controls: set[str] | None = None
         for campaign in campaigns:
@@ -1159,7 +1175,7 @@ class Engine:
             profile = _UNKNOWN_PROFILE
             zone = self._zone
         else:
-            zone = profile.timezone or self._zone
+            zone = self._profile_zone(profile)
         campaign = offer.campaign
         key = offer.offer_id
         eligible = campaign.eligible

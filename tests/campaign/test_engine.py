@@ -499,3 +499,29 @@ def test_offers_due_in_one_tick_go_in_deadline_order_whatever_was_asked_before()
         return [c.msisdn for c in e.handle(Tick(), T0 + 5000) if isinstance(c, SendSms)]
 
     assert run(peek=False) == run(peek=True) == ["254700000002", "254700000001"]
+
+
+def test_an_unknown_time_zone_falls_back_to_the_policy_default() -> None:
+    """Billing names a zone this system does not know: the engine decides as for the policy's default
+    zone (as the contact policy does) instead of raising and losing the subscriber's events."""
+    from pathlib import Path
+
+    from campaign_core.model import ActivePackage, Profile, ProfileUpdated, TriggerKind, TriggerRaised
+    from gateway.campaigns.loader import load_campaign_dir
+
+    campaigns = load_campaign_dir(
+        Path(__file__).resolve().parents[2] / "configs" / "campaigns", ussd_menus=None
+    )
+    now = 1_780_322_400.0  # 2026-06-01 17:00 in Nairobi
+    package = (ActivePackage("data_1000mb", "2026-05-27", "2026-06-03"),)
+    outputs = []
+    for zone in ("Mars/Base", None):
+        engine = Engine(campaigns)
+        profile = Profile("254700000999", segment="prepaid", tenure_days=400, timezone=zone, packages=package)
+        engine.handle(ProfileUpdated(profile), now)
+        trigger = TriggerRaised(
+            "t-1", TriggerKind.PACKAGE_ENDING, "254700000999", now, "data_1000mb", None, {"days_left": "2"}
+        )
+        outputs.append(engine.handle(trigger, now))
+    assert outputs[0] == outputs[1]
+    assert any(getattr(command, "kind", None) is not None for command in outputs[0])  # it decided something
