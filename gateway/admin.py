@@ -78,6 +78,7 @@ from campaign_core.kpis import KpiRow, compute_kpis, render_kpi_table
 from campaign_core.model import Record
 from gateway.app import CampaignStatus, Gateway
 from gateway.campaigns.cli import attribution_windows, explain
+from gateway.http_site import serve
 from gateway.logs import log_ids
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.smpp.client import SubmitError
@@ -220,19 +221,10 @@ class AdminServer:
 
     async def start(self) -> tuple[str, int]:
         """Listen; returns the bound address."""
-        runner = web.AppRunner(
-            self.app, access_log=None, shutdown_timeout=5.0
-        )  # stop waits this long for requests
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        address = runner.addresses[0]
-        self.host, self.port = str(address[0]), int(address[1])
+        # stop waits this long for the requests in progress
+        self._runner, (self.host, self.port) = await serve(
+            self.app, self.host, self.port, access_log=None, shutdown_timeout=5.0
+        )
         log.info("admin API listening on %s:%d", self.host, self.port)
         return self.host, self.port
 

@@ -126,6 +126,8 @@ class GatewaySettings:
     ussd_profile: str = "standard"
     currency: str = ""
     snapshot_every: int = 100_000
+    campaigns: CampaignSet | None = None
+    """The campaign directory already loaded and checked (``gateway.config``); None: loaded here."""
     durable: bool = True
     """False: the stores skip the sync at each commit (simulations; a power loss may lose the last
     commits, a crash of the process loses nothing)."""
@@ -170,7 +172,9 @@ class Gateway:
         )
         self._paused_file = state / "paused_campaigns.json"
         self.paused: set[str] = self._read_paused()
-        self.loaded = load_campaign_dir(settings.campaigns_dir, ussd_menus=settings.ussd_menus)
+        self.loaded = settings.campaigns or load_campaign_dir(
+            settings.campaigns_dir, ussd_menus=settings.ussd_menus
+        )
         self.campaigns = self._with_paused(self.loaded)
         self.engine = Engine(self.campaigns)
         self.store = SqliteCampaignStore(state / "campaigns.sqlite", synchronous=sync)
@@ -219,12 +223,14 @@ class Gateway:
 
     # --- campaigns: reload, pause, resume ---------------------------------------------------------------
 
-    def reload(self) -> ReloadResult:
+    def reload(self, loaded: CampaignSet | None = None) -> ReloadResult:
         """Read the campaign directory again and run it from now on. A bad directory raises
         ``ConfigError`` (file, line, reason) and changes nothing. The running engine's state (open
         offers, contact counts, experiment assignments) goes over to the new one through its snapshot,
-        so journeys in progress continue; an offer whose campaign is gone is dropped and reported."""
-        loaded = load_campaign_dir(self.settings.campaigns_dir, ussd_menus=self.settings.ussd_menus)
+        so journeys in progress continue; an offer whose campaign is gone is dropped and reported.
+        ``loaded``: the directory as the caller has just loaded and checked it."""
+        if loaded is None:
+            loaded = load_campaign_dir(self.settings.campaigns_dir, ussd_menus=self.settings.ussd_menus)
         unknown = sorted(self.paused - {c.id for c in loaded.campaigns})
         dropped = self._swap(loaded)
         log.info("campaigns reloaded: %d campaigns, %d offers dropped", len(loaded.campaigns), len(dropped))

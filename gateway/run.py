@@ -84,6 +84,7 @@ def settings_of(loaded: LoadedConfig) -> GatewaySettings:
         ussd_profile=config.ussd.profile,
         currency=config.currency or loaded.campaigns.catalogue.currency,
         snapshot_every=config.campaigns.snapshot_every,
+        campaigns=loaded.campaigns,
     )
 
 
@@ -177,8 +178,8 @@ class GatewayService:
             restart += ("campaigns.dir",)
         else:
             try:
-                result = self.gateway.reload()
-            except ConfigError as exc:  # the directory changed again since it was validated
+                result = self.gateway.reload(new.campaigns)
+            except ConfigError as exc:  # the new engine refused the running one's state
                 return ReloadOutcome(error=str(exc))
             applied.append("campaigns")
             dropped = result.dropped_offers

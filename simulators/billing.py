@@ -83,6 +83,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from campaign_core.config import CatalogueConfig
 from campaign_core.model import ActivePackage, Payment, Profile, Purchased
 from gateway.configfile import load_yaml_model
+from gateway.http_site import serve
 from protocols.errors import GatewayError, LocalProtocolError
 
 __all__ = [
@@ -1061,17 +1062,9 @@ class BillingServer:
         self.app = app
 
     async def start(self) -> tuple[str, int]:
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        address = runner.addresses[0]
-        self._address = (str(address[0]), int(address[1]))
+        self._runner, self._address = await serve(
+            self.app, self.host, self.port, access_log=None, handle_signals=False, shutdown_timeout=0.25
+        )
         return self._address
 
     async def stop(self) -> None:

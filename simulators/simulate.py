@@ -34,10 +34,12 @@ import shutil
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from campaign_core.kpis import KpiRow, compute_kpis
 from campaign_core.model import (
@@ -55,6 +57,8 @@ from campaign_core.model import (
 from gateway.app import Gateway, GatewaySettings
 from gateway.billing.client import BillingClient, BillingClientStats
 from gateway.campaigns.cli import attribution_windows
+from gateway.campaigns.loader import load_campaign_dir
+from gateway.campaigns.store import SqliteCampaignStore
 from gateway.ingest.config import IngestConfig
 from gateway.ingest.diameter import DiameterClient, DiameterSettings
 from gateway.smpp.client import ClientConfig
@@ -283,17 +287,11 @@ class NetworkModel:
 
     def _remaining(self, meter: _Meter, now: float) -> list[PackageHolding]:
         state = self.billing.subscriber(meter.sub.msisdn, now)
-        today = self._today(meter, now)
+        today = self.billing.local_date(meter.sub.msisdn, now)
         return sorted(
             (p for p in state.packages if p.active_on(today) and p.used_mb < p.quota_mb),
             key=lambda p: p.end_date,
         )
-
-    def _today(self, meter: _Meter, now: float) -> str:
-        from datetime import UTC, datetime  # noqa: PLC0415
-        from zoneinfo import ZoneInfo  # noqa: PLC0415
-
-        return datetime.fromtimestamp(now, UTC).astimezone(ZoneInfo(meter.sub.zone)).date().isoformat()
 
     def _plan(self, meter: _Meter) -> None:
         """One timer at the next crossing of today's use, if today reaches one."""
@@ -561,8 +559,6 @@ class SimBilling:
         sub = self.subscribers.get(msisdn)
         if profile is None or sub is None:
             return profile
-        from dataclasses import replace  # noqa: PLC0415
-
         return replace(profile, segment=sub.segment, stk_capable=sub.stk_capable)
 
 
@@ -570,9 +566,6 @@ class SimBilling:
 
 
 def _opening(sub: SimSubscriber, behaviour: Behaviour, start: float) -> Subscriber:
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
-    from zoneinfo import ZoneInfo  # noqa: PLC0415
-
     zone = ZoneInfo(sub.zone)
     package = sub.package
     first = datetime.fromtimestamp(package.period_start, UTC).astimezone(zone).date()
@@ -624,8 +617,6 @@ async def run_simulation(
     counters = Counters()
     start = scenario.start_time
     end = scenario.end_time
-
-    from gateway.campaigns.loader import load_campaign_dir  # noqa: PLC0415
 
     campaigns = load_campaign_dir(campaigns_dir, ussd_menus=ussd_menus)
     config = billing_config or BillingConfig(currency=campaigns.catalogue.currency)
@@ -807,8 +798,6 @@ def billing_activations(billing: Billing) -> int:
 
 
 def _records(path: Path) -> list[Record]:
-    from gateway.campaigns.store import SqliteCampaignStore  # noqa: PLC0415
-
     store = SqliteCampaignStore(path)
     try:
         return list(store.records())
@@ -951,8 +940,6 @@ def simulate_command(
         )
 
     result = run_simulated(main, scenario.start_time, real_time=real_time)
-    from gateway.campaigns.loader import load_campaign_dir  # noqa: PLC0415
-
     currency = load_campaign_dir(campaigns_dir, ussd_menus=None).catalogue.currency
     files = write_report(report_data(result, currency, None if capture is None else str(capture)), out)
     return result, files

@@ -37,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.http_site import serve
 from gateway.ingest import EventSink
 from gateway.ingest.pipeline import BadEventCounter
 from gateway.ingest.schema import EventError, ParsedBatch, parse_json, parse_json_lines
@@ -190,17 +191,7 @@ class HttpIngest:
         return f"http://{self.host}:{self.port}/v1/events"
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        if self.port == 0:
-            self.port = int(runner.addresses[0][1])
+        self._runner, (_, self.port) = await serve(self.app, self.host, self.port, access_log=None)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -233,19 +233,13 @@ class SmppSession:
         out = self._out
         if not out:
             return b""
+        counts = self.pdu_counts
+        for pdu in out:  # one encoded PDU each: tallied by its header (section 3.2)
+            _, cid, status, _ = _unpack_header(pdu, 0)
+            key = ("out", cid, status)
+            counts[key] = counts.get(key, 0) + 1
         data = b"".join(out)
         out.clear()
-        counts = self.pdu_counts
-        offset, end = 0, len(data)
-        while offset + 16 <= end:  # every PDU we send, by its header (section 3.2)
-            length = int.from_bytes(data[offset : offset + 4], "big")
-            key = (
-                "out",
-                int.from_bytes(data[offset + 4 : offset + 8], "big"),
-                int.from_bytes(data[offset + 8 : offset + 12], "big"),
-            )
-            counts[key] = counts.get(key, 0) + 1
-            offset += max(length, 16)
         return data
 
     def next_event(self) -> Event | None:
