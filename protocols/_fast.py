@@ -4,15 +4,34 @@ A frozen dataclass ``__init__`` sets each field through ``object.__setattr__``, 
 PDU costs ten times a plain slotted ``__init__``. Decoders build millions of PDUs, so they build a
 plain twin with the identical slot layout and then switch its ``__class__`` to the frozen class: the
 result is an ordinary, immutable instance of the frozen class.
+
+The optional C accelerator ``protocols._slots`` (``_slots.c``) builds the same instance without the twin:
+it allocates the frozen class and fills its slots directly (0.1 us instead of 0.8 us for seven fields).
+``TGW_PURE_PYTHON=1`` ignores it, as it does the other accelerators.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def _load_builder(environ: Mapping[str, str]) -> Callable[[type, tuple[str, ...]], Callable[..., Any]] | None:
+    """``protocols._slots.builder``, or None when it is not built or ``TGW_PURE_PYTHON`` is set."""
+    if environ.get("TGW_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from protocols import _slots  # noqa: PLC0415 (here, so that tests can replay the choice)
+    except ImportError:
+        return None
+    return _slots.builder
+
+
+_builder = _load_builder(os.environ)
 
 
 def fast_constructor(cls: type[T]) -> Callable[..., T]:
@@ -40,8 +59,11 @@ def fast_constructor(cls: type[T]) -> Callable[..., T]:
         obj.__class__ = cls
         return obj  # type: ignore[no-any-return]
 
-    make(*(_placeholder(f) for f in fields))  # fail at import time, not on the first PDU
-    return make
+    built: Callable[..., T] = make
+    if _builder is not None:
+        built = _builder(cls, tuple(f.name for f in fields))
+    built(*(_placeholder(f) for f in fields))  # fail at import time, not on the first PDU
+    return built
 
 
 def _placeholder(field: dataclasses.Field[Any]) -> Any:
