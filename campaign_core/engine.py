@@ -1186,8 +1186,8 @@ class Engine:
         plan = step.plan
         if plan is None:
             verdict = policy.check(msisdn, step.channel, step.purpose, now, zone)  # raises: unknown purpose
-        else:
-            verdict = policy.check_planned(plan, msisdn, now, zone)
+        else:  # counted at once when allowed: nothing below can fail before the command goes out
+            verdict = policy.contact_planned(plan, msisdn, now, zone)
         if verdict is not ALLOWED:
             if isinstance(verdict, Deferred):
                 offer.state = _STEP_PENDING
@@ -1238,8 +1238,6 @@ class Engine:
         command_id = key + step.suffix
         if plan is None:
             policy.record(msisdn, step.channel, step.purpose, now, zone)
-        else:
-            policy.record_planned(plan, msisdn, now, zone)
         if step.stk:
             offer.pushed = shown
             out.append(_push_stk(command_id, key, msisdn, campaign.id, step.style, options, text))

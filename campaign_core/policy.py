@@ -419,6 +419,43 @@ class ContactPolicy:
                     return verdict
         return ALLOWED
 
+    def contact_planned(self, plan: ContactPlan, msisdn: str, now: float, timezone: str | None) -> Verdict:
+        """``check_planned``, and when it allows the contact, ``record_planned`` at once (the engine's
+        send path: one calendar and state lookup instead of two)."""
+        if plan.promotional and msisdn in self._dnd:
+            return _DO_NOT_DISTURB
+        if not plan.uses_calendar:
+            return ALLOWED  # no calendar: no rule counts this contact either (contact_plan)
+        calendar = self._calendars.get(timezone) or self._calendar(timezone)
+        if not calendar.lo <= now < calendar.hi:
+            calendar.refresh(now)
+        if plan.promotional and calendar.quiet:
+            return calendar.deferred or _QUIET_DROP
+        state = self._state.get(msisdn)
+        keys = calendar.keys
+        if state is None:
+            verdict = plan.first_zero
+            if verdict is not None:
+                return verdict
+            if plan.counts:
+                self._state[msisdn] = keys + plan.first  # the period starts, then zeros and this contact
+            return ALLOWED
+        for position, period, limit, verdict in plan.caps:
+            if (state[position] if keys[period] <= state[period] else 0) >= limit:
+                return verdict
+        counts = plan.counts
+        if counts:
+            updated = list(state)
+            for period, key in enumerate(keys):
+                if key > updated[period]:  # a later period: its counts start again
+                    updated[period] = key
+                    for position in self._period_counters[period]:
+                        updated[position] = 0
+            for position in counts:
+                updated[position] += 1
+            self._state[msisdn] = tuple(updated)
+        return ALLOWED
+
     def record(self, msisdn: str, channel: Channel, purpose: str, now: float, timezone: str | None) -> None:
         """Count one contact made (the engine calls it when it sends)."""
         plan = self._plans.get((channel, purpose)) or self._plan(channel, purpose)

@@ -12,7 +12,8 @@ snapshots do not depend on which one ran:
   tuples gives them, duplicates included;
 - the offer id is ``model.offer_id``; the affordable options (sized per affordability pattern, from the
   offer's packages sorted once) and the largest of them are those of sorting the affordable ones;
-- ``ContactPolicy.check_planned`` / ``record_planned`` are ``check`` / ``record``.
+- ``ContactPolicy.check_planned`` / ``record_planned`` are ``check`` / ``record``, and
+  ``contact_planned`` is ``check`` followed by ``record`` when the contact is allowed.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ from campaign_core.model import (
     TriggerRaised,
     offer_id,
 )
-from campaign_core.policy import PURPOSES, ContactPolicy
+from campaign_core.policy import ALLOWED, PURPOSES, ContactPolicy
 
 text = st.text(max_size=12)
 money = st.decimals(min_value=0, max_value=1000, places=2, allow_nan=False, allow_infinity=False)
@@ -367,6 +368,48 @@ def test_planned_check_and_record_are_check_and_record(contacts: list[tuple[Chan
         )
         plain.record(msisdn, channel, purpose, now, None)
         planned.record_planned(plan, msisdn, now, None)
+        assert planned.snapshot() == plain.snapshot()
+
+
+@given(
+    contacts=st.lists(
+        st.tuples(
+            st.sampled_from(list(Channel)),
+            st.sampled_from(PURPOSES),
+            st.sampled_from(["1", "2", "254700000999"]),  # the last is on the do-not-disturb list
+            st.integers(0, 4 * 86400),
+            st.sampled_from([None, "Africa/Nairobi", "America/New_York"]),
+        ),
+        max_size=25,
+    ),
+    extra_caps=st.sampled_from(
+        [
+            [],
+            [{"purpose": "subscriber_initiated", "max": 2, "per": "hour"}],
+            [
+                {"purpose": "promotional", "max": 3, "per": "week"},
+                {"channel": "sms", "purpose": "transactional", "max": 0, "per": "day"},
+            ],
+        ]
+    ),
+    quiet=st.sampled_from(["defer", "drop", None]),
+)
+def test_contact_planned_is_check_then_record_when_allowed(
+    contacts: list[tuple[Channel, str, str, int, str | None]],
+    extra_caps: list[dict[str, Any]],
+    quiet: str | None,
+) -> None:
+    quiet_hours = None if quiet is None else {**POLICY["quiet_hours"], "action": quiet}
+    config = PolicyConfig.model_validate(
+        {**POLICY, "caps": [*POLICY["caps"], *extra_caps], "quiet_hours": quiet_hours}
+    )
+    plain, planned = ContactPolicy(config), ContactPolicy(config)
+    for channel, purpose, msisdn, offset, zone in sorted(contacts, key=lambda c: c[3]):
+        now = T0 + offset
+        verdict = plain.check(msisdn, channel, purpose, now, zone)
+        if verdict is ALLOWED:
+            plain.record(msisdn, channel, purpose, now, zone)
+        assert planned.contact_planned(planned.contact_plan(channel, purpose), msisdn, now, zone) == verdict
         assert planned.snapshot() == plain.snapshot()
 
 
