@@ -100,8 +100,11 @@ class Journeys:
         self.seconds = 0.0  # wall time in the handle loops
         self.cpu_seconds = 0.0  # this process's CPU time in them
         self.peak_offers = 0
+        self.phases: list[tuple[str, int, float]] = []  # (phase, events, wall seconds)
 
-    def _phase(self, events: list[tuple[Event, float]], wanted: type | tuple[type, ...]) -> list[Any]:
+    def _phase(
+        self, name: str, events: list[tuple[Event, float]], wanted: type | tuple[type, ...]
+    ) -> list[Any]:
         """``handle`` each (event, now); the commands of the ``wanted`` types, in order."""
         handle = self.engine.handle
         kept: list[Any] = []
@@ -111,9 +114,11 @@ class Journeys:
             for command in handle(event, now):
                 if isinstance(command, wanted):
                     keep(command)
-        self.seconds += time.perf_counter() - wall
+        seconds = time.perf_counter() - wall
+        self.seconds += seconds
         self.cpu_seconds += time.process_time() - cpu
         self.events += len(events)
+        self.phases.append((name, len(events), seconds))
         return kept
 
     def run(self) -> None:
@@ -128,21 +133,30 @@ class Journeys:
             )
             for i in range(self.count)
         ]  # fmt: skip
-        queries: list[QueryCredit] = self._phase(triggers, QueryCredit)
+        queries: list[QueryCredit] = self._phase("exhaustion triggers", triggers, QueryCredit)
         del triggers
         no_balance, credit = Decimal(0), Decimal(120)  # billing scores each: 120 KES of credit, no balance
         pushes: list[PushStk | SendSms] = self._phase(
+            "credit scores (DSTK dialogs go out)",
             [(CreditScored(q.request_id, q.msisdn, no_balance, credit), now + 1) for q in queries],
             (PushStk, SendSms),
         )
         self.peak_offers = len(queries)
         # the DSTK dialogs are delivered
-        self._phase([(DeliveryReported(push.command_id, True), now + 5) for push in pushes], ())
+        self._phase(
+            "DSTK receipts", [(DeliveryReported(push.command_id, True), now + 5) for push in pushes], ()
+        )
         del queries, pushes  # the commands are the gateway's to keep, not the engine's
         self.open_offers_memory = self.measure()  # every offer open, waiting for an answer
         # nobody answers the dialog: the waits expire, the SMS go out (a Tick a simulated minute)
-        sms: list[SendSms] = self._phase([(Tick(), now + 60 * minute) for minute in range(1, 40)], SendSms)
-        self._phase([(DeliveryReported(message.command_id, True), now + 2500) for message in sms], ())
+        sms: list[SendSms] = self._phase(
+            "ticks (the waits expire, the SMS go out)",
+            [(Tick(), now + 60 * minute) for minute in range(1, 40)],
+            SendSms,
+        )
+        self._phase(
+            "SMS receipts", [(DeliveryReported(message.command_id, True), now + 2500) for message in sms], ()
+        )
         answers: list[tuple[Event, float]] = []
         if self.answer_every:
             answers = [
@@ -153,9 +167,11 @@ class Journeys:
                 for i, message in enumerate(sms)
                 if i % self.answer_every == 0
             ]
-        activations: list[Activate] = self._phase(answers, Activate)
+        activations: list[Activate] = self._phase("USSD answers", answers, Activate)
         self._phase(
-            [(Activated(a.offer_id, a.package_id, a.payment, a.price), now + 3001) for a in activations], ()
+            "activations",
+            [(Activated(a.offer_id, a.package_id, a.payment, a.price), now + 3001) for a in activations],
+            (),
         )
 
 
@@ -204,6 +220,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bytes_per_subscriber_profiles": profile_memory / args.subscribers if args.memory else None,
         "bytes_per_subscriber_open_offer": peak / args.subscribers if args.memory else None,
         "tracked": len(engine),
+        "phases": [
+            {
+                "phase": name,
+                "events": count,
+                "seconds": seconds,
+                "us_per_event": seconds / count * 1e6 if count else 0.0,
+            }
+            for name, count, seconds in feeder.phases
+        ],
         "memory_traced": args.memory,
     }
 
@@ -233,6 +258,11 @@ def main() -> int:
         f"  journeys:  {result['journey_events_per_s']:>12,.0f} events/s ({result['journey_events']:,} events)"
     )
     print(f"  overall:   {result['events_per_s']:>12,.0f} events/s (goal 200,000)")
+    for phase in result["phases"]:  # where the journeys' time goes
+        print(
+            f"    {phase['phase']:<42} {phase['events']:>10,} events {phase['seconds']:>7.2f} s"
+            f" {phase['us_per_event']:>10,.1f} us/event"
+        )
     print(
         f"  per CPU second: journeys {result['journey_events_per_cpu_s']:,.0f}, "
         f"overall {result['events_per_cpu_s']:,.0f} events"
