@@ -110,7 +110,9 @@ async def _run_smsc(args: argparse.Namespace) -> int:
     control: SmscControl | None = None
     try:
         if args.control is not None:
-            control = SmscControl(sim, handsets=args.handsets, sim_keys=args.sim_keys)
+            control = SmscControl(
+                sim, handsets=args.handsets, sim_keys=args.sim_keys, allowed_hosts=args.allow_host
+            )
             if tap is not None:
                 capture = tap
                 control.hub.trace_apdus(lambda msisdn, apdu: capture.sim_apdu(handset_address(msisdn), apdu))
@@ -360,6 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     smsc.add_argument(
         "--sim-keys", type=Path, default=None, metavar="FILE", help="SIM key file: its subscribers' cards"
+    )
+    smsc.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a DNS name testers open the control channel by (IP addresses and localhost always work)",
     )
     smsc.add_argument(
         "--pcap",

@@ -62,7 +62,10 @@ an item id or cancel, which is Back).
 
 Statuses: 400 a malformed request, no MSISDN, a text the screen cannot carry or an answer the dialog
 does not take; 403 a browser request from another origin (the ``Origin`` header names another
-host: no web page elsewhere may drive the handsets); 404 no such session; 409 the session does not
+host: no web page elsewhere may drive the handsets), or a request naming a host this channel does not
+serve (the ``Host`` header is not an IP address, ``localhost`` or one of ``allowed_hosts``: a page
+whose DNS name was re-pointed at this machine, "DNS rebinding", is its own origin to the browser and
+would pass the ``Origin`` check); 404 no such session; 409 the session does not
 ask for input, or no (or another) dialog is open; 410 the session is over and every screen was read;
 502 the gateway refused; 503 no gateway bound, or too many handsets; 504 nothing came within the
 timeout. Sessions the gateway opens while nobody listens wait in a queue per handset (the last 100).
@@ -73,6 +76,7 @@ HTTP status (0: the control port could not be reached).
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 from collections import OrderedDict
@@ -83,6 +87,7 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.stk.keystore import KeyStore
 from protocols.errors import LocalProtocolError, TransportError
@@ -155,7 +160,39 @@ def _wait(request: web.Request) -> float | None:
     return None if value is None else _timeout(value, 0.0)
 
 
-@web.middleware
+def _served_host(host: str, allowed: frozenset[str]) -> bool:
+    """Whether ``host`` (a Host header: name or address, maybe a port) is one this channel serves: an
+    IP address (no DNS name to re-point), ``localhost`` or a name under it (RFC 6761 section 6.3), or
+    one of ``allowed`` (lower case)."""
+    name = host.strip().lower()
+    if name.startswith("["):  # [IPv6]:port
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost" or name.endswith(".localhost") or name in allowed
+    return True
+
+
+def _guard_of(allowed_hosts: Iterable[str]) -> Middleware:
+    allowed = frozenset(host.lower().rstrip(".") for host in allowed_hosts)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not _served_host(request.host, allowed):
+            return _error(
+                403, f"host {request.host!r} is not served here (allow it with --allow-host if it is yours)"
+            )
+        return await _guard(request, handler)
+
+    return guard
+
+
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse what a page of another origin makes a browser send (CSRF), and turn ``_Refused`` and
     ``_BadRequest`` into JSON errors."""
@@ -176,7 +213,8 @@ class SmscControl:
 
     ``handsets``: MSISDNs switched on at once; ``sim_keys``: a SIM key file (or a loaded ``KeyStore``)
     whose subscribers get a handset with their card; ``dialog_timeout``: the terminal's timeout for a
-    SIM toolkit dialog nobody answers.
+    SIM toolkit dialog nobody answers; ``allowed_hosts``: DNS names besides ``localhost`` that testers
+    reach this channel by (IP addresses are always served).
     """
 
     def __init__(
@@ -186,6 +224,7 @@ class SmscControl:
         handsets: Iterable[str] = (),
         sim_keys: KeyStore | str | Path | None = None,
         dialog_timeout: float = 120.0,
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         self.smsc = smsc
         self._sessions: OrderedDict[str, UssdSession] = OrderedDict()
@@ -199,7 +238,7 @@ class SmscControl:
             dialog_timeout=dialog_timeout,
             keep_session=self._keep,
         )
-        app = web.Application(middlewares=[_guard])
+        app = web.Application(middlewares=[_guard_of(allowed_hosts)])
         app.add_routes(
             [
                 web.get("/", self._page),

@@ -491,6 +491,31 @@ async def test_requests_from_another_origin_are_refused(bed: Bed) -> None:
     assert status == 200
 
 
+async def test_a_host_name_it_does_not_serve_is_refused_even_from_its_own_origin(bed: Bed) -> None:
+    """DNS rebinding: a page whose name now points at this machine is same-origin to the browser."""
+    body = {"to": SHORT_CODE, "text": "hi"}
+    rebound = {"Host": f"evil.example:{bed.port}", "Origin": f"http://evil.example:{bed.port}"}
+    status, error = await bed.call("POST", f"/handsets/{PHONE}/sms", body, headers=rebound)
+    assert status == 403 and "'evil.example:" in error["error"] and "--allow-host" in error["error"]
+    status, _ = await bed.call("GET", f"/handsets/{PHONE}/sms", headers={"Host": "evil.example"})
+    assert status == 403  # reading the inbox is refused too
+    assert bed.gateway.texts == []
+    for host in (f"localhost:{bed.port}", f"phone.localhost:{bed.port}", f"[::1]:{bed.port}", "127.0.0.1"):
+        status, _ = await bed.call("GET", f"/handsets/{PHONE}/sms", headers={"Host": host})
+        assert status == 200, host
+
+
+async def test_names_a_tester_allows_are_served(tmp_path: Path) -> None:
+    async with open_bed(tmp_path, allowed_hosts=["Lab-SMSC.example."]) as bed:
+        for host, expected in (
+            ("lab-smsc.example", 200),
+            (f"LAB-SMSC.example:{bed.port}", 200),
+            ("x.example", 403),
+        ):
+            status, _ = await bed.call("GET", f"/handsets/{PHONE}/sms", headers={"Host": host})
+            assert status == expected, host
+
+
 # --- tgw handset sms / inbox / stk ------------------------------------------------------------------
 
 
