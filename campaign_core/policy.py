@@ -443,17 +443,8 @@ class ContactPolicy:
         for position, period, limit, verdict in plan.caps:
             if (state[position] if keys[period] <= state[period] else 0) >= limit:
                 return verdict
-        counts = plan.counts
-        if counts:
-            updated = list(state)
-            for period, key in enumerate(keys):
-                if key > updated[period]:  # a later period: its counts start again
-                    updated[period] = key
-                    for position in self._period_counters[period]:
-                        updated[position] = 0
-            for position in counts:
-                updated[position] += 1
-            self._state[msisdn] = tuple(updated)
+        if plan.counts:
+            self._state[msisdn] = self._counted(state, keys, plan.counts)
         return ALLOWED
 
     def record(self, msisdn: str, channel: Channel, purpose: str, now: float, timezone: str | None) -> None:
@@ -474,6 +465,13 @@ class ContactPolicy:
         if old is None:
             self._state[msisdn] = keys + plan.first  # the period starts, then zeros and this contact
             return
+        self._state[msisdn] = self._counted(old, keys, counts)
+
+    def _counted(
+        self, old: tuple[int, ...], keys: tuple[int, ...], counts: tuple[int, ...]
+    ) -> tuple[int, ...]:
+        """A subscriber's state ``old`` with one more contact at the positions ``counts``, in the periods
+        ``keys`` (the current calendar's)."""
         state = list(old)
         for period, key in enumerate(keys):
             if key > state[period]:  # a later period: its counts start again
@@ -482,7 +480,7 @@ class ContactPolicy:
                     state[position] = 0
         for position in counts:
             state[position] += 1
-        self._state[msisdn] = tuple(state)
+        return tuple(state)
 
     def forget(self, msisdn: str) -> None:
         """Drop what is remembered of ``msisdn``'s contacts (do-not-disturb is kept)."""
