@@ -49,14 +49,13 @@ import json
 import logging
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from campaign_core.codec import command_from_json, command_to_json, event_from_json, event_to_json
 from campaign_core.model import Activate, Command, Event, PushStk, QueryCredit, Record, Reply, SendSms
-from gateway.storage.sqlite_base import Synchronous, open_wal, transaction
+from gateway.storage.sqlite_base import SqliteFile, Synchronous
 from gateway.storage.sqlite_store import StoreError
 from protocols.errors import DecodeError
 
@@ -228,13 +227,18 @@ def _dumps(data: object) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-class SqliteCampaignStore:
+class SqliteCampaignStore(SqliteFile):
     """``CampaignStore`` in one SQLite file (``":memory:"`` for a throw-away one). Close it, or use ``with``.
 
     ``busy_timeout`` is how long a write waits for another process holding the file's write lock (e.g.
     ``tgw explain`` reading while the gateway runs needs no lock: WAL readers never block).
     ``keep_events=False`` prunes the event log up to each snapshot written (module docstring).
     """
+
+    WHAT = "campaign store"
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+    MIGRATIONS = _MIGRATIONS
 
     def __init__(
         self,
@@ -244,60 +248,9 @@ class SqliteCampaignStore:
         keep_events: bool = True,
         synchronous: Synchronous = "FULL",
     ) -> None:
-        self.path = str(path)
+        super().__init__(path, busy_timeout=busy_timeout, synchronous=synchronous)
         self.keep_events = keep_events
         self._unpruned: int | None = None  # the first event that may still have its body (when pruning)
-        self._db = open_wal(self.path, "campaign store", busy_timeout, self._adopt, synchronous=synchronous)
-
-    def _adopt(self, db: sqlite3.Connection) -> None:
-        """``open_wal``'s setup: keep the connection, then create or migrate the schema."""
-        self._db = db
-        self._migrate()
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> SqliteCampaignStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"SqliteCampaignStore({self.path!r})"
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """BEGIN IMMEDIATE .. COMMIT (ROLLBACK on any error); sqlite3 errors become StoreError."""
-        return transaction(self._db, "campaign store", self.path)
-
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            exists = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-            ).fetchone()
-            if exists is None:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                return
-            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-            version = row[0] if row else None
-            while version in _MIGRATIONS:  # an older file: bring it up to date, in this transaction
-                for statement in _MIGRATIONS[version]:
-                    db.execute(statement)
-                version += 1
-                db.execute("UPDATE schema_version SET version = ?", (version,))
-            if version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"campaign store {self.path} has schema version {version}; "
-                    f"this gateway knows version {SCHEMA_VERSION}"
-                )
-
-    @property
-    def schema_version(self) -> int:
-        row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
-        version: int = row[0]
-        return version
 
     # --- writes ------------------------------------------------------------------------------------
 

@@ -4,19 +4,23 @@ and foreign keys on, and one explicit ``BEGIN IMMEDIATE .. COMMIT`` transaction 
 ``synchronous=FULL`` syncs the WAL at every commit, so whatever a commit made durable (a counter handed
 out, a decision about to be acted on) survives a power loss. Every ``sqlite3.Error`` becomes a
 ``StoreError`` naming the store (``what``, e.g. "campaign store") and its file.
+
+``SqliteFile`` is the base of the stores: the connection, ``with`` support, the transaction, and the
+schema (created in a new file, brought up to date through the migrations in an older one, refused when
+it is newer than the code).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from protocols.errors import GatewayError
 
-__all__ = ["StoreError", "Synchronous", "open_wal", "transaction"]
+__all__ = ["SqliteFile", "StoreError", "Synchronous", "open_wal", "transaction"]
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -75,3 +79,68 @@ def transaction(db: sqlite3.Connection, what: str, path: str) -> Iterator[sqlite
         except sqlite3.Error as exc:  # pragma: no cover - disk full / I/O error at commit
             db.execute("ROLLBACK")
             raise StoreError(f"{what} {path}: commit failed: {exc}") from None
+
+
+class SqliteFile:
+    """One SQLite file of a store, opened by ``open_wal`` with the schema in place (class attributes:
+    ``WHAT``, the store's name in errors; ``SCHEMA``, the statements of a new file at ``SCHEMA_VERSION``;
+    ``MIGRATIONS``, version -> the statements that bring a file of that version to the next one)."""
+
+    WHAT = "store"
+    SCHEMA: Sequence[str] = ()
+    SCHEMA_VERSION = 1
+    MIGRATIONS: Mapping[int, Sequence[str]] = {}
+
+    def __init__(self, path: str | Path, *, busy_timeout: float, synchronous: Synchronous) -> None:
+        self.path = str(path)
+        self._db = open_wal(self.path, self.WHAT, busy_timeout, self._adopt, synchronous=synchronous)
+
+    def _adopt(self, db: sqlite3.Connection) -> None:
+        """``open_wal``'s setup: keep the connection, then create or migrate the schema."""
+        self._db = db
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """BEGIN IMMEDIATE .. COMMIT (ROLLBACK on any error); sqlite3 errors become StoreError."""
+        return transaction(self._db, self.WHAT, self.path)
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            exists = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            if exists is None:
+                for statement in self.SCHEMA:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (self.SCHEMA_VERSION,))
+                return
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            version: int | None = row[0] if row else None
+            while version is not None and version in self.MIGRATIONS:  # an older file: bring it up to date
+                for statement in self.MIGRATIONS[version]:
+                    db.execute(statement)
+                version += 1
+                db.execute("UPDATE schema_version SET version = ?", (version,))
+            if version != self.SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.WHAT} {self.path} has schema version {version}; "
+                    f"this gateway knows version {self.SCHEMA_VERSION}"
+                )
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+        version: int = row[0]
+        return version

@@ -21,12 +21,11 @@ reads a clock. One store object belongs to one thread (the event loop's).
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.storage.sqlite_base import StoreError, Synchronous, open_wal, transaction
+from gateway.storage.sqlite_base import SqliteFile, StoreError, Synchronous
 from protocols.smpp.receipt import message_id_keys
 from protocols.stk.ota import MAX_CNTR
 
@@ -129,61 +128,20 @@ def _push(row: tuple[Any, ...]) -> PushRecord:
     )
 
 
-class SqliteStore:
+class SqliteStore(SqliteFile):
     """The store in one SQLite file (``":memory:"`` for a throw-away one). Close it, or use ``with``.
 
     ``busy_timeout`` is how long a write waits for another process holding the file's write lock.
     """
 
+    WHAT = "store"
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+
     def __init__(
         self, path: str | Path, *, busy_timeout: float = 5.0, synchronous: Synchronous = "FULL"
     ) -> None:
-        self.path = str(path)
-        self._db = open_wal(self.path, "store", busy_timeout, self._adopt, synchronous=synchronous)
-
-    def _adopt(self, db: sqlite3.Connection) -> None:
-        """``open_wal``'s setup: keep the connection, then create or migrate the schema."""
-        self._db = db
-        self._migrate()
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"SqliteStore({self.path!r})"
-
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """BEGIN IMMEDIATE .. COMMIT (ROLLBACK on any error); sqlite3 errors become StoreError."""
-        return transaction(self._db, "store", self.path)
-
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            exists = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-            ).fetchone()
-            if exists is None:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                return
-            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-            version = row[0] if row else None
-            if version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path} has schema version {version}; this gateway knows version {SCHEMA_VERSION}"
-                )
-
-    @property
-    def schema_version(self) -> int:
-        row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
-        version: int = row[0]
-        return version
+        super().__init__(path, busy_timeout=busy_timeout, synchronous=synchronous)
 
     # --- OTA counters (TS 102 225 5.1.1) -----------------------------------------------------------
 
