@@ -24,8 +24,24 @@ Ledger (``LedgerEntry``: at, msisdn, kind, amount > 0, reference)
     ``credit_fee`` (``credit_fee_percent`` of the price, rounded half-up to cents, added to the debt),
     ``purchase`` (bought outside offers, from the balance), ``topup`` (money in) and ``repayment`` (the
     part of a top-up that repaid debt: a top-up repays the outstanding credit first, the rest goes to
-    the balance). Revenue is the sum of ``activation``, ``credit_fee`` and ``purchase``; ``reconcile``
-    recomputes every balance and debt from the opening values and the ledger.
+    the balance), ``renewal`` (a recurring package's new period, from the balance; reference =
+    ``<package id>:<first day>..<last day>``) and ``payg`` (pay-as-you-go overage, from the balance).
+    Revenue is the sum of ``activation``, ``credit_fee``, ``purchase``, ``renewal`` and ``payg``;
+    ``reconcile`` recomputes every balance and debt from the opening values and the ledger.
+
+Renewals (lazy and exact)
+    A recurring package is renewed at the end of its validity: at local midnight after its
+    ``end_date``, in the subscriber's zone (its *boundary*). The catalogue price is charged from the
+    airtime balance and the package starts a new period in place: the catalogue's volume with nothing
+    used, ``start_date`` = the boundary's day, ``end_date`` ``validity_days - 1`` days later,
+    ``recurring`` kept, ``trial`` off (a trial that renews is paid for from then on), ``reference`` =
+    the ledger reference. When the balance is short (or the package is no longer in the catalogue) it
+    lapses: not renewed, ``recurring`` off, no debt. Billing applies due renewals whenever it looks at
+    the account (``record_usage``, ``subscriber``, ``profile``, ``credit_score``, ``activate``,
+    ``purchase``, ``top_up``) and ``renew_due(now)`` looks at every account. Nothing else touches an
+    account between a boundary and that first look, so the outcome is the one of a renewal exactly at
+    the boundary whenever the look happens: the ledger entry and the notice carry the boundary's time,
+    and several missed periods renew one after the other, oldest boundary first.
 
 Activations (``Billing.activate``)
     Keyed by the idempotency key (the offer id). ``BALANCE`` debits the balance (402 when short);
@@ -37,9 +53,12 @@ Activations (``Billing.activate``)
 
 Usage metering (``record_usage``) consumes the active packages earliest end date first and reports the
 crossings a network would notify: the ``threshold_percent`` level (90 %) and exhaustion (a jump past
-both is one exhaustion); what no package covers is pay-as-you-go overage. Listeners (``add_listener``)
-hear of every package added (activation, purchase) and every top-up, so the network simulator can
-refill its meters.
+both is one exhaustion); what no package covers is pay-as-you-go overage, charged at
+``payg_price_per_mb`` (rounded half-up to cents per call) from the balance, never below 0: what the
+balance cannot pay is not charged (a prepaid OCS cuts the data off, it lends nothing). Listeners
+(``add_listener``) hear of every package added (activation, purchase, renewal) and every top-up, so the
+network simulator can refill its meters; renewal notices are delivered once the renewals of that look
+are all applied, so a listener may call billing again.
 
 HTTP API (``BillingServer``; money is always a decimal string; errors are ``{"error": "<one line>"}``):
 
@@ -66,11 +85,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -214,6 +234,7 @@ class BillingConfig(_Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "KES"
     threshold_percent: Annotated[int, Field(ge=1, le=99)] = 90
     credit_fee_percent: Annotated[Decimal, BeforeValidator(_exact), Field(ge=0, le=100)] = Decimal(10)
+    payg_price_per_mb: Money = Decimal(0)  # 0: pay-as-you-go use is free (the simulator charged none before)
     scoring: ScoringRules = ScoringRules()
     faults: FaultConfig = FaultConfig()
     catalogue: tuple[CataloguePackage, ...] = ()
@@ -280,9 +301,15 @@ class LedgerKind(StrEnum):
     REPAYMENT = "repayment"
     TOPUP = "topup"
     PURCHASE = "purchase"
+    RENEWAL = "renewal"
+    PAYG = "payg"
 
 
-REVENUE_KINDS = frozenset({LedgerKind.ACTIVATION, LedgerKind.CREDIT_FEE, LedgerKind.PURCHASE})
+REVENUE_KINDS = frozenset(
+    {LedgerKind.ACTIVATION, LedgerKind.CREDIT_FEE, LedgerKind.PURCHASE, LedgerKind.RENEWAL, LedgerKind.PAYG}
+)
+# The kinds paid from the airtime balance without an activation's choice of payment.
+_FROM_BALANCE = frozenset({LedgerKind.PURCHASE, LedgerKind.RENEWAL, LedgerKind.PAYG})
 
 
 class UsageKind(StrEnum):
@@ -470,13 +497,15 @@ class UsageCrossing:
 
 @dataclass(frozen=True, slots=True)
 class UsageChange:
-    """What ``record_usage`` changed; ``overage_mb`` is use no package covered (pay-as-you-go)."""
+    """What ``record_usage`` changed; ``overage_mb`` is use no package covered (pay-as-you-go), of which
+    ``payg_charged`` was charged (less than the price when the balance ran out)."""
 
     msisdn: str
     at: float
     used_mb: float
     crossings: tuple[UsageCrossing, ...] = ()
     overage_mb: float = 0.0
+    payg_charged: Decimal = _ZERO
 
     @property
     def changed(self) -> bool:
@@ -485,7 +514,8 @@ class UsageChange:
 
 @dataclass(frozen=True, slots=True)
 class PackageAdded:
-    """A package was added by an activation (``via`` ACTIVATION) or a purchase (``via`` PURCHASE)."""
+    """A package was added by an activation (``via`` ACTIVATION), a purchase (``via`` PURCHASE) or a
+    recurring package's renewal (``via`` RENEWAL: ``package`` is the new period, ``at`` its boundary)."""
 
     msisdn: str
     package: PackageHolding
@@ -523,6 +553,7 @@ class _Account:
     opening_balance: Decimal
     opening_debt: Decimal
     entries: list[LedgerEntry] = field(default_factory=list)
+    renew_at: float = math.inf  # the earliest boundary of a recurring package (inf: none)
 
     def tenure(self, now: float) -> int:
         return max(0, int((now - self.joined) // DAY))
@@ -591,6 +622,8 @@ class Billing:
             opening_balance=subscriber.balance,
             opening_debt=subscriber.debt,
         )
+        account = self._accounts[subscriber.msisdn]
+        account.renew_at = _next_boundary(account)
 
     def __contains__(self, msisdn: object) -> bool:
         return msisdn in self._accounts
@@ -610,8 +643,16 @@ class Billing:
             raise UnknownPackage(f"no package {package_id!r} in the catalogue")
         return package
 
-    def subscriber(self, msisdn: str, now: float) -> Subscriber:
+    def _current(self, msisdn: str, now: float) -> _Account:
+        """The account as of ``now``: its due renewals applied (listeners hear of them afterwards)."""
         account = self._account(msisdn)
+        if now >= account.renew_at:
+            for notice in self._renew(account, now):
+                self._notify(notice)
+        return account
+
+    def subscriber(self, msisdn: str, now: float) -> Subscriber:
+        account = self._current(msisdn, now)
         return Subscriber(
             msisdn=msisdn,
             balance=account.balance,
@@ -628,7 +669,7 @@ class Billing:
 
     def profile(self, msisdn: str, now: float) -> Profile:
         """The campaign engine's view of the subscriber (packages active at ``now``)."""
-        account = self._account(msisdn)
+        account = self._current(msisdn, now)
         today = account.today(now)
         return Profile(
             msisdn=msisdn,
@@ -645,7 +686,7 @@ class Billing:
 
     def credit_score(self, msisdn: str, now: float) -> CreditScore:
         """The balance and the credit limit at ``now`` (the rules of ``ScoringRules``)."""
-        account = self._account(msisdn)
+        account = self._current(msisdn, now)
         limit, reason = self._limit(account, now)
         return CreditScore(msisdn, account.balance, limit, account.debt, reason)
 
@@ -688,6 +729,8 @@ class Billing:
             reference=reference,
         )
         account.packages.append(holding)
+        if holding.recurring:
+            account.renew_at = min(account.renew_at, _boundary(account, holding))
         return holding
 
     def activate(  # noqa: PLR0917 - the activation request's fields in order, then now
@@ -708,7 +751,7 @@ class Billing:
             if isinstance(stored.outcome, str):
                 raise InsufficientFunds(stored.outcome)
             return stored.outcome, True
-        account = self._account(msisdn)
+        account = self._current(msisdn, now)
         package = self._package(package_id)
         if not price.is_finite() or price != package.price:
             raise InvalidRequest(
@@ -770,7 +813,7 @@ class Billing:
         self, msisdn: str, package_id: str, now: float, purchase_id: str | None = None
     ) -> PurchaseRecord:
         """A purchase outside our offers (the data shop), paid from the balance (402 when short)."""
-        account = self._account(msisdn)
+        account = self._current(msisdn, now)
         package = self._package(package_id)
         if account.balance < package.price:
             raise InsufficientFunds(
@@ -791,7 +834,7 @@ class Billing:
         """Add ``amount`` to the account: the outstanding credit is repaid first, the rest is balance."""
         if not amount.is_finite() or amount <= 0:
             raise InvalidRequest(f"a top-up amount must be positive, got {amount}")
-        account = self._account(msisdn)
+        account = self._current(msisdn, now)
         repaid = min(amount, account.debt)
         account.debt -= repaid
         account.balance += amount - repaid
@@ -809,7 +852,7 @@ class Billing:
         """Meter ``mb`` of data against the active packages, earliest end date first."""
         if mb < 0:
             raise LocalProtocolError(f"usage must be >= 0 MB, got {mb}")
-        account = self._account(msisdn)
+        account = self._current(msisdn, now)
         today = account.today(now)
         level = self.config.threshold_percent
         left = float(mb)
@@ -851,7 +894,94 @@ class Billing:
                         holding.quota_mb,
                     )
                 )
-        return UsageChange(msisdn, now, float(mb), tuple(crossings), max(0.0, left))
+        overage = max(0.0, left)
+        charged = self._charge_payg(account, overage, now)
+        return UsageChange(msisdn, now, float(mb), tuple(crossings), overage, charged)
+
+    def _charge_payg(self, account: _Account, overage_mb: float, now: float) -> Decimal:
+        """Charge ``overage_mb`` at ``payg_price_per_mb``, at most the balance (prepaid: no debt)."""
+        price = self.config.payg_price_per_mb
+        if overage_mb <= 0 or price <= 0 or account.balance <= 0:
+            return _ZERO
+        # Decimal(float) is the float's exact value, so the same use always costs the same cents
+        due = (Decimal(overage_mb) * price).quantize(CENT, rounding=ROUND_HALF_UP)
+        charged = min(due, account.balance)
+        if charged <= 0:
+            return _ZERO
+        account.balance -= charged
+        self._post(
+            account, LedgerEntry(now, account.msisdn, LedgerKind.PAYG, charged, f"{overage_mb:.3f} MB")
+        )
+        return charged
+
+    # --- renewals ---
+
+    def renew_due(self, now: float) -> tuple[PackageAdded, ...]:
+        """Apply every renewal due at ``now`` (every account, in the order they were opened); returns
+        the renewals made, as the listeners hear of them. A second call at the same ``now`` renews
+        nothing."""
+        notices: list[PackageAdded] = []
+        for account in self._accounts.values():
+            if now >= account.renew_at:
+                notices.extend(self._renew(account, now))
+        for notice in notices:
+            self._notify(notice)
+        return tuple(notices)
+
+    def _renew(self, account: _Account, now: float) -> list[PackageAdded]:
+        """Renew (or let lapse) the recurring packages of ``account`` whose boundary is at or before
+        ``now``, oldest boundary first; the caller notifies the listeners once all are applied."""
+        notices: list[PackageAdded] = []
+        while True:
+            due = [
+                (at, index)
+                for index, holding in enumerate(account.packages)
+                if holding.recurring and (at := _boundary(account, holding)) <= now
+            ]
+            if not due:
+                break
+            at, index = min(due)
+            notice = self._renew_one(account, index, at)
+            if notice is not None:
+                notices.append(notice)
+        account.renew_at = _next_boundary(account)
+        return notices
+
+    def _renew_one(self, account: _Account, index: int, at: float) -> PackageAdded | None:
+        holding = account.packages[index]
+        package = self.catalogue.get(holding.package_id)
+        if package is None or account.balance < package.price:
+            # a prepaid renewal is never lent: the package lapses and stays ended
+            account.packages[index] = replace(holding, recurring=False)
+            log.debug("%s: %s lapses at %s", account.msisdn, holding.package_id, at)
+            return None
+        start = date.fromisoformat(holding.end_date) + timedelta(days=1)
+        end = start + timedelta(days=package.validity_days - 1)
+        reference = f"{package.id}:{start.isoformat()}..{end.isoformat()}"
+        renewed = PackageHolding(
+            package_id=package.id,
+            quota_mb=package.volume_mb,
+            start_date=start.isoformat(),
+            end_date=end.isoformat(),
+            recurring=True,
+            reference=reference,
+        )
+        account.packages[index] = renewed
+        if package.price > 0:  # a free package renews without a ledger entry (entries are > 0)
+            account.balance -= package.price
+            self._post(
+                account,
+                LedgerEntry(
+                    at,
+                    account.msisdn,
+                    LedgerKind.RENEWAL,
+                    package.price,
+                    reference,
+                    package.id,
+                    Payment.BALANCE,
+                ),
+            )
+        return PackageAdded(account.msisdn, renewed, LedgerKind.RENEWAL, reference, at)
 
     # --- listeners ---
 
@@ -888,7 +1018,8 @@ class Billing:
         return totals
 
     def revenue(self, msisdn: str | None = None) -> Decimal:
-        """Activations, credit fees and purchases (top-ups and repayments are money in, not revenue)."""
+        """Activations, credit fees, purchases, renewals and pay-as-you-go charges (top-ups and
+        repayments are money in, not revenue)."""
         return sum((e.amount for e in self.ledger(msisdn) if e.kind in REVENUE_KINDS), _ZERO)
 
     def activations(self) -> tuple[ActivationRecord, ...]:
@@ -913,7 +1044,7 @@ class Billing:
                 elif entry.kind is LedgerKind.REPAYMENT:
                     balance -= entry.amount
                     debt -= entry.amount
-                elif entry.kind is LedgerKind.PURCHASE:
+                elif entry.kind in _FROM_BALANCE:
                     balance -= entry.amount
                 elif entry.payment is Payment.CREDIT:
                     debt += entry.amount
@@ -932,6 +1063,19 @@ class Billing:
         if sorted(booked) != sorted(a.offer_id for a in self.activations()):
             problems.append("the ledger's activations differ from the stored activations")
         return problems
+
+
+def _boundary(account: _Account, holding: PackageHolding) -> float:
+    """Epoch seconds of local midnight after ``holding``'s last day: where its renewal is due."""
+    try:
+        day = date.fromisoformat(holding.end_date) + timedelta(days=1)
+    except (ValueError, OverflowError):  # "9999-12-31": never ends, never renews
+        return math.inf
+    return datetime.combine(day, time.min, tzinfo=account.zone).timestamp()
+
+
+def _next_boundary(account: _Account) -> float:
+    return min((_boundary(account, p) for p in account.packages if p.recurring), default=math.inf)
 
 
 # --- fault injection -------------------------------------------------------------------------------

@@ -1086,8 +1086,11 @@ def _busiest_hours(profile_weights: Sequence[float]) -> str:
     return f"{best:02d}:00-{(best + 3) % 24:02d}:00 local time carries {_percent(share)} of a day's use"
 
 
-def assumptions(scenario: Scenario, currency: str = "") -> list[str]:
-    """Every assumption of the scenario in plain words, for the report (``currency``: of the catalogue)."""
+def assumptions(
+    scenario: Scenario, currency: str = "", *, payg_price_per_mb: Decimal = Decimal(0)
+) -> list[str]:
+    """Every assumption of the scenario in plain words, for the report (``currency``: of the catalogue;
+    ``payg_price_per_mb``: billing's pay-as-you-go price, which the billing config sets, not the scenario)."""
     population = scenario.population
     behaviour = scenario.behaviour
     money = _Unit("money", currency)
@@ -1154,4 +1157,18 @@ def assumptions(scenario: Scenario, currency: str = "") -> list[str]:
         f"After buying extra data a subscriber uses {_percent(behaviour.after_purchase.usage_factor)} of"
         " their usual data.",
     ]
+    price = f"{payg_price_per_mb:f} {currency}".rstrip()
+    payg = (
+        f"charged pay-as-you-go at {price} per MB from the airtime balance, never below 0 (what the"
+        " balance cannot pay is not charged)"
+        if payg_price_per_mb > 0
+        else "pay-as-you-go and not charged"
+    )
+    lines.append(
+        "Billing renews a recurring package at the end of its validity (local midnight) for its catalogue"
+        " price from the airtime balance, and the new period is reported to the gateway (by DPI, or, for the"
+        " Diameter half, by billing's JSON feed, since Gy has no message for it); when the balance is"
+        " short the package lapses (no debt). A renewal ends rationing and the extra use after a purchase."
+        f" Use beyond every package is {payg}."
+    )
     return lines

@@ -12,7 +12,16 @@ sockets with the real protocols:
 - the network (this module's ``NetworkModel``): meters each subscriber's data use hour by hour of
   their day (``Behaviour.usage_hours``) against billing's packages and reports the crossings (90 %,
   exhausted) the way a PCEF / DPI does, after a reporting delay: half the subscribers by DPI JSON over
-  HTTP, half by Diameter Gy CCR-U (RFC 4006 / TS 32.299);
+  HTTP, half by Diameter Gy CCR-U (RFC 4006 / TS 32.299). At each day's start it settles the day
+  before (as of the last instant of that day, so its use counts against that day's packages), then has
+  billing renew the recurring packages due (``Billing.renew_due``): a renewal is reported as a
+  ``renewed`` notification naming the new period and metered from zero, so the gateway can trigger
+  90 % and exhaustion again. Gy has no message for a renewal (``DiameterEmitter``), so the Diameter
+  half's renewals come from billing's notification feed (JSON over HTTP, naming the package by its
+  Rating-Group as the Gy reports do). Use on pay-as-you-go is still given to billing
+  (which charges ``payg_price_per_mb``) at each settlement, but not metered against a quota; what was
+  used on pay-as-you-go since the last settlement when an offer or a purchase ends it goes uncharged
+  (billing hears of the new package before the network does);
 - the subscribers (``SubscriberModel``): the scenario's behaviour answers each DSTK dialog on the
   handset, dials the USSD code of an SMS offer after a delay, rations data after a warning, buys in the
   data shop on their own once out of data, and tops up on their habit.
@@ -108,6 +117,7 @@ SHORT_CODE = "12345"
 GATEWAY_IP = "10.0.0.1"  # the addresses the capture shows (the SMSC is .2, billing .3, the PCEF .4)
 PCEF_IP = "10.0.0.4"
 REPORT_DELAY = 30.0  # the network reports a crossing within this many seconds (a DPI export interval)
+_DAY_END = 0.001  # the day before's last use is metered this long before midnight, on that day's date
 _OFFER_CODE = re.compile(r"\*\d+\*(\d+)#")
 _ANY_CODE = re.compile(r"\*\d+(?:\*\d+)*#")
 _MB = re.compile(r"(\d+)\s*MB")
@@ -261,28 +271,34 @@ class NetworkModel:
         return total * meter.factor
 
     def start_day(self, day: int) -> None:
+        now = self.clock()
         for meter in self.meters.values():
-            self._settle(meter)
+            # the day before ends now: its last use is metered on its own date, before any renewal
+            self._settle(meter, at=now - _DAY_END)
+        self.billing.renew_due(now)  # its notices come back through package_renewed
+        for meter in self.meters.values():
             meter.day = day
             meter.hours = self.behaviour.usage_hours(meter.sub, day)
             self._plan(meter)
 
-    def _settle(self, meter: _Meter) -> None:
-        """Apply the use up to now to billing (and report what it crosses)."""
+    def settle(self, msisdn: str) -> None:
+        """Give billing the use up to now (before a change billing would meter it against)."""
+        self._settle(self.meters[msisdn])
+
+    def _settle(self, meter: _Meter, at: float | None = None) -> None:
+        """Apply the use up to now to billing (and report what it crosses), as of ``at`` (default
+        now). On pay-as-you-go the use still goes to billing, which charges it."""
         now = self.clock()
-        if meter.payg:
-            meter.applied_until = now
-            return
         mb = self._use_between(meter, meter.applied_until, now)
         meter.applied_until = now
         if mb > 0:
-            self._apply(meter, mb, now)
+            self._apply(meter, mb, now if at is None else at)
 
     def _apply(self, meter: _Meter, mb: float, now: float) -> None:
         change = self.billing.record_usage(meter.sub.msisdn, mb, now)
         for crossing in change.crossings:
             self._report(meter, crossing, now)
-        if change.overage_mb > 0 or not self._remaining(meter, now):
+        if change.overage_mb > 0 or (not meter.payg and not self._remaining(meter, now)):
             meter.payg = True
 
     def _remaining(self, meter: _Meter, now: float) -> list[PackageHolding]:
@@ -344,6 +360,28 @@ class NetworkModel:
         meter.exhausted_at = None
         self._plan(meter)
 
+    def package_renewed(self, msisdn: str, holding: PackageHolding, at: float) -> None:
+        """Billing renewed a recurring package: report the new period and meter from it.
+
+        Deferred to the loop's next turn: billing may renew while the network is inside one of its
+        own calls to billing (a renewal is applied at billing's first look past the boundary)."""
+        if msisdn in self.meters:
+            self._loop.call_soon(self._renewed, self.meters[msisdn], holding, at)
+
+    def _renewed(self, meter: _Meter, holding: PackageHolding, at: float) -> None:
+        self.counters.renewals += 1
+        now = self.clock()
+        if meter.payg:
+            meter.payg = False
+            meter.applied_until = now  # billing metered nothing since the renewal: start afresh
+        else:
+            self._settle(meter)
+        # a rationing subscriber saves "until the package renews" (the scenario's warning)
+        meter.factor = 1.0
+        meter.exhausted_at = None
+        self._report_renewal(meter, holding, at)
+        self._plan(meter)
+
     def set_factor(self, msisdn: str, factor: float) -> None:
         meter = self.meters[msisdn]
         self._settle(meter)
@@ -351,6 +389,25 @@ class NetworkModel:
         self._plan(meter)
 
     # --- reporting ---
+
+    def _report_renewal(self, meter: _Meter, holding: PackageHolding, at: float) -> None:
+        # the renewal's reference is new, so the new period gets the next number: the gateway's
+        # trigger detector starts a period on it and its 90 % / exhaustion can trigger again
+        period = meter.periods.setdefault(holding.reference, len(meter.periods) + 1)
+        meter.sequence += 1
+        quota = holding.quota_mb * 1_000_000
+        notification = Notification(
+            kind=NotificationKind.RENEWED,
+            msisdn=meter.sub.msisdn,
+            package_id=holding.package_id,
+            period=period,
+            sequence=meter.sequence,
+            used_bytes=min(quota, int(holding.used_mb * 1_000_000)),
+            quota_bytes=quota,
+            percent=100.0 * holding.used_mb / holding.quota_mb,
+            time=at,
+        )
+        self._emit(meter, notification)
 
     def _report(self, meter: _Meter, crossing: UsageCrossing, now: float) -> None:
         period = meter.periods.setdefault(crossing.reference, len(meter.periods) + 1)
@@ -372,6 +429,10 @@ class NetworkModel:
         if exhausted:
             meter.exhausted_at = now
             self.on_exhausted(meter.sub, now)
+        self._emit(meter, notification)
+
+    def _emit(self, meter: _Meter, notification: Notification) -> None:
+        """Send ``notification`` after the reporting delay, by the subscriber's half of the network."""
         delay = (
             REPORT_DELAY * ((meter.sequence * 7919 + self._index[meter.sub.msisdn] * 104729) % 1000) / 1000
         )
@@ -386,11 +447,30 @@ class NetworkModel:
                 await self.http.emit([notification])
                 self.counters.notifications_http += 1
             else:
-                await self.diameter.emit([notification])
-                self.counters.notifications_diameter += 1
+                # built at send time, like DiameterEmitter.emit, so a Gy session reports in order
+                messages = self.diameter.messages(notification)
+                if messages:
+                    for message in messages:
+                        await self.diameter.send(message)
+                    self.counters.notifications_diameter += 1
+                elif notification.kind is NotificationKind.RENEWED:
+                    await self.http.emit([self._fed_renewal(notification)])
+                    self.counters.notifications_http += 1
+                else:
+                    return
             self.counters.notifications += 1
         except Exception:
             log.exception("the network could not report %s", notification.event_id)
+
+    def _fed_renewal(self, notification: Notification) -> Notification:
+        """A renewal of a subscriber reported over Gy or Gx, which have no message for it (the next
+        session simply starts afresh): billing's own notification feed reports it as JSON over HTTP,
+        naming the package as the gateway knows it from those reports (``gateway.ingest.diameter``:
+        ``rg:<Rating-Group>`` for Gy, ``mk:<Monitoring-Key>`` for Gx), so that the gateway's trigger
+        detector starts the new period and can trigger 90 % and exhaustion again."""
+        if self.diameter.dialect is DiameterDialect.GX:
+            return replace(notification, package_id=f"mk:{notification.package_id}")
+        return replace(notification, package_id=f"rg:{self.diameter.rating_group}")
 
     async def drain(self) -> None:
         while self._tasks:
@@ -504,6 +584,7 @@ class SubscriberModel:
             return  # an offer (or a renewal) gave them data meanwhile
         package_id = self.volumes[option][0]
         now = self.clock()
+        self.network.settle(sub.msisdn)  # the pay-as-you-go use so far is charged before the new package
         try:
             record = self.billing.purchase(
                 sub.msisdn, package_id, now, purchase_id=f"shop-{sub.msisdn}-{key}"
@@ -713,7 +794,9 @@ async def run_simulation(
     network.on_exhausted = subscribers.exhausted
 
     def on_billing(notice: BillingNotice) -> None:
-        if isinstance(notice, PackageAdded):
+        if isinstance(notice, PackageAdded) and notice.via is LedgerKind.RENEWAL:
+            network.package_renewed(notice.msisdn, notice.package, notice.at)
+        elif isinstance(notice, PackageAdded):
             factor = (
                 behaviour.after_purchase_factor
                 if notice.reference.startswith(("shop-",)) or notice.via.value == "activation"
@@ -886,7 +969,9 @@ def report_data(result: SimulationResult, currency: str, pcap: str | None = None
         kpis=tuple(result.rows),
         latency=latency_samples(result.records),
         contacts_per_day=result.contacts_per_day,
-        assumptions=tuple(assumptions(result.scenario, currency)),
+        assumptions=tuple(
+            assumptions(result.scenario, currency, payg_price_per_mb=result.billing.config.payg_price_per_mb)
+        ),
         checks=checks,
         pcap=pcap,
         currency=currency,

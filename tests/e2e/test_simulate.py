@@ -141,3 +141,58 @@ def _yaml(json_file: Path, tmp_path: Path) -> Path:
     target = tmp_path / "billing.yaml"
     target.write_text(json_file.read_text())
     return target
+
+
+RENEWING = """\
+name: renewing
+seed: 11
+start: "2026-06-01T00:00:00+03:00"
+days: 4
+subscribers: 40
+first_msisdn: "254711000000"
+campaigns: configs/campaigns
+timezone: Africa/Nairobi
+
+population:
+  packages:
+    - package: monthly_1gb      # recurring; this first period ends within a day or two
+      share: 100%
+      validity_days: 2
+  balance: {kind: choice, values: [5000]}   # every renewal is paid
+  tenure_days: {kind: uniform, low: 30, high: 2000}
+  top_up:
+    interval_days: {kind: uniform, low: 3, high: 10}
+    amount: {kind: choice, values: [100]}
+  stk_capable: 80%
+  data_use:
+    mb_per_day: {kind: lognormal, mean: 900, sigma: 0.2, max: 2000}   # a period's 90 % within a day or two
+    day_sigma: 0.1
+
+behaviour:
+  stk_dialog: {ok: 0%, decline: 100%, delay_s: {kind: lognormal, median: 40, sigma: 0.8, max: 900}}
+  sms_offer: {dial: 0%, delay_s: {kind: lognormal, median: 1800, sigma: 1.3, max: 86400}}
+  choice: {largest: 45%, middle: 35%, smallest: 20%}
+  interest_half_life: 12h
+  warning: {save: 0%, usage_factor: 0.5}
+  self_purchase: {probability: 0%, delay_s: {kind: lognormal, median: 21600, sigma: 1.0, max: 172800}}
+  after_purchase: {usage_factor: 1.0}
+"""
+
+
+def test_renewed_packages_trigger_again_on_both_ingest_paths(tmp_path: Path) -> None:
+    """Billing renews the recurring packages and the gateway hears of each new period, by DPI JSON for
+    one half of the subscribers and by billing's feed for the Diameter (Gy) half, whose reports carry no
+    period: the 90 % crossing of the new period triggers again for subscribers of both halves."""
+    scenario = tmp_path / "renewing.yaml"
+    scenario.write_text(RENEWING)
+    result = _run(tmp_path / "out", scenario=scenario, subscribers=40, days=4)
+    renewals = [e for e in result.billing.ledger() if e.kind is LedgerKind.RENEWAL]
+    assert renewals and result.counters.renewals == len(renewals)
+    thresholds: dict[str, int] = {}
+    for record in result.records:
+        if record.kind is RecordKind.TRIGGER and record.detail["kind"] == "threshold":
+            thresholds[record.msisdn] = thresholds.get(record.msisdn, 0) + 1
+    again = {msisdn for msisdn, count in thresholds.items() if count >= 2}
+    halves = {(int(msisdn) - 254711000000) % 2 for msisdn in again}  # even: DPI JSON, odd: Diameter Gy
+    assert halves == {0, 1}, f"90 % triggered twice for {sorted(again)}"
+    assert all(passed for passed, _ in result.checks.values())

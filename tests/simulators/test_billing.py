@@ -591,3 +591,147 @@ async def test_injected_503_and_dropped_connection(http: aiohttp.ClientSession) 
         assert (server.stats.unavailable, server.stats.dropped) == (1, 1)
     with pytest.raises(LocalProtocolError):
         _ = server.address
+
+
+# --- recurring renewals and pay-as-you-go ----------------------------------------------------------
+
+MONTHLY = CataloguePackage(
+    id="monthly_1gb", volume_mb=1000, price=D("250.00"), validity_days=30, recurring=True
+)
+RENEWING = CONFIG.model_copy(update={"catalogue": (*CATALOGUE, MONTHLY), "payg_price_per_mb": D("0.50")})
+LOYAL = "254700000003"
+# the opening period ends 2024-06-01 local (Nairobi, UTC+3): the renewal is due at 2024-06-02 00:00
+# local, which is 2024-06-01 21:00 UTC
+BOUNDARY = NOW + 21 * 3600
+
+
+def renewing_billing(balance: str = "300.00", config: BillingConfig = RENEWING) -> Billing:
+    billing = Billing(config)
+    opening = PackageHolding(
+        "monthly_1gb", 1000, 900.0, "2024-05-03", "2024-06-01", recurring=True, reference="base"
+    )
+    billing.add_subscriber(
+        Subscriber(LOYAL, balance=D(balance), tenure_days=400, zone="Africa/Nairobi", packages=(opening,)),
+        NOW,
+    )
+    return billing
+
+
+def test_a_recurring_package_renews_at_local_midnight_for_its_price() -> None:
+    billing = renewing_billing()
+    heard: list[object] = []
+    billing.add_listener(heard.append)
+    assert billing.subscriber(LOYAL, BOUNDARY - 1).packages[0].reference == "base"  # not yet due
+    assert heard == []
+    state = billing.subscriber(LOYAL, BOUNDARY + 5)  # the first look past the boundary renews
+    (renewed,) = state.packages
+    reference = "monthly_1gb:2024-06-02..2024-07-01"
+    assert renewed == PackageHolding(
+        "monthly_1gb", 1000, 0.0, "2024-06-02", "2024-07-01", recurring=True, reference=reference
+    )
+    assert state.balance == D("50.00") and state.debt == 0
+    (entry,) = billing.ledger(LOYAL)
+    assert (entry.at, entry.kind, entry.amount, entry.reference, entry.package_id, entry.payment) == (
+        BOUNDARY,  # stamped at the boundary, not when billing happened to look
+        LedgerKind.RENEWAL,
+        D("250.00"),
+        reference,
+        "monthly_1gb",
+        Payment.BALANCE,
+    )
+    assert billing.revenue() == D("250.00") and LedgerKind.RENEWAL in REVENUE_KINDS
+    assert heard == [PackageAdded(LOYAL, renewed, LedgerKind.RENEWAL, reference, BOUNDARY)]
+    assert billing.reconcile() == []
+    # the new period is metered from zero: 90 % and exhaustion cross again
+    (threshold,) = billing.record_usage(LOYAL, 950, BOUNDARY + 60).crossings
+    assert (threshold.kind, threshold.reference) == (UsageKind.THRESHOLD, reference)
+
+
+def test_a_short_balance_lets_the_package_lapse_without_debt() -> None:
+    billing = renewing_billing(balance="249.99")
+    heard: list[object] = []
+    billing.add_listener(heard.append)
+    score = billing.credit_score(LOYAL, BOUNDARY)  # scoring looks at the account too
+    assert (score.balance, score.debt) == (D("249.99"), 0)
+    (lapsed,) = billing.subscriber(LOYAL, BOUNDARY).packages
+    assert (lapsed.end_date, lapsed.recurring, lapsed.reference) == ("2024-06-01", False, "base")
+    assert billing.ledger() == () and heard == []
+    billing.top_up(LOYAL, D(100), BOUNDARY + DAY)  # a later top-up does not bring it back
+    assert not billing.subscriber(LOYAL, BOUNDARY + 40 * DAY).packages[0].recurring
+    assert billing.renew_due(BOUNDARY + 40 * DAY) == ()
+    assert billing.reconcile() == []
+
+
+def test_renewals_are_idempotent_and_the_same_by_sweep_or_by_look() -> None:
+    lazy, swept = renewing_billing("600.00"), renewing_billing("600.00")
+    # two missed periods and a third too expensive: renewed twice, oldest boundary first, then lapsed
+    later = BOUNDARY + 65 * DAY
+    lazy.top_up(LOYAL, D(10), later)  # the top-up comes after the renewals it found due
+    notices = swept.renew_due(later)
+    assert [n.package.start_date for n in notices] == ["2024-06-02", "2024-07-02"]
+    assert [n.at for n in notices] == [BOUNDARY, BOUNDARY + 30 * DAY]
+    assert swept.renew_due(later) == () and swept.renew_due(later + 1) == ()  # nothing twice
+    swept.top_up(LOYAL, D(10), later)
+    assert lazy.ledger() == swept.ledger()
+    assert lazy.subscriber(LOYAL, later) == swept.subscriber(LOYAL, later)
+    (last,) = swept.subscriber(LOYAL, later).packages
+    assert (last.start_date, last.end_date, last.recurring) == ("2024-07-02", "2024-07-31", False)
+    assert swept.subscriber(LOYAL, later).balance == D("110.00")
+    assert swept.reconcile() == [] and lazy.reconcile() == []
+
+
+def test_a_renewal_reaches_listeners_that_call_billing_back() -> None:
+    billing = renewing_billing()
+    seen: list[tuple[str, D]] = []
+
+    def listener(notice: object) -> None:
+        if isinstance(notice, PackageAdded) and notice.via is LedgerKind.RENEWAL:
+            # the network refills its meter: billing is already in the renewed state
+            state = billing.subscriber(notice.msisdn, notice.at)
+            seen.append((state.packages[0].start_date, state.balance))
+
+    billing.add_listener(listener)
+    billing.record_usage(LOYAL, 10, BOUNDARY + 1)
+    assert seen == [("2024-06-02", D("50.00"))]
+
+
+def test_an_activated_recurring_package_renews_too() -> None:
+    billing = Billing(RENEWING)
+    billing.add_subscriber(Subscriber(NEW, balance=D("600.00"), tenure_days=10, zone="UTC"), NOW)
+    record, _ = billing.activate("offer-m", NEW, "monthly_1gb", Payment.BALANCE, D("250.00"), NOW + 3600)
+    assert (record.package.start_date, record.package.end_date) == ("2024-06-01", "2024-06-30")
+    assert billing.renew_due(NOW + 29 * DAY) == ()
+    (notice,) = billing.renew_due(NOW + 30 * DAY)
+    assert notice.package.start_date == "2024-07-01" and notice.at == NOW + 30 * DAY
+    assert billing.subscriber(NEW, NOW + 30 * DAY).balance == D("100.00")
+    assert billing.revenue() == D("500.00") and billing.reconcile() == []
+
+
+def test_pay_as_you_go_is_charged_and_capped_at_the_balance() -> None:
+    billing = renewing_billing(balance="10.00")
+    change = billing.record_usage(LOYAL, 112.5, NOW + 60)  # 100 MB of quota left, 12.5 MB over
+    assert change.overage_mb == pytest.approx(12.5)
+    assert change.payg_charged == D("6.25")
+    assert billing.subscriber(LOYAL, NOW + 60).balance == D("3.75")
+    change = billing.record_usage(LOYAL, 20, NOW + 120)  # 10.00 due, 3.75 left: 3.75 charged
+    assert change.payg_charged == D("3.75")
+    assert billing.subscriber(LOYAL, NOW + 120).balance == 0
+    assert billing.record_usage(LOYAL, 20, NOW + 180).payg_charged == 0  # nothing left, no debt
+    entries = billing.ledger(LOYAL)
+    assert [(e.kind, e.amount) for e in entries] == [
+        (LedgerKind.PAYG, D("6.25")),
+        (LedgerKind.PAYG, D("3.75")),
+    ]
+    assert billing.subscriber(LOYAL, NOW + 180).debt == 0
+    assert billing.revenue() == D("10.00") and billing.reconcile() == []
+    # the price 0 (the default) charges nothing, as before
+    free = renewing_billing(balance="10.00", config=RENEWING.model_copy(update={"payg_price_per_mb": D(0)}))
+    assert free.record_usage(LOYAL, 500, NOW + 60).payg_charged == 0 and free.ledger() == ()
+
+
+def test_pay_as_you_go_price_must_be_exact_in_config(tmp_path: Path) -> None:
+    path = tmp_path / "billing.yaml"
+    path.write_text("payg_price_per_mb: 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"billing.yaml:1: .*string"):
+        load_billing_config(path)
+    assert load_billing_config(ROOT / "configs/simulators/billing.yaml").payg_price_per_mb == D("0.50")

@@ -491,7 +491,8 @@ def test_assumptions_state_every_behaviour_in_words(demo: Scenario) -> None:
         "110 % of their usual data",
     ):
         assert expected in text, expected
-    assert len(lines) == 14
+    assert "renews a recurring package" in text and "pay-as-you-go and not charged" in text
+    assert len(lines) == 15
 
 
 def test_rng_is_a_seeded_random_per_decision() -> None:
