@@ -219,6 +219,7 @@ class _Meter:
     sub: SimSubscriber
     day: int = -1
     hours: tuple[tuple[float, float], ...] = ()  # (hour start, MB in it) of ``day``
+    day_mb: float = 0.0  # the MB of all of ``hours``
     factor: float = 1.0
     applied_until: float = 0.0
     payg: bool = False  # every package used up: use is pay-as-you-go, not metered against a quota
@@ -263,8 +264,11 @@ class NetworkModel:
 
     def _use_between(self, meter: _Meter, start: float, end: float) -> float:
         """MB used in [start, end) by the day's hourly plan."""
+        hours = meter.hours
+        if hours and start <= hours[0][0] and end >= hours[-1][0] + HOUR:
+            return meter.day_mb * meter.factor  # the whole day: each day's settling at midnight
         total = 0.0
-        for hour_start, mb in meter.hours:
+        for hour_start, mb in hours:
             lo, hi = max(start, hour_start), min(end, hour_start + HOUR)
             if hi > lo:
                 total += mb * (hi - lo) / HOUR
@@ -279,6 +283,7 @@ class NetworkModel:
         for meter in self.meters.values():
             meter.day = day
             meter.hours = self.behaviour.usage_hours(meter.sub, day)
+            meter.day_mb = sum(mb for _, mb in meter.hours)
             self._plan(meter)
 
     def settle(self, msisdn: str) -> None:
