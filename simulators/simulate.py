@@ -398,43 +398,59 @@ class NetworkModel:
     def _report_renewal(self, meter: _Meter, holding: PackageHolding, at: float) -> None:
         # the renewal's reference is new, so the new period gets the next number: the gateway's
         # trigger detector starts a period on it and its 90 % / exhaustion can trigger again
-        period = meter.periods.setdefault(holding.reference, len(meter.periods) + 1)
-        meter.sequence += 1
-        quota = holding.quota_mb * 1_000_000
-        notification = Notification(
-            kind=NotificationKind.RENEWED,
-            msisdn=meter.sub.msisdn,
-            package_id=holding.package_id,
-            period=period,
-            sequence=meter.sequence,
-            used_bytes=min(quota, int(holding.used_mb * 1_000_000)),
-            quota_bytes=quota,
-            percent=100.0 * holding.used_mb / holding.quota_mb,
-            time=at,
-        )
-        self._emit(meter, notification)
+        self._emit(
+            meter,
+            self._notification(
+                meter, NotificationKind.RENEWED, holding.package_id, holding.reference,
+                holding.used_mb, holding.quota_mb, at,
+            ),
+        )  # fmt: skip
 
     def _report(self, meter: _Meter, crossing: UsageCrossing, now: float) -> None:
-        period = meter.periods.setdefault(crossing.reference, len(meter.periods) + 1)
-        meter.sequence += 1
         exhausted = crossing.kind is UsageKind.EXHAUSTED
-        quota = crossing.quota_mb * 1_000_000
-        notification = Notification(
-            kind=NotificationKind.EXHAUSTED if exhausted else NotificationKind.THRESHOLD,
-            msisdn=meter.sub.msisdn,
-            package_id=crossing.package_id,
-            period=period,
-            sequence=meter.sequence,
-            used_bytes=min(quota, int(crossing.used_mb * 1_000_000)),
-            quota_bytes=quota,
-            percent=100.0 * crossing.used_mb / crossing.quota_mb,
-            time=now,
+        notification = self._notification(
+            meter,
+            NotificationKind.EXHAUSTED if exhausted else NotificationKind.THRESHOLD,
+            crossing.package_id,
+            crossing.reference,
+            crossing.used_mb,
+            crossing.quota_mb,
+            now,
             threshold=None if exhausted else crossing.level,
         )
         if exhausted:
             meter.exhausted_at = now
             self.on_exhausted(meter.sub, now)
         self._emit(meter, notification)
+
+    @staticmethod
+    def _notification(  # noqa: PLR0917 - the notification's fields, in order
+        meter: _Meter,
+        kind: NotificationKind,
+        package_id: str,
+        reference: str,
+        used_mb: float,
+        quota_mb: int,
+        at: float,
+        threshold: int | None = None,
+    ) -> Notification:
+        """The next notification of ``meter``: the package period ``reference`` is numbered at its first
+        notification, and the sequence counts every notification of the subscriber."""
+        period = meter.periods.setdefault(reference, len(meter.periods) + 1)
+        meter.sequence += 1
+        quota = quota_mb * 1_000_000
+        return Notification(
+            kind=kind,
+            msisdn=meter.sub.msisdn,
+            package_id=package_id,
+            period=period,
+            sequence=meter.sequence,
+            used_bytes=min(quota, int(used_mb * 1_000_000)),
+            quota_bytes=quota,
+            percent=100.0 * used_mb / quota_mb,
+            time=at,
+            threshold=threshold,
+        )
 
     def _emit(self, meter: _Meter, notification: Notification) -> None:
         """Send ``notification`` after the reporting delay, by the subscriber's half of the network."""
