@@ -32,7 +32,11 @@ Mapping to ``UsageEvent`` (``usage_events``):
   EXHAUSTED in a CCR-U/CCR-E (the final units were used up) but USAGE in a CCR-T (FINAL is also
   what every session end reports, and a detach is no exhaustion); THRESHOLD -> THRESHOLD with
   percent used/quota*100 when ``gy_quota_bytes`` knows the rating group's quota and USU octets are
-  there, else ``gy_threshold_percent``; anything else USAGE. A CCR-I is not special.
+  there, else ``gy_threshold_percent``; anything else USAGE. A CCR-I is not special. Gy names no
+  package period and has no message for a renewal (a session starts afresh at every attach), so a new
+  period of ``rg:<Rating-Group>`` must come from another source: a ``renewed`` event naming that
+  package id by the JSON intake (billing's notification feed), else the trigger detector keeps the
+  first period and triggers each level once.
 - Gx CCR, one event per Usage-Monitoring-Information with a Used-Service-Unit (TS 29.212 4.5.17:
   sent with Event-Trigger USAGE_REPORT): USAGE, package_id ``mk:<Monitoring-Key>`` (UTF-8 when
   printable, else hex), used_bytes, and percent = used/granted*100 when the UMI also carries the
