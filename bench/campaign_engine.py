@@ -101,7 +101,6 @@ class Journeys:
         self.events = 0
         self.seconds = 0.0  # wall time in the handle loops
         self.cpu_seconds = 0.0  # this process's CPU time in them
-        self.peak_offers = 0
         self.phases: list[tuple[str, int, float]] = []  # (phase, events, wall seconds)
 
     def _phase(
@@ -143,7 +142,6 @@ class Journeys:
             [(CreditScored(q.request_id, q.msisdn, no_balance, credit), now + 1) for q in queries],
             (PushStk, SendSms),
         )
-        self.peak_offers = len(queries)
         # the DSTK dialogs are delivered
         self._phase(
             "DSTK receipts", [(DeliveryReported(push.command_id, True), now + 5) for push in pushes], ()
@@ -180,7 +178,6 @@ class Journeys:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     pin(0)
     campaigns = load_campaign_dir(ROOT / "configs" / "campaigns", ussd_menus=None)
-    population = profiles(args.subscribers)
     journeys = min(args.journeys or args.subscribers, args.subscribers)
     gc.collect()
     gc.freeze()  # as gateway.runtime.settle_heap does in a running gateway

@@ -20,9 +20,15 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def pure_python_asked(environ: Mapping[str, str]) -> bool:
+    """Whether ``TGW_PURE_PYTHON`` asks for the pure-Python code: set to anything but "" or "0". Every
+    optional C accelerator of the project is loaded only when this is false."""
+    return environ.get("TGW_PURE_PYTHON", "") not in ("", "0")
+
+
 def _load_builder(environ: Mapping[str, str]) -> Callable[[type, tuple[str, ...]], Callable[..., Any]] | None:
     """``protocols._slots.builder``, or None when it is not built or ``TGW_PURE_PYTHON`` is set."""
-    if environ.get("TGW_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python_asked(environ):
         return None
     try:
         from protocols import _slots  # noqa: PLC0415 (here, so that tests can replay the choice)

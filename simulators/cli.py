@@ -396,14 +396,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for command in (dial, listen):
         command.add_argument(
-            "--sim",
-            type=parse_host_port,
-            default=("127.0.0.1", 2776),
-            metavar="HOST:PORT",
-            help="the simulator's control channel (tgw sim smsc --control)",
-        )
-        command.add_argument("--msisdn", required=True)
-        command.add_argument(
             "--timeout", type=float, default=30.0, metavar="SECONDS", help="the wait for each screen"
         )
     dial.add_argument("code", metavar="CODE", help="the USSD string, e.g. '*123#' or '*123*500#'")
@@ -422,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stk_answer.add_argument("--cancel", action="store_true", help="press Cancel (No, Back)")
     stk_answer.add_argument("--item", type=int, metavar="N", help="choose item N (its number as shown)")
     stk_answer.add_argument("--input", metavar="TEXT", help="type TEXT and press OK")
-    for command, waits_for in ((sms, "the next SMS"), (inbox, "the next SMS"), (stk, "a dialog")):
+    for command in (dial, listen, sms, inbox, stk):
         command.add_argument(
             "--sim",
             type=parse_host_port,
@@ -431,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="the simulator's control channel (tgw sim smsc --control)",
         )
         command.add_argument("--msisdn", required=True)
+    for command, waits_for in ((sms, "the next SMS"), (inbox, "the next SMS"), (stk, "a dialog")):
         command.add_argument(
             "--wait", type=float, default=0.0, metavar="SECONDS", help=f"wait this long for {waits_for}"
         )

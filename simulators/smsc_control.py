@@ -180,6 +180,9 @@ def _served_host(host: str, allowed: frozenset[str]) -> bool:
 
 
 def _guard_of(allowed_hosts: Iterable[str]) -> Middleware:
+    """The channel's middleware: refuse a host it does not serve (DNS rebinding) and what a page of
+    another origin makes a browser send (CSRF), and turn ``_Refused`` and ``_BadRequest`` into JSON
+    errors."""
     allowed = frozenset(host.lower().rstrip(".") for host in allowed_hosts)
 
     @web.middleware
@@ -188,24 +191,18 @@ def _guard_of(allowed_hosts: Iterable[str]) -> Middleware:
             return _error(
                 403, f"host {request.host!r} is not served here (allow it with --allow-host if it is yours)"
             )
-        return await _guard(request, handler)
+        origin = request.headers.get("Origin")
+        cross_site = origin is not None and origin != f"{request.scheme}://{request.host}"
+        if cross_site and request.method not in ("GET", "HEAD", "OPTIONS"):
+            return _error(403, f"requests from {origin} are not accepted")
+        try:
+            return await handler(request)
+        except _Refused as exc:
+            return _error(exc.status, str(exc))
+        except _BadRequest as exc:
+            return _error(400, str(exc))
 
     return guard
-
-
-async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse what a page of another origin makes a browser send (CSRF), and turn ``_Refused`` and
-    ``_BadRequest`` into JSON errors."""
-    origin = request.headers.get("Origin")
-    cross_site = origin is not None and origin != f"{request.scheme}://{request.host}"
-    if cross_site and request.method not in ("GET", "HEAD", "OPTIONS"):
-        return _error(403, f"requests from {origin} are not accepted")
-    try:
-        return await handler(request)
-    except _Refused as exc:
-        return _error(exc.status, str(exc))
-    except _BadRequest as exc:
-        return _error(400, str(exc))
 
 
 class SmscControl:

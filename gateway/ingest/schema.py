@@ -70,6 +70,7 @@ from pydantic_core import ErrorDetails, SchemaValidator, core_schema
 from typing_extensions import TypedDict  # pydantic refuses typing.TypedDict before Python 3.12
 
 from campaign_core.usage import UsageEvent, UsageKind
+from protocols._fast import pure_python_asked
 from protocols.errors import DecodeError
 
 __all__ = [
@@ -127,7 +128,7 @@ _KINDS = {kind.value.encode(): kind for kind in UsageKind}
 def _load_fastjson(environ: Mapping[str, str]) -> _ParseLines | None:
     """The C fast path's ``parse_lines``, or None if it is not built or ``TGW_PURE_PYTHON`` is set
     to anything but "" or "0"."""
-    if environ.get("TGW_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python_asked(environ):
         return None
     try:
         from gateway.ingest import _fastjson  # noqa: PLC0415 (here, so that tests can replay the choice)

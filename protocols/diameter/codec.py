@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntFlag
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
+from protocols._fast import pure_python_asked
 from protocols.errors import DecodeError, LocalProtocolError
 from protocols.registry import WideKeepUnknownIntEnum
 
@@ -295,7 +296,7 @@ class _Speedups(NamedTuple):
 def _load_speedups(environ: Mapping[str, str]) -> _Speedups | None:
     """The C accelerator, or None if it is not built or ``TGW_PURE_PYTHON`` is set to anything but
     "" or "0"."""
-    if environ.get("TGW_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python_asked(environ):
         return None
     try:
         from protocols.diameter import _speedups as c  # noqa: PLC0415 (here, so that tests can replay the choice)

@@ -27,7 +27,7 @@ from struct import Struct
 from struct import error as struct_error
 from typing import Any, ClassVar
 
-from protocols._fast import fast_constructor
+from protocols._fast import fast_constructor, pure_python_asked
 from protocols.errors import DecodeError, LocalProtocolError
 from protocols.smpp.constants import CommandId, CommandStatus
 from protocols.smpp.tlv import _KINDS as _TLV_KINDS
@@ -97,7 +97,7 @@ _DecodeSm = Callable[
 def _load_speedups(environ: Mapping[str, str]) -> tuple[_EncodeSm | None, _DecodeSm | None]:
     """The C codec's ``(encode_sm, decode_sm)``, or ``(None, None)`` if it is not built or
     ``TGW_PURE_PYTHON`` is set to anything but "" or "0"."""
-    if environ.get("TGW_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python_asked(environ):
         return None, None
     try:
         from protocols.smpp import _speedups  # noqa: PLC0415 (here, so that tests can replay the choice)

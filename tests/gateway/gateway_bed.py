@@ -47,6 +47,14 @@ MENUS = ROOT / "configs" / "ussd" / "menus.yaml"
 START = 1_780_322_400.0  # 2026-06-01 17:00 in Nairobi: outside the quiet hours
 TOKEN = "admin-token-0123456789abcdef"
 MSISDNS = ("254700000201", "254700000202", "254700000203")
+# a Diameter listener on a free port that takes any peer (the tests' ingest section)
+DIAMETER: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 0,
+    "origin_host": "gw.localdomain",
+    "origin_realm": "localdomain",
+    "allowed_peers": [{"origin_host": "*"}],
+}
 
 
 @dataclass

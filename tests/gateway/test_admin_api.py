@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from gateway_bed import (
     CAMPAIGNS,
+    DIAMETER,
     MSISDNS,
     TOKEN,
     Network,
@@ -142,16 +143,7 @@ async def test_ready_needs_the_outgoing_diameter_peers(network: Network) -> None
     probe.close()
     await probe.wait_closed()
     gateway = await network.gateway(
-        ingest={
-            "diameter": {
-                "host": "127.0.0.1",
-                "port": 0,
-                "origin_host": "gw.localdomain",
-                "origin_realm": "localdomain",
-                "allowed_peers": [{"origin_host": "*"}],
-                "connect_to": [{"host": "127.0.0.1", "port": closed_port}],
-            }
-        }
+        ingest={"diameter": {**DIAMETER, "connect_to": [{"host": "127.0.0.1", "port": closed_port}]}}
     )
     admin = await network.admin(gateway)
     answer = await network.call(admin, "GET", "/health/ready")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import prometheus_client
 import pytest
-from gateway_bed import MSISDNS, Network, exhausted, kinds, open_network, until
+from gateway_bed import DIAMETER, MSISDNS, Network, exhausted, kinds, open_network, until
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -79,21 +79,10 @@ def _value(samples: Iterable[Sample], name: str, **labels: str) -> float:
     return found[0] if found else 0.0
 
 
-DIAMETER = {
-    "diameter": {
-        "host": "127.0.0.1",
-        "port": 0,
-        "origin_host": "gw.localdomain",
-        "origin_realm": "localdomain",
-        "allowed_peers": [{"origin_host": "*"}],
-    }
-}
-
-
 async def test_a_journey_moves_the_metrics(network: Network) -> None:
     msisdn = MSISDNS[0]
     network.handsets[msisdn].user = UserPolicy(UserAction.ACCEPT, delay=ReactionDelay.fixed(0.1))
-    gateway = await network.gateway(tps=200.0, ingest=DIAMETER)
+    gateway = await network.gateway(tps=200.0, ingest={"diameter": DIAMETER})
     admin = await network.admin(gateway)
 
     before = await network.call(admin, "GET", "/metrics")
