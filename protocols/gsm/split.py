@@ -14,7 +14,9 @@ data_coding 4. Nothing here picks a reference number or reads a clock: both are 
 
 ``Reassembler`` is the receiving side: it collects parts from SubmitSm / DeliverSm in any order,
 ignores duplicates, and returns the text when the last part arrives; ``expire(now)`` drops
-messages that stayed incomplete longer than the timeout.
+messages that stayed incomplete longer than the timeout. A copy of a part that comes within the timeout
+after its message completed (an SMSC re-sending a part whose response it lost) is recognised by its bytes
+and dropped; a different part under the same key is a new message (senders reuse 8-bit references).
 """
 
 from __future__ import annotations
@@ -252,14 +254,22 @@ class _Pending:
     last_seen: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Completed:
+    parts: dict[int, tuple[int, bytes]]  # as _Pending.parts, all of them
+    completed_at: float
+
+
 class Reassembler:
     """Reassembles concatenated messages from SMPP PDUs (pure: ``now`` is passed in).
 
     ``add(pdu, now)`` understands a concatenation UDH (IEI 0x00 / 0x08 with esm_class UDHI), the
     SAR TLVs and message_payload, and returns the text once every part is in (at once for a
-    single message), else None. Parts may come in any order; a repeated part is ignored.
-    ``expire(now)`` drops messages with no new part for ``timeout`` seconds. At most
-    ``max_pending`` incomplete messages are kept; the least recently active is dropped first.
+    single message), else None. Parts may come in any order; a repeated part is ignored, also when
+    it comes less than ``timeout`` seconds after its message completed (same key, sequence and
+    bytes). ``expire(now)`` drops messages with no new part for ``timeout`` seconds. At most
+    ``max_pending`` incomplete messages are kept, and as many completed ones for spotting late
+    copies; the least recently active is dropped first.
 
     Bytes that cannot be decoded raise DecodeError (the incomplete message is dropped).
     """
@@ -270,6 +280,7 @@ class Reassembler:
         self.timeout = timeout
         self.max_pending = max_pending
         self._pending: dict[PartKey, _Pending] = {}  # in order of last activity
+        self._completed: dict[PartKey, _Completed] = {}  # in order of completion
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -304,16 +315,26 @@ class Reassembler:
         """Feed one part of the message ``key`` (the lower layer of ``add``)."""
         if not 1 <= sequence <= key.total <= _MAX_PARTS:
             raise LocalProtocolError(f"part {sequence} of {key.total} is not a valid part number")
+        part = (data_coding, payload)
+        self._forget_completed(now)
+        done = self._completed.get(key)
+        if done is not None:
+            if done.parts.get(sequence) == part:
+                return None  # a late copy of a part of a message already delivered
+            del self._completed[key]  # something else: the key's reference is in use again
         entry = self._pending.pop(key, None)
         if entry is None:
             entry = _Pending({}, now)
             while len(self._pending) >= self.max_pending:
                 del self._pending[next(iter(self._pending))]
-        entry.parts.setdefault(sequence, (data_coding, payload))
+        entry.parts.setdefault(sequence, part)
         entry.last_seen = now
         if len(entry.parts) < key.total:
             self._pending[key] = entry  # re-inserted last: the dict stays in activity order
             return None
+        while len(self._completed) >= self.max_pending:
+            del self._completed[next(iter(self._completed))]
+        self._completed[key] = _Completed(entry.parts, now)
         ordered = [entry.parts[i] for i in range(1, key.total + 1)]
         codings = {dc for dc, _ in ordered}
         if len(codings) == 1:
@@ -322,11 +343,21 @@ class Reassembler:
         return "".join(decode_short_message(dc, p) for dc, p in ordered)
 
     def expire(self, now: float) -> list[PartKey]:
-        """Drop the messages whose last part came ``timeout`` seconds or more before ``now``."""
+        """Drop the messages whose last part came ``timeout`` seconds or more before ``now`` (and forget
+        the messages completed that long ago)."""
+        self._forget_completed(now)
         dropped = [key for key, entry in self._pending.items() if now - entry.last_seen >= self.timeout]
         for key in dropped:
             del self._pending[key]
         return dropped
+
+    def _forget_completed(self, now: float) -> None:
+        completed = self._completed
+        while completed:
+            key = next(iter(completed))
+            if now - completed[key].completed_at < self.timeout:
+                break  # the rest completed later
+            del completed[key]
 
     def next_deadline(self) -> float | None:
         """When ``expire`` will next drop something, or None with nothing pending."""
