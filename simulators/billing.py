@@ -58,7 +58,11 @@ both is one exhaustion); what no package covers is pay-as-you-go overage, charge
 balance cannot pay is not charged (a prepaid OCS cuts the data off, it lends nothing). Listeners
 (``add_listener``) hear of every package added (activation, purchase, renewal) and every top-up, so the
 network simulator can refill its meters; renewal notices are delivered once the renewals of that look
-are all applied, so a listener may call billing again.
+are all applied, so a listener may call billing again. A real OCS rates use as it happens; the network
+simulator meters it in batches, so billing calls its ``meter`` (``set_meter``) with the msisdn and
+``now`` before it changes what pays for use (an activation, a purchase, a top-up): the use up to then is
+recorded against the packages and balance it was made on, and pay-as-you-go use before a new package is
+charged as such instead of coming out of the new package.
 
 HTTP API (``BillingServer``; money is always a decimal string; errors are ``{"error": "<one line>"}``):
 
@@ -593,6 +597,7 @@ class Billing:
         self._ledger: list[LedgerEntry] = []
         self._activations: dict[str, _Stored] = {}
         self._listeners: list[Listener] = []
+        self._meter: Callable[[str, float], None] | None = None
         self._activation_count = 0
         self._purchase_count = 0
 
@@ -642,6 +647,18 @@ class Billing:
         if package is None:
             raise UnknownPackage(f"no package {package_id!r} in the catalogue")
         return package
+
+    def set_meter(self, meter: Callable[[str, float], None] | None) -> None:
+        """Call ``meter(msisdn, now)`` before an activation, purchase or top-up changes what pays for the
+        subscriber's use, so the use up to ``now`` is recorded first (``record_usage``)."""
+        self._meter = meter
+
+    def _metered(self, msisdn: str, now: float) -> _Account:
+        """The account as of ``now`` (``_current``) with the use up to ``now`` recorded."""
+        if self._meter is not None:
+            self._account(msisdn)  # an unknown subscriber is refused before anything is metered
+            self._meter(msisdn, now)
+        return self._current(msisdn, now)
 
     def _current(self, msisdn: str, now: float) -> _Account:
         """The account as of ``now``: its due renewals applied (listeners hear of them afterwards)."""
@@ -751,12 +768,13 @@ class Billing:
             if isinstance(stored.outcome, str):
                 raise InsufficientFunds(stored.outcome)
             return stored.outcome, True
-        account = self._current(msisdn, now)
+        self._account(msisdn)
         package = self._package(package_id)
         if not price.is_finite() or price != package.price:
             raise InvalidRequest(
                 f"price {price} is not the catalogue price {_money(package.price)} of {package_id}"
             )
+        account = self._metered(msisdn, now)
         try:
             record = self._apply(offer_id, account, package, request.payment, now)
         except InsufficientFunds as exc:
@@ -813,8 +831,9 @@ class Billing:
         self, msisdn: str, package_id: str, now: float, purchase_id: str | None = None
     ) -> PurchaseRecord:
         """A purchase outside our offers (the data shop), paid from the balance (402 when short)."""
-        account = self._current(msisdn, now)
+        self._account(msisdn)
         package = self._package(package_id)
+        account = self._metered(msisdn, now)
         if account.balance < package.price:
             raise InsufficientFunds(
                 f"balance {_money(account.balance)} does not cover the price {_money(package.price)}"
@@ -834,7 +853,7 @@ class Billing:
         """Add ``amount`` to the account: the outstanding credit is repaid first, the rest is balance."""
         if not amount.is_finite() or amount <= 0:
             raise InvalidRequest(f"a top-up amount must be positive, got {amount}")
-        account = self._current(msisdn, now)
+        account = self._metered(msisdn, now)
         repaid = min(amount, account.debt)
         account.debt -= repaid
         account.balance += amount - repaid

@@ -19,9 +19,10 @@ sockets with the real protocols:
   90 % and exhaustion again. Gy has no message for a renewal (``DiameterEmitter``), so the Diameter
   half's renewals come from billing's notification feed (JSON over HTTP, naming the package by its
   Rating-Group as the Gy reports do). Use on pay-as-you-go is still given to billing
-  (which charges ``payg_price_per_mb``) at each settlement, but not metered against a quota; what was
-  used on pay-as-you-go since the last settlement when an offer or a purchase ends it goes uncharged
-  (billing hears of the new package before the network does);
+  (which charges ``payg_price_per_mb``) at each settlement, but not metered against a quota. Billing
+  has the network settle a subscriber's use before an activation, a purchase or a top-up
+  (``Billing.set_meter``), so the pay-as-you-go use up to a new package is charged as such and does
+  not come out of the package;
 - the subscribers (``SubscriberModel``): the scenario's behaviour answers each DSTK dialog on the
   handset, dials the USSD code of an SMS offer after a delay, rations data after a warning, buys in the
   data shop on their own once out of data, and tops up on their habit.
@@ -286,9 +287,13 @@ class NetworkModel:
             meter.day_mb = sum(mb for _, mb in meter.hours)
             self._plan(meter)
 
-    def settle(self, msisdn: str) -> None:
-        """Give billing the use up to now (before a change billing would meter it against)."""
-        self._settle(self.meters[msisdn])
+    def settle(self, msisdn: str, now: float) -> None:
+        """Give billing the use up to now, recorded as of billing's ``now`` (billing's meter,
+        ``Billing.set_meter``: called before a change that billing would meter the use against); a
+        subscriber the network does not serve has none."""
+        meter = self.meters.get(msisdn)
+        if meter is not None:
+            self._settle(meter, at=now)
 
     def _settle(self, meter: _Meter, at: float | None = None) -> None:
         """Apply the use up to now to billing (and report what it crosses), as of ``at`` (default
@@ -605,8 +610,7 @@ class SubscriberModel:
             return  # an offer (or a renewal) gave them data meanwhile
         package_id = self.volumes[option][0]
         now = self.clock()
-        self.network.settle(sub.msisdn)  # the pay-as-you-go use so far is charged before the new package
-        try:
+        try:  # billing has the network settle the use so far first (Billing.set_meter)
             record = self.billing.purchase(
                 sub.msisdn, package_id, now, purchase_id=f"shop-{sub.msisdn}-{key}"
             )
@@ -826,6 +830,7 @@ async def run_simulation(
             network.package_added(notice.msisdn, notice.at, factor)
 
     billing.add_listener(on_billing)
+    billing.set_meter(network.settle)
     for index, sub in enumerate(population):
         network.add(sub, index)
         entry = keystore.by_msisdn(sub.msisdn)

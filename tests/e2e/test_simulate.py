@@ -196,3 +196,17 @@ def test_renewed_packages_trigger_again_on_both_ingest_paths(tmp_path: Path) -> 
     halves = {(int(msisdn) - 254711000000) % 2 for msisdn in again}  # even: DPI JSON, odd: Diameter Gy
     assert halves == {0, 1}, f"90 % triggered twice for {sorted(again)}"
     assert all(passed for passed, _ in result.checks.values())
+
+
+def test_pay_as_you_go_use_is_charged_before_an_activated_package(run: tuple[SimulationResult, Path]) -> None:
+    """Billing has the network meter the use up to an activation first: the pay-as-you-go use of a
+    subscriber out of data is charged at the activation's time instead of coming out of the new package."""
+    result, _ = run
+    entries = result.billing.ledger()
+    charged_at = {(e.msisdn, e.at) for e in entries if e.kind is LedgerKind.PAYG}
+    activations = [e for e in entries if e.kind is LedgerKind.ACTIVATION]
+    settled = [e for e in activations if (e.msisdn, e.at) in charged_at]
+    assert activations and settled, "no activation had its pay-as-you-go use charged first"
+    for entry in settled:  # the charge comes before the package in the ledger
+        kinds = [e.kind for e in entries if e.msisdn == entry.msisdn and e.at == entry.at]
+        assert kinds.index(LedgerKind.PAYG) < kinds.index(LedgerKind.ACTIVATION)

@@ -735,3 +735,39 @@ def test_pay_as_you_go_price_must_be_exact_in_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"billing.yaml:1: .*string"):
         load_billing_config(path)
     assert load_billing_config(ROOT / "configs/simulators/billing.yaml").payg_price_per_mb == D("0.50")
+
+
+def test_the_meter_records_use_before_what_pays_for_it_changes() -> None:
+    """Billing has the network record the use so far before an activation, a purchase or a top-up: the
+    pay-as-you-go use before a new package is charged as such and does not come out of that package."""
+    billing = renewing_billing(balance="100.00")
+    billing.record_usage(LOYAL, 100, NOW + 60)  # the opening package is used up: pay-as-you-go
+    pending = {LOYAL: 10.0}  # MB used since, not yet recorded (the network meters in batches)
+    calls: list[tuple[str, float, int]] = []
+
+    def meter(msisdn: str, now: float) -> None:
+        state = billing.subscriber(msisdn, now)
+        calls.append((msisdn, now, len(state.packages)))  # before the change
+        billing.record_usage(msisdn, pending.pop(msisdn, 0.0), now)
+
+    billing.set_meter(meter)
+    record, replay = billing.activate("offer-1", LOYAL, "data_100mb", Payment.BALANCE, D("20.00"), NOW + 120)
+    assert not replay and calls == [(LOYAL, NOW + 120, 1)]
+    assert [(e.kind, e.amount) for e in billing.ledger(LOYAL)] == [
+        (LedgerKind.PAYG, D("5.00")),  # 10 MB at 0.50, on the balance as it was before the package
+        (LedgerKind.ACTIVATION, D("20.00")),
+    ]
+    assert record.package.used_mb == 0  # the new package starts untouched
+    billing.activate("offer-1", LOYAL, "data_100mb", Payment.BALANCE, D("20.00"), NOW + 130)
+    assert len(calls) == 1  # a replay changes nothing: nothing to meter
+    with pytest.raises(UnknownSubscriber):
+        billing.activate("offer-2", "254799999999", "data_100mb", Payment.BALANCE, D("10.00"), NOW)
+    with pytest.raises(UnknownPackage):
+        billing.activate("offer-3", LOYAL, "no_such", Payment.BALANCE, D("10.00"), NOW)
+    assert len(calls) == 1  # refused before a decision: nothing metered
+    billing.purchase(LOYAL, "data_100mb", NOW + 200)
+    billing.top_up(LOYAL, D(5), NOW + 300)
+    assert [(now, held) for _, now, held in calls[1:]] == [(NOW + 200, 2), (NOW + 300, 3)]
+    billing.set_meter(None)
+    billing.top_up(LOYAL, D(5), NOW + 400)
+    assert len(calls) == 3 and billing.reconcile() == []
