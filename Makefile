@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PACKAGES := protocols gateway simulators campaign_core
 PROTOCOLS_MIN_BRANCH_COVERAGE := 95
+# pytest-xdist workers: the cores this process may use, at most 4 (make test PYTEST_WORKERS=0: one process)
+PYTEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))' 2>/dev/null || echo 2)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lint typecheck test demo bench clean distclean
@@ -15,7 +17,7 @@ help:
 	@echo "make venv       create $(VENV) and install the project with its dev dependencies"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make typecheck  mypy --strict on $(PACKAGES)"
-	@echo "make test       lint, typecheck, pytest with branch coverage, coverage gate on protocols/"
+	@echo "make test       lint, typecheck, pytest on every core with branch coverage, coverage gate on protocols/"
 	@echo "make demo       simulate a month of the A/B upsell experiment over the real protocols; writes a report"
 	@echo "make bench      codec, SMPP, USSD, STK, Diameter and ingest benchmarks against peers"
 	@echo "make clean      remove caches and coverage data (distclean also removes $(VENV))"
@@ -42,7 +44,7 @@ typecheck: venv
 	$(BIN)/mypy --strict
 
 test: venv lint typecheck
-	$(BIN)/pytest -p no:cacheprovider $(addprefix --cov=,$(PACKAGES)) --cov-branch --cov-report= tests
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(addprefix --cov=,$(PACKAGES)) --cov-branch --cov-report= tests
 	@echo "--- coverage (files below 100 %) ---"
 	@$(BIN)/coverage report
 	@echo "total: $$($(BIN)/coverage report --format=total) %"
