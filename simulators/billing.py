@@ -31,14 +31,16 @@ Ledger (``LedgerEntry``: at, msisdn, kind, amount > 0, reference)
 
 Renewals (lazy and exact)
     A recurring package is renewed at the end of its validity: at local midnight after its
-    ``end_date``, in the subscriber's zone (its *boundary*). The catalogue price is charged from the
-    airtime balance and the package starts a new period in place: the catalogue's volume with nothing
-    used, ``start_date`` = the boundary's day, ``end_date`` ``validity_days - 1`` days later,
-    ``recurring`` kept, ``trial`` off (a trial that renews is paid for from then on), ``reference`` =
-    the ledger reference. When the balance is short (or the package is no longer in the catalogue) it
-    lapses: not renewed, ``recurring`` off, no debt. Billing applies due renewals whenever it looks at
-    the account (``record_usage``, ``subscriber``, ``profile``, ``credit_score``, ``activate``,
-    ``purchase``, ``top_up``) and ``renew_due(now)`` looks at every account. Nothing else touches an
+    ``end_date``, in the subscriber's zone (its *boundary*), on the holding's own ``terms`` when it has
+    them (a base package a scenario gave its own price and period; its volume is the holding's quota)
+    and else on the catalogue's. The price is charged from the airtime balance and the package starts a
+    new period in place: the volume with nothing used, ``start_date`` = the boundary's day,
+    ``end_date`` ``validity_days - 1`` days later, ``recurring`` kept, ``trial`` off (a trial that
+    renews is paid for from then on), ``reference`` = the ledger reference, the same ``terms``. When
+    the balance is short (or a package on the catalogue's terms is no longer in it) it lapses: not
+    renewed, ``recurring`` off, no debt. Billing applies due renewals whenever it looks at the account
+    (``record_usage``, ``subscriber``, ``profile``, ``credit_score``, ``activate``, ``purchase``,
+    ``top_up``) and ``renew_due(now)`` looks at every account. Nothing else touches an
     account between a boundary and that first look, so the outcome is the one of a renewal exactly at
     the boundary whenever the look happens: the ledger entry and the notice carry the boundary's time,
     and several missed periods renew one after the other, oldest boundary first.
@@ -132,6 +134,7 @@ __all__ = [
     "PackageAdded",
     "PackageHolding",
     "PurchaseRecord",
+    "RenewalTerms",
     "Route",
     "ScoringRules",
     "ServerStats",
@@ -328,9 +331,20 @@ class TopUp:
 
 
 @dataclass(frozen=True, slots=True)
+class RenewalTerms:
+    """What a recurring package renews on when not on the catalogue's terms (a base package the catalogue
+    does not sell, or sells on other terms): the price of a period and its length; the volume is the
+    holding's ``quota_mb``."""
+
+    price: Decimal
+    validity_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class PackageHolding:
     """A package a subscriber holds; dates are local ``YYYY-MM-DD``, ``end_date`` inclusive.
-    ``reference`` is the offer id or purchase id that bought it ("" for an opening package)."""
+    ``reference`` is the offer id or purchase id that bought it ("" for an opening package); ``terms``
+    are its own renewal terms (None: the catalogue's)."""
 
     package_id: str
     quota_mb: int
@@ -340,6 +354,7 @@ class PackageHolding:
     recurring: bool = False
     trial: bool = False
     reference: str = ""
+    terms: RenewalTerms | None = None
 
     def active_on(self, date: str) -> bool:
         return self.start_date <= date <= self.end_date
@@ -968,39 +983,46 @@ class Billing:
 
     def _renew_one(self, account: _Account, index: int, at: float) -> PackageAdded | None:
         holding = account.packages[index]
-        package = self.catalogue.get(holding.package_id)
-        if package is None or account.balance < package.price:
-            # a prepaid renewal is never lent: the package lapses and stays ended
-            account.packages[index] = replace(holding, recurring=False)
-            log.debug("%s: %s lapses at %s", account.msisdn, holding.package_id, at)
-            return None
+        terms = holding.terms
+        if terms is not None:  # its own terms
+            price, validity_days, volume_mb = terms.price, terms.validity_days, holding.quota_mb
+        else:
+            package = self.catalogue.get(holding.package_id)
+            if package is None:  # no longer sold: nothing to renew it as
+                return self._lapse(account, index, at)
+            price, validity_days, volume_mb = package.price, package.validity_days, package.volume_mb
+        if account.balance < price:  # a prepaid renewal is never lent
+            return self._lapse(account, index, at)
         start = date.fromisoformat(holding.end_date) + timedelta(days=1)
-        end = start + timedelta(days=package.validity_days - 1)
-        reference = f"{package.id}:{start.isoformat()}..{end.isoformat()}"
+        end = start + timedelta(days=validity_days - 1)
+        package_id = holding.package_id
+        reference = f"{package_id}:{start.isoformat()}..{end.isoformat()}"
         renewed = PackageHolding(
-            package_id=package.id,
-            quota_mb=package.volume_mb,
+            package_id=package_id,
+            quota_mb=volume_mb,
             start_date=start.isoformat(),
             end_date=end.isoformat(),
             recurring=True,
             reference=reference,
+            terms=terms,
         )
         account.packages[index] = renewed
-        if package.price > 0:  # a free package renews without a ledger entry (entries are > 0)
-            account.balance -= package.price
+        if price > 0:  # a free package renews without a ledger entry (entries are > 0)
+            account.balance -= price
             self._post(
                 account,
                 LedgerEntry(
-                    at,
-                    account.msisdn,
-                    LedgerKind.RENEWAL,
-                    package.price,
-                    reference,
-                    package.id,
-                    Payment.BALANCE,
+                    at, account.msisdn, LedgerKind.RENEWAL, price, reference, package_id, Payment.BALANCE
                 ),
             )
         return PackageAdded(account.msisdn, renewed, LedgerKind.RENEWAL, reference, at)
+
+    @staticmethod
+    def _lapse(account: _Account, index: int, at: float) -> None:
+        """The package is not renewed: it stays ended, and no longer recurring."""
+        holding = account.packages[index]
+        account.packages[index] = replace(holding, recurring=False)
+        log.debug("%s: %s lapses at %s", account.msisdn, holding.package_id, at)
 
     # --- listeners ---
 

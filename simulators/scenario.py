@@ -1165,8 +1165,8 @@ def assumptions(
         else "pay-as-you-go and not charged"
     )
     lines.append(
-        "Billing renews a recurring package at the end of its validity (local midnight) for its catalogue"
-        " price from the airtime balance, and the new period is reported to the gateway (by DPI, or, for the"
+        "Billing renews a recurring package at the end of its validity (local midnight) on its terms (a base"
+        " package on those above, a bought one on the catalogue's), paid from the airtime balance, and the new period is reported to the gateway (by DPI, or, for the"
         " Diameter half, by billing's JSON feed, since Gy has no message for it); when the balance is"
         " short the package lapses (no debt). A renewal ends rationing and the extra use after a purchase."
         f" Use beyond every package is {payg}."

@@ -84,6 +84,7 @@ from simulators.billing import (
     LedgerKind,
     PackageAdded,
     PackageHolding,
+    RenewalTerms,
     ServerStats,
     Subscriber,
     UsageCrossing,
@@ -684,6 +685,8 @@ def _opening(sub: SimSubscriber, behaviour: Behaviour, start: float) -> Subscrib
         end_date=last.isoformat(),
         recurring=package.recurring,
         reference=f"base-{sub.msisdn}",
+        # the scenario's terms (the catalogue's unless it gave its own): the package renews on them
+        terms=RenewalTerms(package.price, package.validity_days) if package.recurring else None,
     )
     history = tuple(
         BillingTopUp(start - (k + 1) * sub.top_up.interval_days * DAY, sub.top_up.amount) for k in range(3)

@@ -9,6 +9,7 @@ over real sockets, as ``tgw simulate`` runs them.
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -188,6 +189,9 @@ def test_renewed_packages_trigger_again_on_both_ingest_paths(tmp_path: Path) -> 
     result = _run(tmp_path / "out", scenario=scenario, subscribers=40, days=4)
     renewals = [e for e in result.billing.ledger() if e.kind is LedgerKind.RENEWAL]
     assert renewals and result.counters.renewals == len(renewals)
+    for renewal in renewals:  # on the scenario's terms: 2-day periods, not the catalogue's 30 days
+        first, last = renewal.reference.split(":")[1].split("..")
+        assert (date.fromisoformat(last) - date.fromisoformat(first)).days == 1, renewal.reference
     thresholds: dict[str, int] = {}
     for record in result.records:
         if record.kind is RecordKind.TRIGGER and record.detail["kind"] == "threshold":

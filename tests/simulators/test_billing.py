@@ -33,6 +33,7 @@ from simulators.billing import (
     LedgerKind,
     PackageAdded,
     PackageHolding,
+    RenewalTerms,
     Route,
     ScoringRules,
     Subscriber,
@@ -771,3 +772,40 @@ def test_the_meter_records_use_before_what_pays_for_it_changes() -> None:
     billing.set_meter(None)
     billing.top_up(LOYAL, D(5), NOW + 400)
     assert len(calls) == 3 and billing.reconcile() == []
+
+
+def test_a_package_on_its_own_terms_renews_on_them() -> None:
+    """A base package a scenario gave its own price and period (or one the catalogue does not sell)
+    renews on those terms, with its own volume; without terms an unsold package lapses."""
+    billing = Billing(RENEWING)
+    own = RenewalTerms(D("40.00"), 2)
+    legacy = PackageHolding(
+        "legacy_300mb", 300, 250.0, "2024-05-31", "2024-06-01", recurring=True, reference="a", terms=own
+    )
+    cheaper = PackageHolding(
+        "monthly_1gb", 500, 0.0, "2024-05-31", "2024-06-01", recurring=True, reference="b", terms=own
+    )
+    unsold = PackageHolding("gone_1gb", 1000, 0.0, "2024-05-31", "2024-06-01", recurring=True, reference="c")
+    billing.add_subscriber(
+        Subscriber(
+            LOYAL, balance=D("100.00"), tenure_days=400, zone="Africa/Nairobi", packages=(legacy, cheaper, unsold)
+        ),
+        NOW,
+    )
+    notices = billing.renew_due(BOUNDARY + 2 * DAY)  # two 2-day periods each: 4 x 40.00 = 160.00 > 100.00
+    assert [(n.package.package_id, n.package.start_date, n.package.end_date) for n in notices] == [
+        ("legacy_300mb", "2024-06-02", "2024-06-03"),
+        ("monthly_1gb", "2024-06-02", "2024-06-03"),
+    ]
+    state = billing.subscriber(LOYAL, BOUNDARY + 2 * DAY)
+    renewed_legacy, renewed_cheaper, lapsed = state.packages
+    assert (renewed_legacy.quota_mb, renewed_legacy.used_mb, renewed_legacy.terms) == (300, 0.0, own)
+    assert (renewed_cheaper.quota_mb, renewed_cheaper.terms) == (500, own)  # not the catalogue's 1000 MB
+    assert (lapsed.recurring, lapsed.end_date) == (False, "2024-06-01")
+    # the second period of each was due at the same boundary: 20.00 left, both lapse there
+    assert not renewed_legacy.recurring and not renewed_cheaper.recurring
+    assert [(e.kind, e.amount, e.package_id) for e in billing.ledger(LOYAL)] == [
+        (LedgerKind.RENEWAL, D("40.00"), "legacy_300mb"),
+        (LedgerKind.RENEWAL, D("40.00"), "monthly_1gb"),
+    ]
+    assert state.balance == D("20.00") and billing.reconcile() == []
