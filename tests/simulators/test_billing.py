@@ -788,7 +788,11 @@ def test_a_package_on_its_own_terms_renews_on_them() -> None:
     unsold = PackageHolding("gone_1gb", 1000, 0.0, "2024-05-31", "2024-06-01", recurring=True, reference="c")
     billing.add_subscriber(
         Subscriber(
-            LOYAL, balance=D("100.00"), tenure_days=400, zone="Africa/Nairobi", packages=(legacy, cheaper, unsold)
+            LOYAL,
+            balance=D("100.00"),
+            tenure_days=400,
+            zone="Africa/Nairobi",
+            packages=(legacy, cheaper, unsold),
         ),
         NOW,
     )
