@@ -398,43 +398,54 @@ class ContactPolicy:
 
     def check_planned(self, plan: ContactPlan, msisdn: str, now: float, timezone: str | None) -> Verdict:
         """``check`` with the (channel, purpose) resolved by ``contact_plan``."""
-        return self._decided(plan, msisdn, now, timezone)[0]
+        if plan.promotional and msisdn in self._dnd:
+            return _DO_NOT_DISTURB
+        if not plan.uses_calendar:
+            return ALLOWED
+        calendar = self._calendars.get(timezone) or self._calendar(timezone)
+        if not calendar.lo <= now < calendar.hi:
+            calendar.refresh(now)
+        if plan.promotional and calendar.quiet:
+            return calendar.deferred or _QUIET_DROP
+        caps = plan.caps
+        if caps:
+            state = self._state.get(msisdn)
+            if state is None:
+                return plan.first_zero or ALLOWED
+            keys = calendar.keys
+            for position, period, limit, verdict in caps:
+                # a period before the latest counted one counts as it (conservative, module docstring)
+                if (state[position] if keys[period] <= state[period] else 0) >= limit:
+                    return verdict
+        return ALLOWED
 
     def contact_planned(self, plan: ContactPlan, msisdn: str, now: float, timezone: str | None) -> Verdict:
         """``check_planned``, and when it allows the contact, ``record_planned`` at once (the engine's
         send path: one calendar and state lookup instead of two)."""
-        verdict, keys, state = self._decided(plan, msisdn, now, timezone)
-        if verdict is ALLOWED and keys is not None and plan.counts:
-            self._count(plan, msisdn, keys, state)
-        return verdict
-
-    def _decided(
-        self, plan: ContactPlan, msisdn: str, now: float, timezone: str | None
-    ) -> tuple[Verdict, tuple[int, ...] | None, tuple[int, ...] | None]:
-        """The verdict, with the calendar's period keys it was decided in (None when the plan uses no
-        calendar: no rule counts the contact either) and the subscriber's state (None: none yet, or not
-        looked at because no rule caps or counts the contact)."""
         if plan.promotional and msisdn in self._dnd:
-            return _DO_NOT_DISTURB, None, None
+            return _DO_NOT_DISTURB
         if not plan.uses_calendar:
-            return ALLOWED, None, None
+            return ALLOWED  # no calendar: no rule counts this contact either (contact_plan)
         calendar = self._calendars.get(timezone) or self._calendar(timezone)
         if not calendar.lo <= now < calendar.hi:
             calendar.refresh(now)
-        keys = calendar.keys
         if plan.promotional and calendar.quiet:
-            return calendar.deferred or _QUIET_DROP, keys, None
-        caps = plan.caps
-        if not caps and not plan.counts:
-            return ALLOWED, keys, None
+            return calendar.deferred or _QUIET_DROP
         state = self._state.get(msisdn)
+        keys = calendar.keys
         if state is None:
-            return plan.first_zero or ALLOWED, keys, None
-        for position, period, limit, verdict in caps:
-            # a period before the latest counted one counts as it (conservative, module docstring)
+            verdict = plan.first_zero
+            if verdict is not None:
+                return verdict
+            if plan.counts:
+                self._state[msisdn] = keys + plan.first  # the period starts, then zeros and this contact
+            return ALLOWED
+        for position, period, limit, verdict in plan.caps:
             if (state[position] if keys[period] <= state[period] else 0) >= limit:
-                return verdict, keys, state
-        return ALLOWED, keys, state
+                return verdict
+        if plan.counts:
+            self._state[msisdn] = self._counted(state, keys, plan.counts)
+        return ALLOWED
 
     def record(self, msisdn: str, channel: Channel, purpose: str, now: float, timezone: str | None) -> None:
         """Count one contact made (the engine calls it when it sends)."""
@@ -443,22 +454,18 @@ class ContactPolicy:
 
     def record_planned(self, plan: ContactPlan, msisdn: str, now: float, timezone: str | None) -> None:
         """``record`` with the (channel, purpose) resolved by ``contact_plan``."""
-        if not plan.counts:
+        counts = plan.counts
+        if not counts:
             return  # no rule counts these contacts: nothing to remember
         calendar = self._calendars.get(timezone) or self._calendar(timezone)
         if not calendar.lo <= now < calendar.hi:
             calendar.refresh(now)
-        self._count(plan, msisdn, calendar.keys, self._state.get(msisdn))
-
-    def _count(
-        self, plan: ContactPlan, msisdn: str, keys: tuple[int, ...], state: tuple[int, ...] | None
-    ) -> None:
-        """Count one contact of ``plan`` (which counts it) in the periods ``keys`` onto the subscriber's
-        ``state``."""
-        if state is None:
+        keys = calendar.keys
+        old = self._state.get(msisdn)
+        if old is None:
             self._state[msisdn] = keys + plan.first  # the period starts, then zeros and this contact
-        else:
-            self._state[msisdn] = self._counted(state, keys, plan.counts)
+            return
+        self._state[msisdn] = self._counted(old, keys, counts)
 
     def _counted(
         self, old: tuple[int, ...], keys: tuple[int, ...], counts: tuple[int, ...]
