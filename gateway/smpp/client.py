@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.smpp.connection import SessionProtocol
-from protocols.errors import GatewayError, LocalProtocolError, TransportError
+from protocols.errors import DecodeError, GatewayError, LocalProtocolError, TransportError
 from protocols.gsm.alphabet import ConcatScheme, parts_needed
 from protocols.gsm.split import Method, build_submits
 from protocols.smpp.constants import CommandId, CommandStatus
@@ -152,6 +152,9 @@ class _InFlight:
     pdu: Pdu
     future: asyncio.Future[Pdu]
     attempts: int = 0
+    # the submitter gave up while the request was on the wire (or queued to go out again): the window
+    # slot is the request's now, freed when it leaves the wire, not when the submitter left
+    holds_slot: bool = False
 
 
 MoHandler = Callable[[DeliverSm | DataSm], Awaitable[None] | None]
@@ -164,6 +167,7 @@ class _Stats:
     resent: int = 0
     throttled: int = 0
     receipts: int = 0
+    bad_receipts: int = 0  # receipts whose id or state could not be read (answered ESME_RX_P_APPN)
     mo: int = 0
     reconnects: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
@@ -331,7 +335,7 @@ class SmppClient:
             # whatever was on the wire and unanswered goes out again after the next bind
             pending = sorted(self._inflight.items())
             self._inflight.clear()
-            self._resend = [item for _, item in pending] + self._resend
+            self._resend = [item for _, item in pending if self._still_wanted(item)] + self._resend
             proto.close()
         if self._bind_status is None:
             raise TransportError("connection closed before the SMSC answered the bind")
@@ -351,7 +355,9 @@ class SmppClient:
                 self._first_bind.set_result(None)
             self._resend_pending(proto)
         elif isinstance(event, BindFailed):
-            self._bind_status = event.command_status
+            # a generic_nack answers no bind even with status 0 (section 4.3): 0 here would read as
+            # success, so the refusal keeps a status that says what happened
+            self._bind_status = event.command_status or CommandStatus.ESME_RBINDFAIL
             proto.close()
         elif isinstance(event, ResponseTimedOut):
             self._on_timeout(proto, event)
@@ -370,7 +376,7 @@ class SmppClient:
         pending, self._resend = self._resend, []
         now = proto.loop.time()
         for item in pending:
-            if item.future.done():
+            if not self._still_wanted(item):
                 continue
             seq = proto.session.send(item.pdu, now)
             self._inflight[seq] = item
@@ -451,6 +457,7 @@ class SmppClient:
             self._slots -= 1
         else:
             await self._wait_for_slot(loop)
+        slot_handed_over = False
         try:
             while True:
                 if self._tps is not None:
@@ -464,11 +471,20 @@ class SmppClient:
                     continue
                 future: asyncio.Future[Pdu] = loop.create_future()
                 seq = proto.session.send(pdu, loop.time())
-                self._inflight[seq] = _InFlight(pdu, future)
+                item = _InFlight(pdu, future)
+                self._inflight[seq] = item
                 proto.schedule_flush()
-                if proto.writing_paused:
-                    await proto.drain()
-                response = await future
+                try:
+                    if proto.writing_paused:
+                        await proto.drain()
+                    response = await future
+                except asyncio.CancelledError:
+                    future.cancel()  # nobody reads the answer now
+                    if self._is_pending(item):
+                        # the SMSC still counts it against the window until it answers
+                        item.holds_slot = True
+                        slot_handed_over = True
+                    raise
                 status = response.command_status
                 by_status = self.stats.by_status
                 by_status[status] = by_status.get(status, 0) + 1
@@ -488,7 +504,22 @@ class SmppClient:
                     continue
                 raise SubmitError(status)
         finally:
+            if not slot_handed_over:
+                self._release_slot()
+
+    def _is_pending(self, item: _InFlight) -> bool:
+        """Whether ``item`` is on the wire or waiting to be sent again (identity, not equality)."""
+        return any(x is item for x in self._inflight.values()) or any(x is item for x in self._resend)
+
+    def _still_wanted(self, item: _InFlight) -> bool:
+        """Whether a request leaving the wire unanswered must go out again; if its submitter gave
+        up, it does not, and the window slot it held is free again."""
+        if not item.future.done():
+            return True
+        if item.holds_slot:
+            item.holds_slot = False
             self._release_slot()
+        return False
 
     async def _wait_bound(self) -> None:
         """Wait for the (re)bind; raise TransportError if the client is closed first."""
@@ -524,7 +555,7 @@ class SmppClient:
 
     def _on_response(self, event: ResponseReceived) -> None:
         item = self._inflight.pop(event.response.sequence_number, None)
-        if item is not None and not item.future.done():
+        if item is not None and self._still_wanted(item):
             item.future.set_result(event.response)
 
     def _on_timeout(self, proto: SessionProtocol, event: ResponseTimedOut) -> None:
@@ -538,7 +569,7 @@ class SmppClient:
             proto.close()
             return
         item = self._inflight.pop(event.sequence_number, None)
-        if item is None or item.future.done():
+        if item is None or not self._still_wanted(item):
             return
         item.attempts += 1
         if item.attempts >= self.config.submit_attempts:
@@ -588,7 +619,16 @@ class SmppClient:
             proto.session.answer(pdu, CommandStatus.ESME_RINVCMDID)
             proto.schedule_flush()
             return
-        receipt = receipt_from_pdu(pdu)
+        try:
+            receipt = receipt_from_pdu(pdu)
+        except DecodeError as exc:
+            # a receipt (esm_class 0x04 / 0x20) naming no message or no state: delivering it again
+            # cannot make it readable, so the SMSC is told not to retry (permanent application
+            # error, section 5.1.3) and the link, which is fine, stays up
+            self.stats.bad_receipts += 1
+            log.warning("SMPP peer %s sent an unreadable delivery receipt: %s", proto.peer, exc)
+            self._answer(proto, pdu, CommandStatus.ESME_RX_P_APPN)
+            return
         calls: list[tuple[Callable[..., Awaitable[None] | None], tuple[object, ...]]]
         if receipt is not None:
             self.stats.receipts += 1
