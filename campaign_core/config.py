@@ -16,13 +16,16 @@ A campaign directory holds YAML files, each with one top-level ``kind``:
     Arms with traffic shares assigned by a hash of MSISDN + salt, each naming the campaign it runs (or
     ``control: true``), optionally delayed; the control arm is recorded at trigger time and contacted never.
 
-Durations are written ``90s``, ``15m``, ``24h``, ``2d`` (or plain seconds) and held as seconds.
+Durations are written ``90s``, ``15m``, ``24h``, ``2d`` (or plain seconds) and held as seconds; they
+are finite and at most ``MAX_DURATION`` (ten years: an offer, a cooldown or a wait longer than that is a
+typo, and an endless one would never expire).
 Loading (YAML with line numbers, ``tgw validate``) lives in ``gateway.campaigns``; this module only
 says what a valid configuration is, including the rules across files (``CampaignSet.check``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +41,7 @@ from campaign_core.model import Channel, TriggerKind
 from campaign_core.texts import OPTION_FIELDS, TEXT_FIELDS, check_template
 
 __all__ = [
+    "MAX_DURATION",
     "CampaignConfig",
     "CampaignSet",
     "CapRule",
@@ -61,6 +65,8 @@ __all__ = [
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+MAX_DURATION = 3650 * 86400.0
+"""Ten years, in seconds: the longest duration a configuration may give."""
 
 
 def parse_duration(value: object) -> float:
@@ -73,8 +79,12 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNIT[match.group(2)]
     else:
         raise ValueError(f"{value!r} is not a duration (a number of seconds or e.g. 90s, 15m, 24h, 2d)")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration (e.g. 90s, 15m, 24h, 2d)")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{value!r} is too long: a duration is at most 3650d (ten years)")
     return seconds
 
 
@@ -145,6 +155,16 @@ class QuietHours(_Strict):
         # unquoted 21:00 is YAML 1.1's base-60 integer 1260, which pydantic would read as 00:21
         if not isinstance(value, str | time_of_day):
             raise ValueError('write times as quoted strings, e.g. "21:00"')
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: time_of_day) -> time_of_day:
+        # the policy reads quiet hours in each subscriber's own zone and would drop an offset silently
+        if value.tzinfo is not None:
+            raise ValueError(
+                'quiet hours are local times in the subscriber\'s zone: leave out the offset, e.g. "21:00"'
+            )
         return value
 
     @model_validator(mode="after")
@@ -226,7 +246,7 @@ class ScoringConfig(_Strict):
     credit limit to size the offer with; without one, no offer is made (recorded as suppressed)."""
 
     enabled: bool = True
-    timeout: Duration = 5.0
+    timeout: Annotated[Duration, Field(gt=0)] = 5.0
     fallback: ScoringFallback | None = None
 
 

@@ -7,22 +7,29 @@ starts: the schema (``gateway.configfile``: every mistake as ``file:line: reason
 names (the campaign directory with its cross-file and channel checks, the menus, the key file), so a
 mistake in any of them is reported with its own file and line. Relative paths are relative to the
 config file's directory. Secrets may come from the environment (``password_env``, ``token_env``)
-instead of the file.
+instead of the file; a variable that is not set is reported at the line of the key naming it.
+
+What would otherwise fail only at start-up is checked too, at the line of the key: the state
+directory must be (or be creatable as) a directory, the files named must be files, the Diameter
+listener's TLS certificate and key must load, and no two listeners (admin API, Diameter, DPI HTTP
+intake) may share an address. Seconds and rates must be finite numbers.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from campaign_core.config import CampaignSet
 from gateway.campaigns.loader import load_campaign_dir
 from gateway.configfile import load_yaml_model, yaml_line
-from gateway.ingest.config import DiameterConfig, HttpConfig, MqttConfig, TriggerConfig
+from gateway.ingest.config import DiameterConfig, HttpConfig, MqttConfig, TlsConfig, TriggerConfig
+from gateway.ingest.service import server_tls_context
 from gateway.smpp.client import ClientConfig
 from gateway.stk import KeyStore
 from gateway.ussd import load_menus
@@ -32,7 +39,7 @@ from protocols.ussd import get_profile
 __all__ = ["GatewayConfig", "LoadedConfig", "load_gateway_config"]
 
 Port = Annotated[int, Field(ge=0, le=65535)]
-Seconds = Annotated[float, Field(gt=0)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -50,6 +57,13 @@ def _secret(value: str | None, env: str | None, what: str) -> str | None:
     return value
 
 
+def _env_secret(env: str | None, info: ValidationInfo, what: str) -> str | None:
+    """Checks ``{what}_env`` as its own field, so that a mistake is reported at its line (the plain
+    ``what`` is declared first, so it is in ``info.data`` when it was valid)."""
+    _secret(info.data.get(what), env, what)
+    return env
+
+
 class SmscSection(_Strict):
     """The SMPP 3.4 bind to the SMSC (the ESME's settings; ``gateway.smpp.client.ClientConfig``)."""
 
@@ -61,7 +75,7 @@ class SmscSection(_Strict):
     system_type: Annotated[str, Field(max_length=12)] = ""
     bind_type: Literal["transceiver", "transmitter", "receiver"] = "transceiver"
     window: Annotated[int, Field(ge=1, le=10_000)] = 100
-    tps: Annotated[float, Field(gt=0)] | None = None
+    tps: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     enquire_link_interval: Seconds = 30.0
     response_timeout: Seconds = 30.0
     reconnect_initial: Seconds = 0.5
@@ -69,10 +83,10 @@ class SmscSection(_Strict):
     short_code: Annotated[str, Field(pattern=r"^\+?[0-9A-Za-z]{1,16}$")]
     """Our address: the originator of SMS and SIM toolkit pushes, where subscribers answer."""
 
-    @model_validator(mode="after")
-    def _password(self) -> SmscSection:
-        _secret(self.password, self.password_env, "password")
-        return self
+    @field_validator("password_env")
+    @classmethod
+    def _password_env(cls, env: str | None, info: ValidationInfo) -> str | None:
+        return _env_secret(env, info, "password")
 
     def client_config(self) -> ClientConfig:
         password = _secret(self.password, self.password_env, "password") or ""
@@ -137,13 +151,18 @@ class AdminSection(_Strict):
     token: Annotated[str, Field(min_length=16)] | None = None
     token_env: str | None = None
 
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, env: str | None, info: ValidationInfo) -> str | None:
+        checked = _env_secret(env, info, "token")
+        if checked is not None and len(os.environ[checked]) < 16:
+            raise ValueError(f"the admin token in {checked} must have at least 16 characters")
+        return checked
+
     @model_validator(mode="after")
     def _token(self) -> AdminSection:
-        token = _secret(self.token, self.token_env, "token")
-        if self.enabled and token is None:
+        if self.enabled and self.token is None and self.token_env is None:
             raise ValueError("the admin API needs a token (token or token_env)")
-        if token is not None and len(token) < 16:
-            raise ValueError("the admin token must have at least 16 characters")
         return self
 
     def bearer(self) -> str:
@@ -187,6 +206,82 @@ def _resolve(base: Path, path: Path) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
+def _where(file: Path, location: Sequence[str]) -> tuple[str, int | None]:
+    return str(file), yaml_line(file, location)
+
+
+def _check_kind(file: Path, key: str, path: Path, kind: str) -> None:
+    """``path`` (the value of ``key``, dotted) exists and is a ``kind`` ("directory" or "file")."""
+    location = tuple(key.split("."))
+    if not path.exists():
+        raise ConfigError(f"{key}: {path} does not exist", *_where(file, location))
+    if (kind == "directory") != path.is_dir():
+        raise ConfigError(f"{key}: {path} is not a {kind}", *_where(file, location))
+
+
+def _check_state_dir(file: Path, path: Path) -> None:
+    """The state directory, or the nearest existing directory above it (it is created at start), must
+    be a directory the gateway can write in: SQLite stores go there."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = (
+            "is not a directory" if existing == path else f"cannot be created: {existing} is not a directory"
+        )
+        raise ConfigError(f"state_dir: {path} {what}", *_where(file, ("state_dir",)))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"state_dir: {existing} is not writable", *_where(file, ("state_dir",)))
+
+
+def _check_listeners(file: Path, config: GatewayConfig) -> None:
+    """No two listeners on one address (port 0 takes a free port, so it never clashes)."""
+    listeners: list[tuple[str, str, int]] = []
+    if config.admin.enabled:
+        listeners.append(("admin", config.admin.host, config.admin.port))
+    for name, section in (("diameter", config.ingest.diameter), ("http", config.ingest.http)):
+        if section is not None and section.enabled:
+            listeners.append((f"ingest.{name}", section.host, section.port))
+    line = {key: yaml_line(file, (*key.split("."), "port")) or 0 for key, _, _ in listeners}
+    seen: dict[tuple[str, int], str] = {}
+    for key, host, port in sorted(listeners, key=lambda item: line[item[0]]):
+        if port == 0:
+            continue
+        first = seen.setdefault((host, port), key)
+        if first != key:
+            raise ConfigError(
+                f"{key}.port: {host}:{port} is also the listen address of {first}",
+                str(file),
+                line[key] or None,
+            )
+
+
+def _with_tls(file: Path, base: Path, config: GatewayConfig) -> GatewayConfig:
+    """The Diameter listener's TLS files, resolved against the config's directory like every other
+    path, loaded once now so that a missing or wrong one is reported at its line."""
+    diameter = config.ingest.diameter
+    if diameter is None or diameter.tls is None:
+        return config
+    tls = diameter.tls
+    resolved = TlsConfig(
+        cert=_resolve(base, tls.cert),
+        key=_resolve(base, tls.key),
+        ca=None if tls.ca is None else _resolve(base, tls.ca),
+    )
+    if diameter.enabled:
+        try:
+            server_tls_context(resolved)
+        except ConfigError as exc:
+            where = _where(file, ("ingest", "diameter", "tls"))
+            raise ConfigError(
+                f"ingest.diameter.tls: {exc.reason.removeprefix('diameter.tls: ')} "
+                f"(cert {resolved.cert}, key {resolved.key}{'' if resolved.ca is None else f', ca {resolved.ca}'})",
+                *where,
+            ) from None
+    ingest = config.ingest.model_copy(update={"diameter": diameter.model_copy(update={"tls": resolved})})
+    return config.model_copy(update={"ingest": ingest})
+
+
 def load_gateway_config(path: str | Path) -> LoadedConfig:
     """Read and check the config at ``path`` and every file it names; ``ConfigError`` (file, line,
     reason) at the first mistake, before anything starts."""
@@ -195,18 +290,20 @@ def load_gateway_config(path: str | Path) -> LoadedConfig:
     base = file.resolve().parent
     menus = _resolve(base, config.ussd.menus)
     campaigns_dir = _resolve(base, config.campaigns.dir)
+    state_dir = _resolve(base, config.state_dir)
     try:
         profile = get_profile(config.ussd.profile)
     except ConfigError as exc:
-        raise ConfigError(f"ussd.profile: {exc}", str(file), yaml_line(file, ("ussd", "profile"))) from None
-    for what, where in (("campaigns.dir", campaigns_dir), ("ussd.menus", menus)):
-        if not where.exists():
-            key = tuple(what.split("."))
-            raise ConfigError(f"{what}: {where} does not exist", str(file), yaml_line(file, key))
-    keys = None
+        raise ConfigError(f"ussd.profile: {exc.reason}", *_where(file, ("ussd", "profile"))) from None
+    _check_state_dir(file, state_dir)
+    _check_kind(file, "campaigns.dir", campaigns_dir, "directory")
+    _check_kind(file, "ussd.menus", menus, "file")
     key_file = None if config.sim_keys is None else _resolve(base, config.sim_keys)
     if key_file is not None:
-        keys = KeyStore.load(key_file)
+        _check_kind(file, "sim_keys", key_file, "file")
+    _check_listeners(file, config)
+    config = _with_tls(file, base, config)
+    keys = None if key_file is None else KeyStore.load(key_file)
     handlers = ("buy_package", "balance", "gift_data")
     load_menus(menus, profile=profile, handlers=handlers, providers=("my_offers",))
     campaigns = load_campaign_dir(
@@ -215,7 +312,7 @@ def load_gateway_config(path: str | Path) -> LoadedConfig:
     return LoadedConfig(
         path=file,
         config=config,
-        state_dir=_resolve(base, config.state_dir),
+        state_dir=state_dir,
         campaigns_dir=campaigns_dir,
         ussd_menus=menus,
         campaigns=campaigns,

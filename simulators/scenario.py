@@ -136,9 +136,13 @@ Percent = Annotated[
 """A share or probability, written as a percentage (``62%`` or ``62``), held as a fraction (0.62) and
 dumped as the percentage again (so a dumped scenario validates back)."""
 
+_LARGEST = 1e15
+"""The largest magnitude a distribution's parameter may have: far above any balance, MB or seconds, and
+low enough that a lognormal's draws (sigma up to 5) stay far from float overflow."""
+
 Factor = Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)]
-Number = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Number = Annotated[float, Field(ge=-_LARGEST, le=_LARGEST, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, le=_LARGEST, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -651,6 +655,15 @@ class Scenario(_Strict):
             raise ValueError("start needs its zone offset, e.g. 2026-06-01T00:00:00+03:00")
         return value
 
+    @field_validator("start")
+    @classmethod
+    def _start_year(cls, value: datetime) -> datetime:
+        # packages begin up to a year before the start and the run ends up to a year after it; the
+        # traffic capture's 32-bit timestamps end in 2106 and the calendar in 9999
+        if not 2000 <= value.year <= 2099:
+            raise ValueError(f"start {value.isoformat()} is out of range: a year from 2000 to 2099")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -718,6 +731,15 @@ def load_scenario(
         directory = Path(scenario.campaigns)
         if base is not None and not directory.is_absolute():
             directory = Path(base) / directory
+        if not directory.is_dir():  # reported here, at the scenario's line, not as a bare directory name
+            relative = (
+                "" if Path(scenario.campaigns).is_absolute() else f" (from {base or 'the working directory'})"
+            )
+            raise ConfigError(
+                f"campaigns: {directory} is not a directory of campaign files{relative}",
+                file,
+                yaml_line(path, ("campaigns",)),
+            )
         catalogue = load_campaign_dir(directory, ussd_menus=None).catalogue
     for index, share in enumerate(scenario.population.packages):
         if not any(p.id == share.package for p in catalogue.packages) and None in (

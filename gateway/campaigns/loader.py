@@ -14,7 +14,8 @@ codes without a handler, an SMS over its parts, a DSTK dialog over one SMS). Eve
 not only the first: ``validate_campaign_dir`` returns them all, ``load_campaign_dir`` raises them as one
 ``CampaignDirError`` (the first error's file and line, the others on the lines after) or returns the
 ``CampaignSet``. A file that fails its own validation is left out of the later checks, and what refers
-to it is not reported again (an experiment arm naming a campaign whose file is broken).
+to it is not reported again (an experiment arm naming a campaign whose file is broken; a directory
+"without" a catalogue whose catalogue file is broken).
 """
 
 from __future__ import annotations
@@ -107,14 +108,20 @@ class _File:
     model: BaseModel | None  # None: the file failed its own validation
 
 
-def _peek_id(path: str) -> str | None:
-    """The ``id`` of a file that failed validation, as far as it can be read (for its references)."""
+def _peek(path: str, key: str) -> str | None:
+    """The top-level ``key`` (``id``, ``kind``) of a file that failed validation, as far as it can be
+    read (``yaml.safe_load`` takes the last of duplicate keys): so that its references, or the kind it
+    meant to be, are not reported again."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    value = data.get("id") if isinstance(data, dict) else None
+    value = data.get(key) if isinstance(data, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _peek_id(path: str) -> str | None:
+    return _peek(path, "id")
 
 
 @dataclass(slots=True)
@@ -131,7 +138,8 @@ class _Reader:
             head = load_yaml_model(file, _Head)
         except ConfigError as exc:
             self.errors.append(exc)
-            return _File(file, None, _peek_id(file), None)
+            kind = _peek(file, "kind")
+            return _File(file, kind if kind in KINDS else None, _peek_id(file), None)
         file_id = head.id if isinstance(head.id, str) else None
         try:
             model = load_yaml_model(file, KINDS[head.kind])
