@@ -27,9 +27,22 @@ __all__ = [
     "TlsConfig",
     "TriggerConfig",
     "load_ingest_config",
+    "topic_name_problem",
 ]
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+def topic_name_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be PUBLISHed to (MQTT 3.1.1 4.7.3: at least one character, no NUL (1.5.3);
+    4.7.1: no wildcards in a topic name), or None."""
+    if not topic:
+        return "a topic name must not be empty (MQTT 4.7.3)"
+    if "#" in topic or "+" in topic:
+        return f"topic name {topic!r}: no wildcards '#' or '+' in a topic published to (MQTT 4.7.1)"
+    if "\x00" in topic:
+        return f"topic name {topic!r}: no NUL character (MQTT 1.5.3)"
+    return None
 
 
 class _Strict(BaseModel):
@@ -112,6 +125,16 @@ class MqttConfig(_Strict):
             if "#" in topic and (levels[-1] != "#" or topic.count("#") != 1):
                 raise ValueError(f"topic filter {topic!r}: '#' must be the last level (MQTT 4.7.1.2)")
         return topics
+
+    @field_validator("dead_letter_topic")
+    @classmethod
+    def _a_topic_name(cls, topic: str) -> str:
+        # refused here, not at the first bad message: a PUBLISH to it would fail every time, and the
+        # subscriber would drop the connection unacknowledged and be sent the same message for ever
+        problem = topic_name_problem(topic)
+        if problem is not None:
+            raise ValueError(problem)
+        return topic
 
 
 class HttpConfig(_Strict):

@@ -24,8 +24,9 @@ section 3: the stream cannot be framed any further); a watchdog expiry closes th
 Mapping to ``UsageEvent`` (``usage_events``):
 
 - MSISDN: Subscription-Id END_USER_E164 (for Sy an extension Subscription-Id, see
-  ``SpendingStatusNotificationRequest``); a report without one yields no event (it is still
-  answered 2001).
+  ``SpendingStatusNotificationRequest``), held to the DPI JSON schema's rule: 5 to 15 digits
+  (ITU-T E.164 section 6), a leading ``+`` stripped. A report without one, or with one that is no
+  such number, yields no event (it is still answered 2001: the report is ours, it names nobody).
 - Gy CCR, one event per MSCC that has a Used-Service-Unit or a Reporting-Reason:
   package_id ``rg:<Rating-Group>`` (else ``si:<Service-Identifier>``); used_bytes the USUs' octets;
   Reporting-Reason (TS 32.299 7.2.175, MSCC or USU level) QUOTA_EXHAUSTED -> EXHAUSTED; FINAL ->
@@ -344,6 +345,14 @@ def usage_events(
     msisdn = request.msisdn
     if msisdn is None:
         log.info("Diameter request %s names no END_USER_E164 subscriber: no event", request.session_id)
+        return []
+    if msisdn[:1] == "+":
+        msisdn = msisdn[1:]
+    # str.isdigit alone takes other scripts' digits ("²", "٣"): isascii keeps it to 0-9, both in C
+    if not (5 <= len(msisdn) <= 15 and msisdn.isascii() and msisdn.isdigit()):
+        log.warning(
+            "Diameter request %s: END_USER_E164 %r is no E.164 number: no event", request.session_id, msisdn
+        )
         return []
     if isinstance(request, SpendingStatusNotificationRequest):
         return _sy_events(request, msisdn, received_at, message.end_to_end, settings)

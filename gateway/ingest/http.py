@@ -9,7 +9,7 @@ Request bodies (the schema is ``gateway.ingest.schema``):
 Answers, always JSON ``{"accepted": n, "rejected": m, "errors": [{"line", "event_id"?, "error"}]}``
 (``line`` as in ``schema.EventError``; at most ``MAX_ERRORS`` listed, ``errors_truncated`` says when
 more were cut; ``rejected`` counts the refused events, a body that cannot be split into events, such
-as broken JSON, counting as one):
+as broken JSON, or that holds none (an empty body, ``[]``), counting as one):
 
 - 202 Accepted: at least one event was valid and all valid events are durably taken (journaled);
   bad events are listed and never stop the rest of the batch;
@@ -40,7 +40,7 @@ from aiohttp import web
 from gateway.http_site import serve
 from gateway.ingest import EventSink
 from gateway.ingest.pipeline import BadEventCounter
-from gateway.ingest.schema import EventError, ParsedBatch, parse_json, parse_json_lines
+from gateway.ingest.schema import NO_EVENTS, EventError, ParsedBatch, parse_json, parse_json_lines
 from protocols.errors import LocalProtocolError
 
 __all__ = [
@@ -124,6 +124,8 @@ def build_app(
         except web.HTTPRequestEntityTooLarge:
             return _answer(413, 0, 0, too_large)
         parsed = parse(body, source)
+        if not parsed.events and not parsed.errors:  # "[]": refused, and the answer says why
+            parsed = ParsedBatch([], [NO_EVENTS])
         rejected = len(parsed.errors)
         counters.rejected += rejected
         if rejected and note_bad is not None:

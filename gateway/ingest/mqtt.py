@@ -8,7 +8,8 @@ subscribes at QoS 1 and sends each PUBACK (section 3.4) only once the event is d
 again. PUBACKs go out in the order the PUBLISH packets arrived (section 4.6).
 
 Payload: one JSON event (``gateway.ingest.schema``) per message, or a JSON array of events. A bad
-message (not JSON, schema errors) or the bad items of an array go to ``dead_letter_topic`` as a JSON
+message (not JSON, schema errors, an empty array, even one the parser itself fails on) or the bad
+items of an array go to ``dead_letter_topic`` as a JSON
 object ``{"topic", "errors": [{"line", "event_id"?, "error"}], "payload"}`` (``payload`` the original
 as text when it is UTF-8, else ``payload_base64``), published at QoS 1 and then the original is
 acknowledged: a bad message never stops the stream. Messages on the dead-letter topic itself (which
@@ -46,8 +47,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from campaign_core.usage import UsageEvent
 from gateway.ingest import EventSink
+from gateway.ingest.config import topic_name_problem
 from gateway.ingest.pipeline import BadEventCounter
-from gateway.ingest.schema import EventError, parse_json
+from gateway.ingest.schema import NO_EVENTS, EventError, ParsedBatch, parse_json
 from protocols.errors import LocalProtocolError, TransportError
 
 __all__ = ["SOURCE", "MqttIngest", "MqttIngestCounters"]
@@ -146,6 +148,8 @@ class MqttIngest:
             )
         if not topics:
             raise LocalProtocolError("mqtt ingest: no topic to subscribe to")
+        if (problem := topic_name_problem(dead_letter_topic)) is not None:
+            raise LocalProtocolError(f"mqtt ingest: dead_letter_topic: {problem}")
         self.sink = sink
         self.host = host
         self.port = port
@@ -272,7 +276,7 @@ class MqttIngest:
         for message in batch:
             if message.topic.value == self.dead_letter_topic:
                 continue  # our own dead letters, when the subscription matches their topic
-            parsed = parse_json(_payload_bytes(message.payload), self.source)
+            parsed = self._parse(message)
             events.extend(parsed.events)
             if parsed.errors:
                 dead.append((message, parsed.errors))
@@ -299,6 +303,19 @@ class MqttIngest:
             if not ack(message):
                 raise aiomqtt.MqttError("connection lost before the PUBACKs; the broker re-sends")
             counters.acked += 1
+
+    def _parse(self, message: aiomqtt.Message) -> ParsedBatch:
+        """The payload's events and errors. Should the parser itself fail, the message is a dead
+        letter with that reason: raising would drop the connection unacknowledged, the broker would
+        deliver the same message again, and nothing behind it would ever be taken (a poison message)."""
+        try:
+            parsed = parse_json(_payload_bytes(message.payload), self.source)
+        except Exception as exc:
+            log.exception("mqtt ingest: the parser failed on a message on %s", message.topic.value)
+            return ParsedBatch([], [EventError(0, f"cannot be parsed: {type(exc).__name__}: {exc}")])
+        if not parsed.events and not parsed.errors:  # "[]": a dead letter that says why
+            return ParsedBatch([], [NO_EVENTS])
+        return parsed
 
 
 def _is_failure(code: object) -> bool:

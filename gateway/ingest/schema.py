@@ -75,6 +75,7 @@ from protocols.errors import DecodeError
 
 __all__ = [
     "EPOCH_SECONDS_LIMIT",
+    "NO_EVENTS",
     "DpiEvent",
     "EventError",
     "JsonLinesEvents",
@@ -288,6 +289,10 @@ class EventError:
             out["event_id"] = self.event_id
         out["error"] = self.error
         return out
+
+
+NO_EVENTS = EventError(0, "an empty array: no events")
+"""What adapters answer for a body that parsed to nothing at all (``[]``): a refusal must say why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,7 +537,7 @@ def _array_with_errors(body: bytes, details: list[ErrorDetails], source: str) ->
         by_item.setdefault(index, []).append({**detail, "loc": detail["loc"][1:]})
     try:
         items = json.loads(body)  # valid JSON to pydantic: only the schema failed
-    except ValueError as exc:  # (unless the stdlib parser disagrees, e.g. on nesting depth)
+    except (ValueError, RecursionError) as exc:  # (unless the stdlib parser disagrees, e.g. on nesting depth)
         return ParsedBatch([], [EventError(0, f"invalid JSON: {exc}")])
     errors = [
         EventError(index + 1, _explain(item_details), _event_id_from(items[index]))
@@ -555,6 +560,8 @@ def _event_id_of(raw: bytes) -> str | None:
     try:
         return _event_id_from(json.loads(raw))
     except ValueError:  # not JSON (json.JSONDecodeError and UnicodeDecodeError are ValueErrors)
+        return None
+    except RecursionError:  # nested deeper than the stdlib parser recurses: no usable id either
         return None
 
 

@@ -23,7 +23,7 @@ from gateway.ingest.http import HttpIngest
 from gateway.ingest.journal import IngestJournal
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.pipeline import IngestPipeline, TriggerHandler
-from protocols.errors import ConfigError
+from protocols.errors import ConfigError, TransportError
 
 __all__ = ["IngestService", "diameter_settings", "server_tls_context"]
 
@@ -35,13 +35,17 @@ def server_tls_context(tls: TlsConfig) -> ssl.SSLContext:
     required when a CA is given."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # each step names its files: the ssl module's errors ("[Errno 2] No such file or directory") do not
     try:
         context.load_cert_chain(tls.cert, tls.key)
-        if tls.ca is not None:
-            context.load_verify_locations(tls.ca)
-            context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"diameter.tls: {exc}") from None
+        raise ConfigError(f"diameter.tls: cannot load cert {tls.cert} with key {tls.key}: {exc}") from None
+    if tls.ca is not None:
+        try:
+            context.load_verify_locations(tls.ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"diameter.tls: cannot load ca {tls.ca}: {exc}") from None
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -112,7 +116,13 @@ class IngestService:
         self._journal_open = False
 
     async def start(self) -> None:
-        Path(self.config.journal.path).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(self.config.journal.path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # said like the journal's own "cannot open", not as a traceback
+            raise TransportError(
+                f"journal {path}: cannot create its directory: {exc.strerror or exc}"
+            ) from None
         await self.journal.open()
         self._journal_open = True
         replayed = await self.pipeline.recover()

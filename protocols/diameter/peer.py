@@ -378,7 +378,11 @@ class DiameterPeer:
             self._events.append(PeerDisconnected(_int_value(cause)))
         elif code == CER:
             self._answer(request, ResultCode.DIAMETER_UNABLE_TO_COMPLY, error=False)
-        elif not self._application_common(request.application_id):
+        elif not self._application_common(request.application_id) or not self._handles(
+            request.application_id
+        ):
+            # RFC 6733 7.1.3: 3007 for an application this node does not support, even from a relay
+            # peer (a DRA advertises Relay, which makes every application "common" with it)
             self._answer(request, ResultCode.DIAMETER_APPLICATION_UNSUPPORTED, error=True)
         elif (request.application_id, code) not in self.supported_commands:
             self._answer(request, ResultCode.DIAMETER_COMMAND_UNSUPPORTED, error=True)
@@ -408,6 +412,10 @@ class DiameterPeer:
             application_id in self.common_application_ids
             or RELAY_APPLICATION_ID in self.common_application_ids
         )
+
+    def _handles(self, application_id: int) -> bool:
+        """Whether this node itself supports the application (a relay node supports them all)."""
+        return application_id in self.application_ids or RELAY_APPLICATION_ID in self.application_ids
 
     def _peer_capabilities(self, message: Message) -> tuple[str, str, tuple[int, ...]]:
         host = find(message, "Origin-Host")
