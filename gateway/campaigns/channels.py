@@ -7,7 +7,11 @@ client with retries and the offer id as idempotency key), a ``Reply`` as the USS
 screen or an SMS. What comes back becomes the engine's events, submitted through the
 ``CampaignRunner`` (store first, then act):
 
-- billing's answers: ``CreditScored`` / ``CreditFailed``, ``Activated`` / ``ActivationFailed``;
+- billing's answers: ``CreditScored`` / ``CreditFailed``, ``Activated`` / ``ActivationFailed``; an
+  activation whose outcome is unknown (the client's retries exhausted: billing may have applied it) is
+  not an answer: it is tried again with the same offer id, backing off from ``activation_retry_initial``
+  to ``activation_retry_max`` seconds, until billing decides (at ``close`` it stays pending in the
+  outbox and the next start carries it out);
 - the SMSC: ``runner.command_done`` once a contact's submit_sm was accepted, ``SubmitFailed`` when it
   was refused, ``DeliveryReported`` from the receipts (an SMS in several parts is delivered when every
   part is; one failed part fails it);
@@ -16,7 +20,8 @@ screen or an SMS. What comes back becomes the engine's events, submitted through
   final screen is the engine's ``Reply``), a plain SMS to the short code (``SMS_REPLY``).
 
 Every command runs in its own task, so ``CampaignRunner.submit`` never waits for the network; the
-tasks are tracked and ``close()`` waits for them. A command carried out again after a restart is
+tasks are tracked and ``close()`` waits for them, for a grace period: then the ones still waiting are
+cancelled and their commands stay pending in the outbox. A command carried out again after a restart is
 recognised: an STK push of an offer pushed before is taken as accepted (the SIM must not see it
 twice), billing deduplicates ``Activate`` by its offer id.
 """
@@ -33,6 +38,7 @@ from campaign_core.model import (
     Activate,
     Activated,
     ActivationFailed,
+    Channel,
     CreditFailed,
     CreditScored,
     DeliveryReported,
@@ -47,6 +53,7 @@ from campaign_core.model import (
 )
 from gateway.campaigns.runner import CampaignRunner
 from gateway.campaigns.store import OutboxCommand
+from gateway.logs import log_ids
 from gateway.smpp.client import SmppClient
 from gateway.stk import StkOffer, StkPushService
 from gateway.stk.events import StkAnswerReceived, StkDelivered, StkDeliveryFailed, StkEvent
@@ -64,6 +71,10 @@ from protocols.stk.dstk import StkOutcome
 __all__ = ["BillingPort", "ChannelCounters", "ChannelExecutor"]
 
 log = logging.getLogger(__name__)
+
+# How the billing client says an activation's outcome is unknown (retries exhausted: billing may have
+# applied it); ``ActivationFailed`` has no field for it, so the reason it documents is matched.
+_OUTCOME_UNKNOWN = "outcome unknown"
 
 _FAILED = (MessageState.UNDELIVERABLE, MessageState.EXPIRED, MessageState.DELETED, MessageState.REJECTED)
 
@@ -113,7 +124,11 @@ class ChannelExecutor:
         short_code: str,
         clock: Callable[[], float],
         currency: str = "",
+        activation_retry_initial: float = 1.0,
+        activation_retry_max: float = 60.0,
     ) -> None:
+        if not 0 < activation_retry_initial <= activation_retry_max:
+            raise ValueError("0 < activation_retry_initial <= activation_retry_max is needed")
         self.billing = billing
         self.smpp = smpp
         self.stk = stk
@@ -125,6 +140,9 @@ class ChannelExecutor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sms: dict[str, _SmsInFlight] = {}  # SMSC message id -> the SMS it is a part of
         self._closing = False
+        self._closed = asyncio.Event()  # set by close(): a retrying activation stops waiting
+        self.activation_retry_initial = activation_retry_initial
+        self.activation_retry_max = activation_retry_max
         smpp.add_receipt_handler(self._on_receipt)
         smpp.add_mo_handler(self._on_mo)
         if stk is not None:
@@ -147,11 +165,33 @@ class ChannelExecutor:
     def pending(self) -> int:
         return len(self._tasks)
 
-    async def close(self) -> None:
-        """Wait for the commands in flight (their results are submitted)."""
+    async def close(self, grace: float = 10.0) -> None:
+        """Wait for the commands in flight (their results are submitted), at most ``grace`` seconds.
+        What is still waiting then (an SMS or a push queued for an SMPP bind that does not come while
+        the SMSC is down, billing not answering) is cancelled and stays pending in the outbox: the next
+        start carries it out. Without the bound the graceful stop waited for the SMSC for ever: the
+        SMPP client, which would fail the queued submits, is closed only after this."""
         self._closing = True
+        self._closed.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._tasks:  # a result submitted meanwhile may start new commands (a confirmation)
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.wait(list(self._tasks), timeout=left)
+        if self._tasks:
+            log.warning(
+                "stopping: %d channel commands still waiting for the network after %g s; "
+                "they stay pending and the next start carries them out",
+                len(self._tasks),
+                grace,
+            )
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- Executor ------------------------------------------------------------------------------------
 
@@ -190,7 +230,41 @@ class ChannelExecutor:
         await self._submit(await self.billing.score(command))
 
     async def _activate(self, command: Activate) -> None:
-        await self._submit(await self.billing.activate(command))
+        """Activate until billing decides. An answer lost with its connection, or billing unavailable
+        for longer than the client's retries, leaves the outcome unknown: billing may have applied
+        it. Reporting that as ``ActivationFailed`` would close the offer "failed" and tell the
+        subscriber they were not charged while billing has charged them, so the same offer id
+        (billing's idempotency key) is tried again, backing off, until billing answers. At ``close``
+        the command is left pending in the outbox: the next start carries it out."""
+        delay = self.activation_retry_initial
+        while True:
+            result = await self.billing.activate(command)
+            if not (isinstance(result, ActivationFailed) and _OUTCOME_UNKNOWN in result.reason):
+                break
+            log.warning(
+                "activation of offer %s: %s; trying again in %.1f s",
+                command.offer_id,
+                result.reason,
+                delay,
+                extra=log_ids(command.msisdn, None, command.offer_id),
+            )
+            if self._closing or await self._closed_within(delay):
+                log.warning(
+                    "activation of offer %s left pending at shutdown: the next start carries it out",
+                    command.offer_id,
+                    extra=log_ids(command.msisdn, None, command.offer_id),
+                )
+                return
+            delay = min(self.activation_retry_max, delay * 2)
+        await self._submit(result)
+
+    async def _closed_within(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less when ``close`` is called meanwhile: whether it was."""
+        try:
+            await asyncio.wait_for(self._closed.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     # --- SIM toolkit ---------------------------------------------------------------------------------
 
@@ -214,14 +288,27 @@ class ChannelExecutor:
         self.runner.command_done(command.command_id, self._clock())
 
     def _push_command(self, offer_id: str) -> str | None:
-        view = self.runner.engine.offer(offer_id)
-        return None if view is None else f"{offer_id}:{view.step}"
+        """The command id of the push a receipt is for: the offer's latest STK step up to the one it
+        is at (the push service pushes an offer once, so that step is the push), or None when the
+        offer ended. Not simply the step it is at: a receipt that comes after the step's hard_cap,
+        once the journey went on to its SMS, is the dialog's and must not count as the SMS's (a late
+        EXPIRED would fail the SMS step and end the journey while the SMS reached the handset)."""
+        engine = self.runner.engine
+        view = engine.offer(offer_id)
+        if view is None:
+            return None
+        campaign = engine.campaigns.campaign(view.campaign_id)
+        journey = () if campaign is None else campaign.journey
+        for index in range(min(view.step, len(journey) - 1), -1, -1):
+            if journey[index].channel is Channel.STK:
+                return f"{offer_id}:{index}"
+        return None
 
     async def _on_stk(self, event: StkEvent) -> None:
         if isinstance(event, StkDelivered | StkDeliveryFailed):
             command_id = self._push_command(event.offer_id)
             if command_id is None:
-                return  # the offer ended before its receipt came
+                return  # the offer ended before its receipt came (the engine ignores an earlier step's)
             self.counters.receipts += 1
             delivered = isinstance(event, StkDelivered)
             state = "DELIVRD" if isinstance(event, StkDelivered) else event.stat

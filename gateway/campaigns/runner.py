@@ -41,7 +41,10 @@ Snapshots
     handles the deadlines that passed while the gateway was down (so an offer that expired meanwhile is
     closed, not pushed late), and the pending outbox is carried out again in order. Command ids are
     deterministic and ``Activate.offer_id`` is billing's idempotency key, so a re-executed activation
-    is never a second one; the SMSC adapter recognises a re-executed contact by its command id. Two
+    is never a second one; an STK push is recognised by its offer id (the push service recorded it
+    before submitting it, so it is not sent twice, nor again when the crash came before the SMSC took
+    it); an SMS is not: one whose submit_sm reached the SMSC but whose acceptance was not stored yet
+    goes out again (at least once: SMPP 3.4 has no idempotency key). Two
     kinds of pending command are not carried out again but marked done with the reason: a
     ``QueryCredit`` of an offer that is no longer waiting for its score (the answer would be ignored),
     and an offer's contact (``PushStk``, an ``SendSms`` naming an offer, but not the transactional
