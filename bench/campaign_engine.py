@@ -11,6 +11,12 @@ exhaustion-time upsell and the other shipped campaigns and experiment) on a popu
    DSTK push's delivery receipt, a ``Tick`` per simulated minute (the waits expire and the SMS go out),
    the SMS receipts, a USSD answer from ``--answer-rate`` of them and billing's activation.
 
+The process's collector is set up as a running gateway's is (``gateway.runtime.settle_heap``: the heap
+steward freezes what survives each collection, and makes a full pass once the frozen heap has doubled);
+a full pass that falls due during a phase runs at the phase's end and counts in its time, as the gateway
+runs it from its loop within a second. The collector's work is printed (collections by generation, the
+longest pause, the full passes).
+
 Reported: events/s for each phase and overall (goal >= 200k/s on one core), and bytes per tracked
 subscriber (``tracemalloc``, everything the engine holds divided by the subscribers: with profiles only,
 and with an open offer each, waiting for an answer; goal <= 1 KB). No peer runs this workload; the figures are
@@ -24,7 +30,6 @@ absolute, on the machine of the run (``python -VV`` and the CPU are printed).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -60,6 +65,7 @@ from campaign_core.model import (  # noqa: E402
     TriggerRaised,
 )
 from gateway.campaigns.loader import load_campaign_dir  # noqa: E402
+from gateway.runtime import HeapSteward, settle_heap  # noqa: E402
 
 START = 1_780_304_400.0  # 2026-06-01 12:00 in Nairobi: outside the shipped quiet hours
 
@@ -92,8 +98,16 @@ class Journeys:
     engine): the clocks run only around the loop of ``handle`` calls, which also picks out the
     commands the next phase answers."""
 
-    def __init__(self, engine: Engine, count: int, answer_rate: float, measure: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        count: int,
+        answer_rate: float,
+        measure: Callable[[], int],
+        steward: HeapSteward,
+    ) -> None:
         self.engine = engine
+        self.steward = steward
         self.measure = measure
         self.open_offers_memory = 0
         self.count = count
@@ -115,6 +129,7 @@ class Journeys:
             for command in handle(event, now):
                 if isinstance(command, wanted):
                     keep(command)
+        self.steward.maintain()  # the gateway runs it from its loop within a second of it falling due
         seconds = time.perf_counter() - wall
         self.seconds += seconds
         self.cpu_seconds += time.process_time() - cpu
@@ -179,9 +194,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pin(0)
     campaigns = load_campaign_dir(ROOT / "configs" / "campaigns", ussd_menus=None)
     journeys = min(args.journeys or args.subscribers, args.subscribers)
-    gc.collect()
-    gc.freeze()  # as gateway.runtime.settle_heap does in a running gateway
-    gc.set_threshold(100_000, 50, 100)
+    steward = settle_heap(full_after_growth=args.full_after_growth or None)  # as a running gateway does
     if args.memory:  # before the profiles are made: the engine keeps them
         tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0] if args.memory else 0
@@ -196,11 +209,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu, started = time.process_time(), time.perf_counter()
     for event in population:
         handle(event, START - 100)
+    steward.maintain()
     profile_seconds = time.perf_counter() - started
     profile_cpu = time.process_time() - cpu
     del population, event  # the ProfileUpdated wrappers; the Profiles stay, held by the engine
     profile_memory = measure()
-    feeder = Journeys(engine, journeys, args.answer_rate, measure)
+    feeder = Journeys(engine, journeys, args.answer_rate, measure, steward)
     feeder.run()
     journey_seconds = feeder.seconds
     peak = feeder.open_offers_memory
@@ -229,6 +243,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name, count, seconds in feeder.phases
         ],
         "memory_traced": args.memory,
+        # the collector over the whole run (profiles and journeys), as the gateway's steward saw it
+        "gc_collections": list(steward.stats.collections),
+        "gc_seconds": sum(steward.stats.pause_seconds) + steward.stats.full_pass_seconds,
+        "gc_longest_pause_s": max([*steward.stats.longest_pause, 0.0]),
+        "gc_full_passes": steward.stats.full_passes,
+        "gc_full_pass_seconds": steward.stats.full_pass_seconds,
     }
 
 
@@ -237,6 +257,7 @@ def repeated(args: argparse.Namespace) -> dict[str, Any]:
     every run's journey and overall rates."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--json", "--subscribers", str(args.subscribers)]
     argv += ["--journeys", str(args.journeys), "--answer-rate", str(args.answer_rate)]
+    argv += ["--full-after-growth", str(args.full_after_growth)]
     if not args.memory:
         argv.append("--no-memory")
     runs = [
@@ -266,6 +287,12 @@ def main() -> int:
         default=1,
         help="runs, each in a fresh process; the median run is shown (a shared machine varies by 20 %% and more)",
     )
+    parser.add_argument(
+        "--full-after-growth",
+        type=float,
+        default=2.0,
+        help="the heap steward's full pass when the frozen heap grew this much (0: never)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = repeated(args) if args.repeat > 1 else run(args)
@@ -292,6 +319,11 @@ def main() -> int:
             f"    {phase['phase']:<42} {phase['events']:>10,} events {phase['seconds']:>7.2f} s"
             f" {phase['us_per_event']:>10,.1f} us/event"
         )
+    print(
+        f"  collector: {result['gc_seconds']:.2f} s in all, collections by generation "
+        f"{result['gc_collections']}, longest pause {result['gc_longest_pause_s'] * 1000:.0f} ms, "
+        f"{result['gc_full_passes']} full passes ({result['gc_full_pass_seconds']:.2f} s)"
+    )
     print(
         f"  per CPU second: journeys {result['journey_events_per_cpu_s']:,.0f}, "
         f"overall {result['events_per_cpu_s']:,.0f} events"

@@ -149,11 +149,12 @@ async def _serve(loaded: LoadedConfig, pcap: Path | None) -> int:
     service = GatewayService(loaded, pcap=pcap)
     service.install_signals()
     await service.start()
-    settle_heap()
+    steward = asyncio.create_task(settle_heap().watch(), name="heap steward")
     logging.getLogger("tgw").info("gateway running: %s", loaded.path)
     try:
         await service.wait_stopped()
     finally:
+        steward.cancel()
         await service.stop()
     return 0
 
@@ -177,7 +178,8 @@ async def _ingest_async(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, on_signal)
     service = IngestService(config, emit)
     await service.start()
-    settle_heap()  # after recovery: the recovered detector state is frozen out of every collection
+    # after recovery: the recovered detector state is frozen out of every collection
+    steward = asyncio.create_task(settle_heap().watch(), name="heap steward")
     addresses = []
     if service.diameter_address is not None:
         addresses.append(f"diameter={service.diameter_address[0]}:{service.diameter_address[1]}")
@@ -189,6 +191,7 @@ async def _ingest_async(args: argparse.Namespace) -> int:
     try:
         await stop.wait()
     finally:
+        steward.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await service.stop()
