@@ -20,15 +20,17 @@ Measured with bench/ingest.py: collector time 1.3-1.8 -> 0.2 us per event.
 The steward. Whatever survives a collection is frozen at once (a ``gc.callbacks`` hook), so every
 object is walked by the collector once, in the young collection after its birth, and never again. The
 middle and full collections then find nothing to walk: at 1M subscribers the engine's growing state
-made middle collections of 0.6-1.5 s and a full one of 2-4.5 s (bench/campaign_engine.py), each an
-event loop stall; with the steward the longest pause is a young collection (30-150 ms). The price: a
+made middle collections of 0.6-1.5 s (bench/campaign_engine.py), each an event loop stall; with the
+steward, between full passes, the longest pause is a young collection (30-150 ms). The price: a
 reference cycle that was alive at a collection and dies later is not freed while it is frozen. So
 once the frozen objects have grown to ``full_after_growth`` times their number after the last full
 pass (2: as often as a growing array is copied), ``maintain()`` unfreezes, collects everything and
-freezes again, counting what it reclaimed. A process whose state has stopped growing has no more full
-passes; leaked cycles can at most double it before one comes. Measured on ``tgw simulate`` (gateway
-and every simulator in one process, 5,000 subscribers, 20 days): the same 255 cyclic objects left at
-the end with and without the steward, so nothing was kept alive by freezing.
+freezes again, counting what it reclaimed. That pass walks the whole heap as a full collection does
+(2-4.5 s at the state of 1M subscribers), but only when the heap has doubled: CPython's own rule runs
+one at every 25 % of growth once the older thresholds allow. A process whose state has stopped
+growing has no more full passes; leaked cycles can at most double it before one comes. Measured on
+``tgw simulate`` (gateway and every simulator in one process, 5,000 subscribers, 20 days): the same
+255 cyclic objects left at the end with and without the steward, so nothing was kept alive by freezing.
 
 ``maintain()`` cannot run inside the collector's callback (``gc.collect`` does nothing during a
 collection), so the hook only marks the pass due and the gateway polls ``maintain`` from its loop
