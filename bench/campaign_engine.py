@@ -70,6 +70,18 @@ from gateway.runtime import HeapSteward, settle_heap  # noqa: E402
 START = 1_780_304_400.0  # 2026-06-01 12:00 in Nairobi: outside the shipped quiet hours
 
 
+def libpython() -> str:
+    """How this interpreter holds libpython: ``shared`` (a libpython*.so mapped, as pyenv's and
+    ``--enable-shared`` builds do: every call inside the interpreter goes through the PLT) or ``static``
+    (linked into the executable, as Debian's python3 is). The static one ran the journeys 15-20 % faster on
+    the same machine; ``unknown`` off Linux."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    return "shared" if "libpython" in maps else "static"
+
+
 def pin(core: int) -> None:
     try:
         if (os.cpu_count() or 1) > core:
@@ -221,6 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     total_events = args.subscribers + feeder.events
     return {
         "python": platform.python_version(),
+        "libpython": libpython(),
         "machine": platform.processor() or platform.machine(),
         "subscribers": args.subscribers,
         "journeys": journeys,
@@ -307,7 +320,7 @@ def main() -> int:
         )
     print(
         f"campaign engine, {result['subscribers']:,} subscribers, {result['journeys']:,} reference journeys "
-        f"(Python {result['python']}, one core{'; tracemalloc on, which slows it' if args.memory else ''})"
+        f"(Python {result['python']}, libpython {result['libpython']}, one core{'; tracemalloc on, which slows it' if args.memory else ''})"
     )
     print(f"  profiles:  {result['profile_events_per_s']:>12,.0f} events/s")
     print(
