@@ -7,7 +7,8 @@ the channels (``gateway.campaigns.channels``: STK push and SMS over the one SMPP
 HTTP) -> the answers (DSTK, USSD codes through the menus' ``buy_package`` handler, SMS replies, receipts,
 billing's results) come back to the runner as events.
 
-Start order: the SMPP bind, the stores, the campaign runner's recovery (so the timers and the pending
+Start order: the SMPP bind (an SMSC that is down does not stop the start: the client keeps
+reconnecting with back-off and what goes out waits for the bind; a refused bind is fatal), the stores, the campaign runner's recovery (so the timers and the pending
 outbox resume before anything new arrives), the USSD service, and last the intakes (so no trigger
 arrives before the campaigns can take it). ``stop()`` reverses it: the intakes stop taking
 notifications first, the channel tasks in flight finish (their results are stored), the runner
@@ -37,13 +38,14 @@ from gateway.campaigns.store import SqliteCampaignStore
 from gateway.ingest.config import IngestConfig, JournalConfig
 from gateway.ingest.service import IngestService
 from gateway.logs import log_ids
-from gateway.smpp.client import ClientConfig, SmppClient
+from gateway.smpp.client import BindError, ClientConfig, SmppClient
 from gateway.stk import KeyStore, StkPushService
 from gateway.storage import SqliteStore
 from gateway.storage.sqlite_base import Synchronous
 from gateway.ussd import UssdContext, UssdService, load_menus
 from gateway.ussd.navigator import Handler, Provider
 from protocols.errors import ConfigError
+from protocols.smpp.constants import CommandStatus
 from protocols.ussd import get_profile
 
 __all__ = ["CampaignStatus", "Gateway", "GatewaySettings", "ProfileSource", "ReloadResult", "trigger_event"]
@@ -204,8 +206,27 @@ class Gateway:
         self.triggers = 0
 
     async def start(self) -> None:
-        await self.smpp.start()
-        await self.smpp.wait_bound()
+        """Start everything (module docstring). An SMSC that cannot be reached does not stop the
+        start: the gateway takes usage events and decides at once, its SMS and pushes wait for the
+        bind while the SMPP client reconnects with back-off, and ``/health/ready`` says "SMPP not
+        bound" meanwhile. A bind the SMSC refuses raises ``BindError``: retrying cannot fix
+        credentials."""
+        cfg = self.settings.smpp
+        try:
+            await self.smpp.start(retry_connect=True)
+        except BindError as exc:
+            raise BindError(
+                exc.status,
+                f"SMSC {cfg.host}:{cfg.port} refused the bind of system_id {cfg.system_id!r}: "
+                f"{CommandStatus(exc.status).name} ({exc.status:#010x}); check the smsc section "
+                "(system_id, password, system_type, bind_type)",
+            ) from None
+        if not self.smpp.is_bound:
+            log.warning(
+                "SMSC %s:%s cannot be reached; starting anyway, SMS and pushes wait for the bind",
+                cfg.host,
+                cfg.port,
+            )
         self.recovery = await self.runner.recover(self.clock())
         await self.ussd.start()
         await self.ingest.start()

@@ -3,8 +3,14 @@
 ``tgw sim smsc`` runs the SMSC simulator until interrupted; with ``--control HOST:PORT`` it also serves
 the HTTP control channel of ``simulators.smsc_control`` (handsets for testers; port 0 picks a free
 one, printed on the second line). ``--ussd-profile`` (standard, 6d, mica) and ``--ussd-timeout`` set up
-its USSD relay (USSD over SMPP 3.4, PROTOCOLS.md 1.1). ``tgw demo`` runs the richest end-to-end flow
+its USSD relay (USSD over SMPP 3.4, PROTOCOLS.md 1.1). ``--mo-validity`` (default an hour; 0: off) has it
+store an MO that arrives while no gateway is bound and forward it on the next bind. ``tgw demo`` runs the richest end-to-end flow
 there is so far (see ``simulators.demo``).
+
+``tgw sim billing --listen HOST:PORT [--config configs/simulators/billing.yaml] [--subscribers N]``
+serves the billing / OCS simulator's HTTP API (``simulators.billing.BillingServer``) on wall-clock
+time: N subscribers from ``--first-msisdn`` (and each ``--msisdn``), with one recent top-up so credit
+scoring lends them something; point the gateway's ``billing.url`` at it.
 
 ``tgw sim network`` plays the PCEF / OCS / DPI: it meters ``--subscribers`` packages until each is
 used up (a threshold report at 90 %, then exhaustion; ``--renew`` renews them after) and reports
@@ -44,6 +50,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -51,6 +58,14 @@ from gateway.cli import build_parser, parse_host_port, run
 from gateway.ingest.diameter import DiameterClient, DiameterSettings
 from gateway.trace import PcapWriter, TrafficTap
 from protocols.errors import ConfigError, TransportError
+from simulators.billing import (
+    Billing,
+    BillingServer,
+    FaultConfig,
+    Subscriber,
+    load_billing_config,
+)
+from simulators.billing import TopUp as BillingTopUp
 from simulators.demo import run_demo
 from simulators.network import (
     DiameterDialect,
@@ -65,6 +80,26 @@ from simulators.smsc import SmscSimulator, parse_account, parse_personality
 from simulators.smsc_control import ControlClient, ControlError, SmscControl
 
 __all__ = ["main"]
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no number") from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
 
 
 def _parse_outcomes(spec: str) -> dict[str, float]:
@@ -91,6 +126,8 @@ async def _run_smsc(args: argparse.Namespace) -> int:
         record_messages=False,  # nobody reads them from a separate process
         ussd_profile=args.ussd_profile,
         ussd_timeout=args.ussd_timeout,
+        mo_validity=args.mo_validity or None,
+        mo_store_limit=args.mo_store_limit,
     )
     host, port = args.listen
     # signal handlers first: whoever reads the "listening" line may signal us at once
@@ -133,6 +170,63 @@ async def _run_smsc(args: argparse.Namespace) -> int:
         if tap is not None:
             tap.close()
         print(f"stopped: {sim.stats}", flush=True)
+    return 0
+
+
+# --- billing -----------------------------------------------------------------------------------------
+
+_DAY = 86_400.0
+
+
+def _billing_subscribers(args: argparse.Namespace, now: float) -> list[Subscriber]:
+    """``--subscribers N`` consecutive MSISDNs from ``--first-msisdn`` (as ``tgw sim network`` meters
+    them) and each ``--msisdn``: long-standing customers with one recent top-up, so credit scoring
+    lends them something (configs/simulators/billing.yaml explains the rules)."""
+    msisdns = [str(args.first_msisdn + i) for i in range(args.subscribers)] + list(args.msisdn)
+    topups = (BillingTopUp(now - 7 * _DAY, args.topup),) if args.topup > 0 else ()
+    return [
+        Subscriber(msisdn, balance=args.balance, tenure_days=args.tenure_days, topups=topups)
+        for msisdn in dict.fromkeys(msisdns)  # one account per MSISDN, in order
+    ]
+
+
+def _money_arg(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no amount") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an amount of 0 or more")
+    return value
+
+
+async def _run_billing(args: argparse.Namespace) -> int:
+    config = load_billing_config(args.config)  # ConfigError: file, line, reason
+    billing = Billing(config)
+    now = time.time()
+    for subscriber in _billing_subscribers(args, now):
+        billing.add_subscriber(subscriber, now)
+    faults = FaultConfig() if args.no_faults else None  # None: the config's faults
+    host, port = args.listen
+    server = BillingServer(billing, time.time, faults=faults, host=host, port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        bound = await server.start()
+    except OSError as exc:
+        raise TransportError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    print(
+        f"billing simulator listening on http://{bound[0]}:{bound[1]} ({len(billing)} subscribers, "
+        f"{len(billing.catalogue)} packages, faults {'off' if args.no_faults else 'as configured'})",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        print(f"stopped: {server.stats}", flush=True)
     return 0
 
 
@@ -385,7 +479,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="the network ends a USSD session silent for this long",
     )
+    smsc.add_argument(
+        "--mo-validity",
+        type=_non_negative,
+        default=3600.0,
+        metavar="SECONDS",
+        help="store an MO that arrives while no gateway is bound and forward it on the next bind, "
+        "for up to this long (0: refuse it at once)",
+    )
+    smsc.add_argument(
+        "--mo-store-limit", type=_positive_int, default=10_000, metavar="N", help="MO messages stored at most"
+    )
     smsc.set_defaults(func=lambda a: asyncio.run(_run_smsc(a)))
+    billing = sim_sub.add_parser("billing", help="billing / OCS simulator: credit scoring and activations")
+    billing.add_argument(
+        "--listen",
+        type=parse_host_port,
+        default=("127.0.0.1", 8090),
+        metavar="HOST:PORT",
+        help="where to serve the billing API (configs/gateway.yaml's billing.url points here)",
+    )
+    billing.add_argument(
+        "--config",
+        type=Path,
+        default=Path("configs/simulators/billing.yaml"),
+        metavar="FILE",
+        help="scoring rules, credit fee, catalogue and injected faults",
+    )
+    billing.add_argument(
+        "--subscribers", type=int, default=100, metavar="N", help="consecutive MSISDNs from --first-msisdn"
+    )
+    billing.add_argument("--first-msisdn", type=int, default=254_700_000_000)
+    billing.add_argument(
+        "--msisdn", action="append", default=[], metavar="MSISDN", help="one more subscriber (repeatable)"
+    )
+    billing.add_argument("--balance", type=_money_arg, default=Decimal(0), help="each subscriber's airtime")
+    billing.add_argument("--tenure-days", type=int, default=400, help="days each subscriber has been with us")
+    billing.add_argument(
+        "--topup",
+        type=_money_arg,
+        default=Decimal(300),
+        metavar="AMOUNT",
+        help="one top-up a week ago (what credit scoring lends on; 0: none, so no credit)",
+    )
+    billing.add_argument("--no-faults", action="store_true", help="inject none of the config's faults")
+    billing.set_defaults(func=lambda a: asyncio.run(_run_billing(a)))
     handset = sub.add_parser("handset", help="a handset on a running `tgw sim smsc --control ...`")
     handset_sub = handset.add_subparsers(dest="handset_command", required=True)
     dial = handset_sub.add_parser(

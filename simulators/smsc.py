@@ -14,6 +14,15 @@ and the handset is called once with the whole text in ``MtMessage.text``. SIM da
 (TP-PID 0x7F, TS 31.111 7.1.1) and binary messages are handed over part by part, as they came: the SIM
 reassembles concatenated SMS-PP itself.
 
+Store and forward (``mo_validity``): an MO arriving while no ESME is bound as receiver (a DSTK
+answer, an SMS reply) is kept, up to ``mo_store_limit`` messages and ``mo_validity`` seconds each,
+and delivered in order on the next bind; a temporary refusal (ESME_RX_T_APPN) is tried again after
+``mo_retry_interval``. Without it (the default in process) such an MO raises ConnectionError.
+
+query_sm answers the final state of a message it routed (SMPP 3.4 4.8) and ESME_RQUERYFAIL for one it
+does not know; cancel_sm / replace_sm of an unknown message are ESME_RCANCELFAIL / ESME_RREPLACEFAIL
+(section 5.1.3), and ESME_RINVMSGID where a message_id is required and empty.
+
 Failure personalities, by name (``throttle:50`` sets the parameter): happy, throttle (above N TPS),
 blackhole (binds, then never answers), slow (answers after a delay), disconnect (drops the
 connection every N PDUs), nack (generic_nack every N submits), lossy-receipts (each receipt lost
@@ -385,6 +394,28 @@ UssdHandsetHandler = Callable[[UssdSession], None]
 before its first screen is pushed (so ``on_screen`` can be set)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _StoredMo:
+    """An MO waiting for an ESME to bind: until ``expires`` (loop time), for ``system_id`` (None: any)."""
+
+    expires: float
+    system_id: str | None
+    pdu: DeliverSm | DataSm
+
+
+_MO_TRY_LATER = frozenset({S.ESME_RX_T_APPN, S.ESME_RMSGQFUL, S.ESME_RTHROTTLED})
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredMessage:
+    """What query_sm answers about a message this SMSC took."""
+
+    source_addr: str
+    destination_addr: str
+    state: MessageState
+    final_date: str
+
+
 @dataclass(slots=True, eq=False)
 class _Client:
     proto: SessionProtocol
@@ -403,6 +434,9 @@ class SmscStats:
     receipts_sent: int = 0
     receipts_lost: int = 0
     mo_sent: int = 0
+    mo_stored: int = 0  # MO taken while no ESME was bound as receiver (store and forward)
+    mo_forwarded: int = 0  # stored MO an ESME took later
+    mo_expired: int = 0  # stored MO dropped at the end of their validity period
     invalid: int = 0
     unbinds: int = 0  # sessions the ESME ended with unbind (a clean close), not by dropping the link
     ussd_sessions: int = 0  # opened, by a dial or by the ESME (network-initiated)
@@ -460,6 +494,9 @@ class SmscSimulator:
         reassembly_timeout: float = 600.0,
         ussd_profile: UssdProfile | str = "standard",
         ussd_timeout: float = 180.0,
+        mo_validity: float | None = None,
+        mo_store_limit: int = 10_000,
+        mo_retry_interval: float = 5.0,
     ) -> None:
         self.accounts = dict(accounts)
         self.personality = personality or Personality()
@@ -487,11 +524,25 @@ class SmscSimulator:
         self._receipt_added = asyncio.Event()
         self._receipt_task: asyncio.Task[None] | None = None
         self._mo_waiters: dict[tuple[int, int], asyncio.Future[int]] = {}
+        # store and forward of MO while no ESME is bound (None: refused, the handset is told at once)
+        if mo_validity is not None and mo_validity <= 0:
+            raise ConfigError(f"mo_validity must be positive, got {mo_validity}")
+        if mo_store_limit < 1:
+            raise ConfigError(f"mo_store_limit must be at least 1, got {mo_store_limit}")
+        self.mo_validity = mo_validity
+        self.mo_store_limit = mo_store_limit
+        self.mo_retry_interval = mo_retry_interval
+        self._stored_mo: deque[_StoredMo] = deque()
+        self._forwarder: asyncio.Task[None] | None = None
         p = self.personality
         self._straight = not (p.blackhole or p.response_delay or p.disconnect_every)
         # recent MT traffic, for tests and testers; a load run turns it off to keep the hot path lean
         self.record_messages = record_messages
         self.messages: deque[MtMessage] = deque(maxlen=10_000)
+        # final states for query_sm, by message id, oldest first (kept for every routed message: a load
+        # run with no handsets, no receipts and record_messages off routes nothing and keeps none)
+        self.message_states = 100_000
+        self._states: dict[str, _StoredMessage] = {}
         self.on_submit: Callable[[MtMessage], Awaitable[None] | None] | None = None
         # USSD relay
         if ussd_timeout <= 0:
@@ -536,6 +587,11 @@ class SmscSimulator:
             self._receipt_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._receipt_task
+        if self._forwarder is not None:
+            self._forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forwarder
+            self._forwarder = None
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -611,11 +667,78 @@ class SmscSimulator:
     async def deliver(
         self, pdu: DeliverSm | DataSm, *, system_id: str | None = None, timeout: float = 10.0
     ) -> int:
-        """Send a deliver_sm / data_sm to a bound ESME and wait for its response status."""
+        """Send a deliver_sm / data_sm to a bound ESME and wait for its response status.
+
+        With no ESME bound as receiver (of ``system_id``, an account of this SMSC), an SMSC with
+        ``mo_validity`` stores the message and returns 0 (the SMSC took it, as its RP-ACK tells the
+        phone); it goes to the next ESME that binds, in the order stored, unless ``mo_validity``
+        seconds pass first. A full store (``mo_store_limit``), or no store, raises ConnectionError.
+        """
         client = self._receiver_for(system_id)
         if client is None:
-            raise ConnectionError(f"no ESME bound as receiver{f' for {system_id}' if system_id else ''}")
+            unknown = system_id is not None and system_id not in self.accounts
+            if self.mo_validity is None or unknown:
+                raise ConnectionError(f"no ESME bound as receiver{f' for {system_id}' if system_id else ''}")
+            self._store_mo(pdu, system_id)
+            return 0
         return await self._deliver_to(client, pdu, timeout)
+
+    @property
+    def stored_mo(self) -> int:
+        """MO messages stored for an ESME that is not bound (expired ones included until dropped)."""
+        return len(self._stored_mo)
+
+    def _store_mo(self, pdu: DeliverSm | DataSm, system_id: str | None) -> None:
+        assert self.mo_validity is not None
+        now = asyncio.get_running_loop().time()
+        self._drop_expired_mo(now)
+        if len(self._stored_mo) >= self.mo_store_limit:
+            raise ConnectionError(
+                f"no ESME bound as receiver and the MO store is full ({self.mo_store_limit} messages)"
+            )
+        self._stored_mo.append(_StoredMo(now + self.mo_validity, system_id, pdu))
+        self.stats.mo_stored += 1
+        log.info("SMSC simulator stores an MO from %s until an ESME binds", pdu.source_addr)
+
+    def _drop_expired_mo(self, now: float) -> None:
+        kept = deque(m for m in self._stored_mo if m.expires > now)
+        expired = len(self._stored_mo) - len(kept)
+        if expired:
+            self.stats.mo_expired += expired
+            log.info("SMSC simulator drops %d stored MO past their validity period", expired)
+            self._stored_mo = kept
+
+    def _forward_stored_mo(self) -> None:
+        """An ESME bound as receiver: start forwarding what was stored (one forwarder at a time)."""
+        if self._stored_mo and (self._forwarder is None or self._forwarder.done()):
+            self._forwarder = asyncio.create_task(self._forward_loop(), name="smsc-mo-forward")
+
+    async def _forward_loop(self) -> None:
+        """Forward the stored MO in order. A temporary refusal (ESME_RX_T_APPN, ESME_RMSGQFUL,
+        ESME_RTHROTTLED) or no answer keeps a message to try again after ``mo_retry_interval``; any
+        other refusal is final and drops it; no receiver bound any more ends the loop until the next
+        bind."""
+        loop = asyncio.get_running_loop()
+        while self._stored_mo:
+            self._drop_expired_mo(loop.time())
+            stored = next((m for m in self._stored_mo if self._receiver_for(m.system_id) is not None), None)
+            if stored is None:
+                return  # nobody to take what is left: the next bind starts again
+            client = self._receiver_for(stored.system_id)
+            assert client is not None
+            try:
+                status = await self._deliver_to(client, stored.pdu, 10.0)
+            except (TimeoutError, LocalProtocolError):
+                status = S.ESME_RX_T_APPN  # no answer, or the session went away: try again
+            if status in _MO_TRY_LATER:
+                await asyncio.sleep(self.mo_retry_interval)
+                continue
+            with contextlib.suppress(ValueError):
+                self._stored_mo.remove(stored)
+            if status:
+                log.info("SMSC simulator drops a stored MO the ESME refused: %s", S(status).name)
+            else:
+                self.stats.mo_forwarded += 1
 
     async def _deliver_to(self, client: _Client, pdu: DeliverSm | DataSm, timeout: float) -> int:
         loop = asyncio.get_running_loop()
@@ -951,6 +1074,8 @@ class SmscSimulator:
                 future.set_result(response.command_status)
         elif isinstance(event, BindCompleted):
             self.stats.binds += 1
+            if proto.session.state in (SessionState.BOUND_RX, SessionState.BOUND_TRX):
+                self._forward_stored_mo()
         elif isinstance(event, InvalidPduReceived):
             self.stats.invalid += 1
             log.info("SMSC simulator: invalid PDU from %s: %s", proto.peer, event.reason)
@@ -999,16 +1124,68 @@ class SmscSimulator:
         elif isinstance(pdu, DataSm):
             session.answer(pdu, 0, message_id=self._take_id())
         elif isinstance(pdu, QuerySm):
-            session.answer(
-                pdu, 0, message_id=pdu.message_id, final_date="", message_state=MessageState.DELIVERED
-            )
+            self._on_query(client, pdu)
         elif isinstance(pdu, CancelSm | ReplaceSm):
-            session.answer(pdu, 0)
+            self._on_cancel_or_replace(client, pdu)
         else:
             session.answer(
                 pdu, S.ESME_RINVCMDID, **({"message_id": None} if hasattr(pdu, "short_message") else {})
             )
         proto.schedule_flush()
+
+    def _stored(self, message_id: str, source_addr: str) -> _StoredMessage | None:
+        """The message ``message_id`` (hex as assigned, or decimal as a mixed-ids receipt wrote it)
+        from ``source_addr`` (any when empty: section 4.8.1 lets the ESME leave it NULL)."""
+        stored = self._states.get(message_id.lower())
+        if stored is None and message_id.isdigit():
+            stored = self._states.get(format(int(message_id), "x"))
+        if stored is None or (source_addr and source_addr != stored.source_addr):
+            return None
+        return stored
+
+    def _on_query(self, client: _Client, pdu: QuerySm) -> None:
+        """query_sm (section 4.8): the state of a message this SMSC took, else ESME_RQUERYFAIL."""
+        session = client.proto.session
+        if not pdu.message_id:
+            session.answer(pdu, S.ESME_RINVMSGID, message_id=None)
+            return
+        stored = self._stored(pdu.message_id, pdu.source_addr)
+        if stored is None:
+            session.answer(pdu, S.ESME_RQUERYFAIL, message_id=None)
+            return
+        session.answer(
+            pdu,
+            0,
+            message_id=pdu.message_id,
+            final_date=stored.final_date,
+            message_state=stored.state,
+            error_code=0 if stored.state is MessageState.DELIVERED else 1,
+        )
+
+    def _on_cancel_or_replace(self, client: _Client, pdu: CancelSm | ReplaceSm) -> None:
+        """cancel_sm / replace_sm (sections 4.9, 4.10) of a message this SMSC took from that originator.
+
+        This SMSC hands each message to its handset when it takes it, so there is nothing left to
+        take back or rewrite: it answers 0 for a message it knows (from that source_addr) and changes
+        nothing. One it does not know is ESME_RCANCELFAIL / ESME_RREPLACEFAIL; replace_sm naming no
+        message is ESME_RINVMSGID; cancel_sm naming no message names every message from source_addr
+        to destination_addr (section 4.9.1), and fails when there is none."""
+        session = client.proto.session
+        if isinstance(pdu, ReplaceSm):
+            if not pdu.message_id:
+                session.answer(pdu, S.ESME_RINVMSGID)
+                return
+            known = self._stored(pdu.message_id, pdu.source_addr) is not None
+            session.answer(pdu, 0 if known else S.ESME_RREPLACEFAIL)
+            return
+        if pdu.message_id:
+            known = self._stored(pdu.message_id, pdu.source_addr) is not None
+        else:
+            known = any(
+                m.source_addr == pdu.source_addr and m.destination_addr == pdu.destination_addr
+                for m in self._states.values()
+            )
+        session.answer(pdu, 0 if known else S.ESME_RCANCELFAIL)
 
     def _take_id(self) -> str:
         self._next_id += 1
@@ -1076,9 +1253,21 @@ class SmscSimulator:
             self._notify_submit(mt)
         if state is None:
             state = self._draw_outcome()
+        self._remember(message_id, pdu.source_addr, pdu.destination_addr, state)
         wanted = pdu.registered_delivery & 0x03
         if wanted == 1 or (wanted == 2 and state is not MessageState.DELIVERED):
             self._queue_receipt(client, pdu, message_id, state)
+
+    def _remember(
+        self, message_id: str, source_addr: str, destination_addr: str, state: MessageState
+    ) -> None:
+        """Keep the final state of the last ``message_states`` messages for query_sm."""
+        # wall-clock, as in receipts: an SMSC writes its own time (SMPP 3.4 7.1.1 absolute format)
+        final_date = datetime.now(UTC).strftime("%y%m%d%H%M%S") + "000+"
+        states = self._states
+        states[message_id] = _StoredMessage(source_addr, destination_addr, state, final_date)
+        if len(states) > self.message_states:
+            del states[next(iter(states))]  # dicts keep insertion order: the oldest goes
 
     def _observe(self, mt: MtMessage) -> None:
         if self.record_messages:

@@ -76,8 +76,8 @@ _MAX_CONCAT_DESTINATIONS = 100_000  # reference counters kept; the least recentl
 class BindError(TransportError):
     """The SMSC refused the bind (``status`` is its command_status)."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(f"bind refused: {_status_name(status)} ({status:#010x})")
+    def __init__(self, status: int, reason: str = "") -> None:
+        super().__init__(reason or f"bind refused: {_status_name(status)} ({status:#010x})")
         self.status = status
 
 
@@ -175,7 +175,9 @@ class _Stats:
 
 class SmppClient:
     """An ESME bound to one SMSC. ``await start()`` connects and binds (raising ``BindError`` when
-    the very first bind is refused); afterwards the connection is kept up in the background."""
+    the very first bind is refused); afterwards the connection is kept up in the background.
+    ``start(retry_connect=True)`` does not fail when the SMSC cannot be reached: it returns unbound
+    and keeps connecting with back-off (requests wait for the bind)."""
 
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
@@ -201,6 +203,7 @@ class SmppClient:
         self._early_receipts: OrderedDict[str, DeliveryReceipt] = OrderedDict()
         self._early_index: dict[int | str, str] = {}
         self._first_bind: asyncio.Future[None] | None = None
+        self._retry_connect = False
         self._bind_status: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # concatenation reference counters by destination (least recently used first), for send_text
@@ -208,8 +211,13 @@ class SmppClient:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, retry_connect: bool = False) -> None:
+        """Connect and bind. A refused bind raises ``BindError`` (retrying cannot fix credentials);
+        an SMSC that cannot be reached raises ``TransportError``, or with ``retry_connect`` returns
+        after that first attempt, unbound, while the client keeps trying with back-off
+        (``is_bound`` / ``wait_bound`` tell when it is bound)."""
         loop = self._loop = asyncio.get_running_loop()
+        self._retry_connect = retry_connect
         self._first_bind = loop.create_future()
         self._runner = asyncio.create_task(self._run(), name="smpp-client")
         try:
@@ -288,12 +296,20 @@ class SmppClient:
                     return
                 log.error("SMPP bind to %s:%s refused: %s", self.config.host, self.config.port, exc)
             except (OSError, TimeoutError, TransportError) as exc:
-                if self._first_bind is not None and not self._first_bind.done():
-                    self._first_bind.set_exception(
-                        TransportError(f"cannot connect to {self.config.host}:{self.config.port}: {exc}")
-                    )
-                    return
-                log.warning("SMPP connection to %s:%s failed: %s", self.config.host, self.config.port, exc)
+                first = self._first_bind
+                if first is not None and not first.done():
+                    if not self._retry_connect:
+                        first.set_exception(
+                            TransportError(f"cannot connect to {self.config.host}:{self.config.port}: {exc}")
+                        )
+                        return
+                    first.set_result(None)  # start() returns unbound; this loop keeps trying
+                log.warning(
+                    "SMPP connection to %s:%s failed: %s; trying again with back-off",
+                    self.config.host,
+                    self.config.port,
+                    exc or type(exc).__name__,
+                )
             if self._closing:
                 return
             self.stats.reconnects += 1

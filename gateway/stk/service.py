@@ -22,6 +22,12 @@ answer is recorded before its event is emitted. A store failure while handling a
 the ESME answers ESME_RX_T_APPN and the SMSC re-delivers it later. An answer that fails
 verification is recorded and acknowledged (so the SMSC stops retrying) and never acted on.
 
+Pushed once: a push the SMSC took (it has a message id) is never sent again, however often the
+campaign's outbox asks. One it never took (refused, cancelled at shutdown, or cut short by a crash
+before the submit_sm_resp was stored) is sent again when asked, with the counter of the first
+attempt, so that a card which did get the first copy refuses the second as a replay (counter modes
+"higher" and "exactly one higher"; under "no counter" the card cannot tell).
+
 Events (``gateway.stk.events``) go to every ``events()`` stream and every listener.
 
 Counter modes: with "exactly one higher" a push that never reaches the card (rejected by the
@@ -96,6 +102,8 @@ _FAILED_STATES = frozenset(
     {MessageState.UNDELIVERABLE, MessageState.EXPIRED, MessageState.REJECTED, MessageState.DELETED}
 )
 _OPEN_STATES = frozenset({"submitting", "sent"})  # a receipt may still move these
+# with no SMSC message id these never reached the SMSC as far as we know: another attempt may go out
+_RETRYABLE_STATES = frozenset({"submitting", "submit_failed"})
 
 
 class StkPushError(GatewayError):
@@ -227,6 +235,7 @@ class StkPushService:
         self._streams: set[StkEventStream] = set()
         self._listeners: list[Listener] = []
         self._submitting: set[asyncio.Future[None]] = set()
+        self._in_flight: set[str] = set()  # offer ids being pushed by this process
         client.add_receipt_handler(self._on_receipt)
         client.add_mo_handler(self._on_mo)
 
@@ -279,21 +288,21 @@ class StkPushService:
         """Secure and send ``offer``; returns once the SMSC accepted it and the store knows its message id.
 
         Raises UnknownSubscriber, OfferTooLarge (nothing sent, no counter used), DuplicateRecord (the
-        offer id was pushed before), or what ``SmppClient.submit`` raises (SubmitError,
-        TransportError), which is also reported as StkPushFailed.
+        SMSC took this offer id already, or it is being pushed right now), or what
+        ``SmppClient.submit`` raises (SubmitError, TransportError), which is also reported as
+        StkPushFailed. An earlier attempt the SMSC never took (refused, cancelled, or cut short by a
+        crash) is sent again with the same counter (``_record_attempt``); a cancelled attempt is
+        recorded as "submit_failed".
         """
         card = self.card_for(offer.msisdn)
         payload = DstkOffer(offer.offer_id, self.reply_to, self.build_offer_dialog(offer)).encode()
         budget = max_payload(card.spi, card.kic, card.kid)
         if len(payload) > budget:
             raise self._too_large(offer, card, payload, budget)
-        if self.store.push_by_offer(offer.offer_id) is not None:
-            raise DuplicateRecord(f"offer {offer.offer_id!r} was pushed already")
-        cntr = self.store.next_ota_counter(card.iccid, at_least=card.min_counter)
+        if offer.offer_id in self._in_flight:
+            raise DuplicateRecord(f"offer {offer.offer_id!r} is being pushed already (in flight)")
+        cntr = self._record_attempt(offer, card, now)
         packet = build_command_packet(payload, card.spi, card.kic, card.kid, card.tar, cntr, card.key_set())
-        self.store.record_push(
-            offer.offer_id, card.msisdn, card.iccid, card.tar, cntr, None, "submitting", now
-        )
         pdu = SubmitSm(
             source_addr=self.source_addr,
             dest_addr_ton=1,  # international
@@ -308,9 +317,20 @@ class StkPushService:
         )
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._submitting.add(recorded)
+        self._in_flight.add(offer.offer_id)
         try:
             try:
                 result = await self.client.submit(pdu)
+            except asyncio.CancelledError:
+                # shutdown, or the caller gave up while the submit waited for a bind or its answer:
+                # no message id, so the next attempt (the outbox after a restart) may push it again
+                self.store.update_push(
+                    offer.offer_id,
+                    state="submit_failed",
+                    detail="cancelled before the SMSC answered",
+                    now=now,
+                )
+                raise
             except GatewayError as exc:
                 status = exc.status if isinstance(exc, SubmitError) else None
                 self.store.update_push(offer.offer_id, state="submit_failed", detail=str(exc), now=now)
@@ -319,6 +339,7 @@ class StkPushService:
                 raise
             self.store.update_push(offer.offer_id, message_id=result.message_id, state="sent", now=now)
         finally:
+            self._in_flight.discard(offer.offer_id)
             self._submitting.discard(recorded)
             recorded.set_result(None)
         log.info(
@@ -331,6 +352,47 @@ class StkPushService:
         return PushResult(
             offer.offer_id, card.msisdn, card.iccid, result.message_id, cntr, len(payload), budget
         )
+
+    def _record_attempt(self, offer: StkOffer, card: SimCard, now: float) -> int:
+        """Record this attempt to push ``offer`` before anything goes out; the counter to send it with.
+
+        A first attempt takes a fresh counter. An earlier attempt with no SMSC message id (refused,
+        cancelled, or cut short by a crash before the submit_sm_resp was stored) is tried again with
+        the counter it used: had the SMSC taken that copy after all, the card refuses the second one
+        as a replay (TS 102 225 section 5.1.1, counter "higher" or "exactly one higher"), so the
+        subscriber never sees the offer twice. A push with a message id was taken by the SMSC:
+        DuplicateRecord, never again.
+        """
+        previous = self.store.push_by_offer(offer.offer_id)
+        if previous is None:
+            cntr = self.store.next_ota_counter(card.iccid, at_least=card.min_counter)
+            self.store.record_push(
+                offer.offer_id, card.msisdn, card.iccid, card.tar, cntr, None, "submitting", now
+            )
+            return cntr
+        if previous.message_id is not None or previous.state not in _RETRYABLE_STATES:
+            raise DuplicateRecord(f"offer {offer.offer_id!r} was pushed already")
+        if (previous.iccid, previous.tar) != (card.iccid, card.tar):
+            # the counter belongs to the card the first attempt was for: another card needs a push
+            # of its own, which this offer id cannot have
+            raise StkPushError(
+                f"offer {offer.offer_id!r} was first pushed to card {previous.iccid}; "
+                f"{card.msisdn} now has card {card.iccid}"
+            )
+        self.store.update_push(
+            offer.offer_id,
+            state="submitting",
+            detail=f"pushed again after: {previous.detail or 'no answer from the SMSC'}",
+            now=now,
+        )
+        log.info(
+            "STK offer %s to %s has no SMSC message id (%s); pushing it again with CNTR %d",
+            offer.offer_id,
+            card.msisdn,
+            previous.state,
+            previous.cntr,
+        )
+        return previous.cntr
 
     @staticmethod
     def _too_large(offer: StkOffer, card: SimCard, payload: bytes, budget: int) -> OfferTooLarge:
