@@ -108,9 +108,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from campaign_core.config import CatalogueConfig
 from campaign_core.model import ActivePackage, Payment, Profile, Purchased
-from gateway.configfile import load_yaml_model
+from gateway.configfile import load_yaml_model, yaml_line
 from gateway.http_site import serve
-from protocols.errors import GatewayError, LocalProtocolError
+from protocols.errors import ConfigError, GatewayError, LocalProtocolError
 
 __all__ = [
     "REVENUE_KINDS",
@@ -205,14 +205,20 @@ class Route(StrEnum):
     READ = "read"  # GET subscriber, GET ledger
 
 
+_Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+_Latency = Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)]
+"""Seconds added to a request: finite (``.inf`` would hold it for ever) and at most ten minutes, past
+every client's timeout (a longer one is a unit typo: ms written as s)."""
+
+
 class FaultConfig(_Strict):
     """Injected faults; shares are probabilities per request of a targeted route."""
 
     seed: int = 0
-    unavailable: Annotated[float, Field(ge=0, le=1)] = 0.0
-    dropped: Annotated[float, Field(ge=0, le=1)] = 0.0
-    retry_after: Annotated[float, Field(ge=0)] | None = None
-    latency: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]] = (0.0, 0.0)
+    unavailable: _Share = 0.0
+    dropped: _Share = 0.0
+    retry_after: Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)] | None = None
+    latency: tuple[_Latency, _Latency] = (0.0, 0.0)
     routes: frozenset[Route] = frozenset({Route.CREDIT, Route.ACTIVATION})
     script: tuple[Fault, ...] = ()
 
@@ -248,8 +254,24 @@ class BillingConfig(_Strict):
 
 
 def load_billing_config(path: str | Path) -> BillingConfig:
-    """Read a billing simulator config; ``ConfigError`` names the file, the line and the reason."""
-    return load_yaml_model(path, BillingConfig)
+    """Read a billing simulator config; ``ConfigError`` names the file, the line and the reason.
+
+    A catalogue id given twice is refused at the line of the second one (``Billing`` would refuse it
+    only when built, with no file or line; the ids are what activations name)."""
+    config = load_yaml_model(path, BillingConfig)
+    first: dict[str, int] = {}
+    for index, package in enumerate(config.catalogue):
+        if package.id in first:
+            seen = first[package.id]
+            line = yaml_line(path, ("catalogue", seen, "id"))
+            where = f"line {line}" if line is not None else f"catalogue.{seen}"
+            raise ConfigError(
+                f"catalogue.{index}.id: {package.id!r} is given twice (first at {where})",
+                str(path),
+                yaml_line(path, ("catalogue", index, "id")),
+            )
+        first[package.id] = index
+    return config
 
 
 def catalogue_from_config(config: CatalogueConfig) -> tuple[CataloguePackage, ...]:

@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pydantic
+
 from campaign_core.kpis import KpiRow, compute_kpis
 from campaign_core.model import (
     Activate,
@@ -74,7 +76,7 @@ from gateway.ingest.diameter import DiameterClient, DiameterSettings
 from gateway.smpp.client import ClientConfig
 from gateway.stk import KeyStore, SecretKey
 from gateway.trace import PcapWriter, TrafficTap
-from protocols.errors import LocalProtocolError
+from protocols.errors import ConfigError, LocalProtocolError
 from protocols.stk.commands import ProactiveCommand, SelectItem
 from simulators.billing import (
     Billing,
@@ -1007,6 +1009,33 @@ def report_data(result: SimulationResult, currency: str, pcap: str | None = None
     )
 
 
+def with_overrides(scenario: Scenario, update: dict[str, int]) -> Scenario:
+    """``scenario`` with the command line's ``--subscribers`` / ``--days`` (``update``, by field name).
+
+    ``model_copy(update=...)`` validates nothing, so ``--days 0`` ran an empty simulation and
+    ``--subscribers -3`` one of nobody: the values are checked against the scenario's own limits and
+    rules across fields (the numbers from ``first_msisdn`` must not overflow), and a bad one is a
+    ``ConfigError`` naming the option (``tgw`` exits 64). The scenario's own fields are passed as the
+    validated objects they are, so only the overrides and the model's rules are checked again."""
+    fields = {name: getattr(scenario, name) for name in Scenario.model_fields}
+    try:
+        return Scenario.model_validate({**fields, **update})
+    except pydantic.ValidationError as exc:
+        found: list[tuple[str, str]] = []  # (option, reason), every one, as config files report
+        for error in exc.errors():
+            location = tuple(error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if location and location[0] in update:  # the option's own limit
+                name = str(location[0])
+                found.append((f"--{name}", f"{update[name]}: {message[:1].lower()}{message[1:]}"))
+            else:  # a rule across fields: its message names the values, so the options it is about
+                named = [name for name in update if name in message] or list(update)
+                found.append((" and ".join(f"--{name}" for name in named), message))
+        (option, reason), rest = found[0], found[1:]
+        more = "".join(f"\n{other}: {other_reason}" for other, other_reason in rest)
+        raise ConfigError(reason + more, option) from None
+
+
 def simulate_command(
     scenario_path: Path,
     out: Path,
@@ -1023,13 +1052,13 @@ def simulate_command(
     root = Path.cwd()
     scenario = load_scenario(scenario_path)
     billing_config = load_billing_config(billing) if billing is not None else None
-    update: dict[str, object] = {}
+    update: dict[str, int] = {}
     if subscribers is not None:
         update["subscribers"] = subscribers
     if days is not None:
         update["days"] = days
     if update:
-        scenario = scenario.model_copy(update=update)
+        scenario = with_overrides(scenario, update)
     campaigns_dir = Path(scenario.campaigns)
     if not campaigns_dir.is_absolute():
         campaigns_dir = root / campaigns_dir

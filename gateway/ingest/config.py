@@ -3,7 +3,8 @@
 Loaded from YAML (``configs/ingest.yaml`` is the commented example) through
 ``gateway.configfile``, so every mistake is reported with the file, the line and the reason, before
 anything starts. Field names follow the specs where there is one (Origin-Host, Origin-Realm,
-Tw of RFC 3539).
+Tw of RFC 3539). Numbers are finite (``.inf`` and ``.nan`` are refused at their line) and within what
+the protocol can carry or what makes sense for a timer.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class SyStatus(_Strict):
     """What one Policy-Counter-Status value means (operator-defined strings, TS 29.219 5.3.3)."""
 
     kind: Literal["threshold", "exhausted", "payg_started", "renewed"]
-    percent: float | None = Field(None, ge=0, le=100)
+    percent: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
 
 
 def _default_sy_statuses() -> dict[str, SyStatus]:
@@ -95,13 +96,17 @@ class DiameterConfig(_Strict):
     origin_host: str = Field(min_length=1)
     origin_realm: str = Field(min_length=1)
     product_name: str = "telecom-campaign-gateway"
-    vendor_id: int = Field(0, ge=0)
-    watchdog_interval: float = Field(30.0, ge=6.0)
-    """Tw of RFC 3539 section 3.4.1 (at least 6 s)."""
+    vendor_id: int = Field(0, ge=0, le=2**32 - 1)
+    """Vendor-Id of our CER/CEA: an Unsigned32 (RFC 6733 5.3.3), so a larger one is refused here, not
+    when the first Capabilities-Exchange is encoded."""
+    watchdog_interval: float = Field(30.0, ge=6.0, le=3600.0, allow_inf_nan=False)
+    """Tw of RFC 3539 section 3.4.1 (at least 6 s; 30 s is the recommended default). Finite and at most
+    an hour: ``.inf`` would mean no watchdog, so a dead peer would never be noticed, and an hour or
+    more between DWRs is a unit typo."""
     tls: TlsConfig | None = None
     allowed_peers: tuple[DiameterPeerRule, ...] = Field(min_length=1)
     connect_to: tuple[DiameterTarget, ...] = ()
-    gy_threshold_percent: float = Field(90.0, gt=0, le=100)
+    gy_threshold_percent: float = Field(90.0, gt=0, le=100, allow_inf_nan=False)
     """The share of the quota a Gy THRESHOLD report means (the OCS's Volume-Quota-Threshold)."""
     sy_statuses: dict[str, SyStatus] = Field(default_factory=_default_sy_statuses)
 

@@ -71,6 +71,17 @@ screen limit, and a menu that cannot fit even when paged (its header and one opt
 navigation lines). ``MenuConfig.validate`` also checks handler and provider names against the ones
 registered with the service.
 
+Regular expressions (``validate.regex``, ``where``) run on what subscribers type, inside the event
+loop, with Python's backtracking ``re``: a pattern such as ``(a+)+$`` takes exponential time on
+``aaaa...b`` and would stall every session of the gateway. Two rules bound that cost. At load, a
+pattern is refused when a quantifier repeats something that itself holds a quantifier (``(a+)+``,
+``([0-9]{1,3}[.]?)+``) or a choice between alternatives that may begin with the same character
+(``(a|aa)+``): the two shapes of exponential backtracking. Write the repetition out
+(``[0-9]{3}-[0-9]{3}``) or merge the alternatives into a character class (``(a|b)+`` is ``[ab]+``
+and is allowed). At run time, an input longer than a USSD string (``MAX_INPUT``: 182 characters,
+TS 23.038 / TS 24.090) is refused before any rule runs, so what remains (a few adjacent quantifiers,
+polynomial) stays small. A refused input is a wrong input: the screen's error and retries apply.
+
 Paging: a menu or dynamic screen whose text and options exceed the limit is split into pages; the
 header stays on the first page, a page with more after it ends with ``99. More`` and a page one can
 go back from with ``0. Back`` (on the first page only when there is a previous screen). The length
@@ -80,13 +91,14 @@ paged (options) or cut (texts) at run time, never sent over the limit.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 import yaml.reader
@@ -96,6 +108,7 @@ from protocols.errors import ConfigError, LocalProtocolError
 from protocols.ussd import PROFILES, ServiceCode, UssdProfile, check_screen
 
 __all__ = [
+    "MAX_INPUT",
     "ActionScreen",
     "DynamicScreen",
     "FinalScreen",
@@ -131,6 +144,9 @@ def _empty() -> Mapping[str, str]:
 
 BUILTIN_VARIABLES = frozenset({"msisdn", "service_code", "params", "session_id"})
 """Placeholders every session has."""
+
+MAX_INPUT = 182
+"""The longest input a validation runs on: a USSD string's 182 GSM 7-bit characters (TS 23.038)."""
 
 
 # --- the schema ------------------------------------------------------------------------------------
@@ -189,6 +205,8 @@ class Validation:
     choices: tuple[str, ...] = ()
 
     def check(self, value: str) -> bool:
+        if len(value) > MAX_INPUT:  # not a USSD string: no rule runs on it (see the module docstring)
+            return False
         if self.regex is not None and self.regex.fullmatch(value) is None:
             return False
         if self.min_length is not None and len(value) < self.min_length:
@@ -638,6 +656,72 @@ def _check_lengths(config: MenuConfig, profile: UssdProfile) -> None:
                 _check_text(config, screen.empty_text, profile, f"{where} empty_text", screen.line)
 
 
+# --- regular expressions that backtrack exponentially ------------------------------------------------
+
+# The standard library's own parser of ``re`` patterns (typeshed has no stub for it): the tree it gives
+# is the one ``re`` runs, escapes and character classes already resolved.
+_re_parser: Any = importlib.import_module("re._parser")
+_REPEATS = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+
+
+def _first_chars(items: Any) -> frozenset[int] | None:
+    """The characters a parsed (sub)pattern can begin with, or None when that is not a small known set."""
+    if not items:
+        return None
+    op, arg = items[0]
+    name = str(op)
+    if name == "LITERAL":
+        return frozenset({arg})
+    if name == "SUBPATTERN":
+        return _first_chars(arg[-1])
+    if name == "IN":
+        chars: set[int] = set()
+        for member, value in arg:
+            if str(member) == "LITERAL":
+                chars.add(value)
+            elif str(member) == "RANGE" and value[1] - value[0] < 256:
+                chars.update(range(value[0], value[1] + 1))
+            else:  # a negated set or a category (\d, \w): too wide to tell apart
+                return None
+        return frozenset(chars)
+    return None
+
+
+def _backtracking_risk(pattern: str) -> str | None:
+    """Why ``pattern`` may backtrack exponentially (see the module docstring), or None."""
+
+    def walk(items: Any, repeated: bool) -> str | None:
+        for op, arg in items:
+            name = str(op)
+            found: str | None = None
+            if name in _REPEATS:
+                _, high, body = arg
+                many = high > 1
+                if many and repeated:
+                    return "nested quantifiers"
+                found = walk(body, repeated or many)
+            elif name == "BRANCH":
+                branches = arg[1]
+                if repeated:
+                    starts = [_first_chars(branch) for branch in branches]
+                    seen: set[int] = set()
+                    for start in starts:
+                        if start is None or seen & start:
+                            return "alternatives that can match the same text under a quantifier"
+                        seen |= start
+                for branch in branches:
+                    found = found or walk(branch, repeated)
+            elif name in ("SUBPATTERN", "ATOMIC_GROUP", "ASSERT", "ASSERT_NOT"):
+                found = walk(arg if name == "ATOMIC_GROUP" else arg[-1], repeated)
+            elif name == "GROUPREF_EXISTS":
+                found = walk(arg[1], repeated) or (walk(arg[2], repeated) if arg[2] else None)
+            if found is not None:
+                return found
+        return None
+
+    return walk(_re_parser.parse(pattern), False)
+
+
 # --- loading ---------------------------------------------------------------------------------------
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -748,7 +832,11 @@ class _Parser:
             or node.tag != _INT_TAG
             or not re.fullmatch(r"[0-9]+", node.value)
         ):
-            raise self.fail(node, f"{what} must be a whole number")
+            # the range, not only "a whole number": -3 is one, and the reason it is wrong is the bound
+            got = ""
+            if isinstance(node, ScalarNode) and node.tag != _NULL_TAG:
+                got = f", got {node.value!r}" if node.tag == _STR_TAG else f", got {node.value}"
+            raise self.fail(node, f"{what} must be a whole number from {low} to {high}{got}")
         value = int(node.value)
         if not low <= value <= high:
             raise self.fail(node, f"{what} must be {low}..{high}, got {value}")
@@ -770,9 +858,17 @@ class _Parser:
     def regex(self, node: Node, what: str) -> re.Pattern[str]:
         value = self.text(node, what)
         try:
-            return re.compile(value)
+            compiled = re.compile(value)
         except re.error as exc:
             raise self.fail(node, f"{what} {value!r} is not a valid regular expression: {exc}") from None
+        risk = _backtracking_risk(value)
+        if risk is not None:
+            raise self.fail(
+                node,
+                f"{what} {value!r} can take exponential time on subscriber input ({risk}): "
+                "spell the repetition out or use a character class",
+            )
+        return compiled
 
     def string_map(self, node: Node, what: str) -> Mapping[str, str]:
         """A mapping of names to templates (``args``, ``set``)."""
