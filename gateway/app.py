@@ -29,7 +29,16 @@ from pathlib import Path
 
 from campaign_core.config import CampaignSet
 from campaign_core.engine import Engine
-from campaign_core.model import Command, Event, Profile, ProfileUpdated, Record, TriggerKind, TriggerRaised
+from campaign_core.model import (
+    Command,
+    Event,
+    Payment,
+    Profile,
+    ProfileUpdated,
+    Record,
+    TriggerKind,
+    TriggerRaised,
+)
 from campaign_core.usage import Trigger
 from gateway.campaigns.channels import BillingPort, ChannelExecutor
 from gateway.campaigns.loader import load_campaign_dir
@@ -345,20 +354,32 @@ class Gateway:
 
         answer = await self.billing.score(QueryCredit(f"balance:{context.session_id}", context.msisdn, 5.0))
         if isinstance(answer, CreditScored):
-            return f"Your balance is {answer.balance}. You may borrow up to {answer.credit_limit}."
+            currency = self.settings.currency or self.campaigns.catalogue.currency
+            return (
+                f"Your balance is {answer.balance:.2f} {currency}. "
+                f"You may borrow up to {answer.credit_limit:.2f} {currency}."
+            )
         return "Your balance is not available right now. Please try again later."
 
     async def _gift_data(self, context: UssdContext) -> str:
         return "Sending data to a friend is not available on this line."
 
     async def _my_offers(self, context: UssdContext) -> list[dict[str, object]]:
+        # the menu line shows the volume and price itself ("{name} {mb}MB {price} KES"), so the name
+        # says what they do not: the validity, and whether it is bought on credit (the catalogue's
+        # own package names are for staff, never sent to subscribers)
+        validity = {package.id: package.validity_days for package in self.campaigns.catalogue.packages}
         items: list[dict[str, object]] = []
         for view in self.engine.open_offers(context.msisdn):
             for option in view.options:
+                days = validity.get(option.package_id)
+                name = "Offer" if days is None else f"{days}-day"
+                if option.payment is Payment.CREDIT:
+                    name += " on credit"
                 items.append(
                     {
                         "id": view.offer_id,
-                        "name": f"{option.volume_mb}MB",
+                        "name": name,
                         "mb": option.volume_mb,
                         "price": str(option.price),
                     }

@@ -109,7 +109,26 @@ async def test_my_offers_menu_buys_the_offered_package(network: Network) -> None
     finally:
         await gateway.stop()
     assert "MB" in screens[1]  # the offers screen lists the offered packages
+    assert "-day" in screens[1]  # each option named by its validity ...
+    assert "100MB 100MB" not in screens[1]  # ... not by its volume once more
+    assert screens[2].startswith("Buy ") and "(100MB)" in screens[2]
     assert len(network.billing.activations()) == 1
+
+
+async def test_balance_screen_names_the_currency(network: Network) -> None:
+    """*123# -> Check balance: billing's balance and credit limit, with the catalogue's currency."""
+    msisdn = MSISDNS[1]
+    gateway = await network.gateway()
+    try:
+        dialog = await network.handsets[msisdn].dial("*123#")
+        await dialog.next_screen(10)
+        await dialog.answer("4")
+        screen = (await dialog.next_screen(10)).text
+    finally:
+        await gateway.stop()
+    currency = gateway.campaigns.catalogue.currency
+    assert currency and screen.startswith("Your balance is ")
+    assert screen.count(f" {currency}") == 2, screen
 
 
 async def test_long_sms_is_delivered_when_every_part_is(network: Network) -> None:
