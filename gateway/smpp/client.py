@@ -108,6 +108,7 @@ class ClientConfig:
     connect_timeout: float = 10.0
     reconnect_initial: float = 0.5
     reconnect_max: float = 30.0
+    stable_bind: float = 60.0  # a bind that held this long starts the reconnect back-off afresh
     tps: float | None = None  # the SMSC licence, in submit_sm per second; None: unlimited
     throttle_initial: float = 0.2  # first pause after ESME_RTHROTTLED / ESME_RMSGQFUL
     throttle_max: float = 10.0
@@ -287,9 +288,21 @@ class SmppClient:
         delay = self.config.reconnect_initial
         loop = asyncio.get_running_loop()
         while not self._closing:
+            started = loop.time()
             try:
                 await self._connect_once(loop)
-                delay = self.config.reconnect_initial  # a bind succeeded: start back-off afresh
+                held = loop.time() - started
+                if held >= self.config.stable_bind:
+                    delay = self.config.reconnect_initial  # the bind held: start back-off afresh
+                else:
+                    # an SMSC that binds and drops at once (overloaded, a flapping link) is redialled
+                    # with growing pauses, not hammered at reconnect_initial for ever
+                    log.warning(
+                        "SMPP bind to %s:%s dropped after %.1f s; reconnecting with back-off",
+                        self.config.host,
+                        self.config.port,
+                        held,
+                    )
             except BindError as exc:
                 if self._first_bind is not None and not self._first_bind.done():
                     self._first_bind.set_exception(exc)

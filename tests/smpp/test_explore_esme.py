@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -266,3 +267,42 @@ async def test_cancelled_submits_on_the_wire_keep_their_window_slot(scripted: Ma
         assert server.max_outstanding == 2
     finally:
         await asyncio.wait_for(client.close(drain_timeout=1.0), WAIT)
+
+
+# --- an SMSC that binds and drops at once ------------------------------------------------------------
+
+
+async def test_a_bind_that_drops_at_once_does_not_reset_the_back_off(scripted: MakeSmsc) -> None:
+    """An SMSC that accepts every bind and closes the connection right after (overloaded, a flapping
+    link) is redialled with growing pauses. Before the fix each accepted bind reset the back-off, so
+    the client redialled every ``reconnect_initial`` (0.05 s here: some 40 connections in 2 s); with it
+    the pauses double up to ``reconnect_max`` (0.5 s): at most 11 in 2 s, jitter included."""
+
+    def script(number: int, seq: int, writer: asyncio.StreamWriter) -> None:
+        writer.write(bind_ok(seq))
+        writer.close()
+
+    server, port = await scripted(script)
+    client = SmppClient(config(port))
+    await asyncio.wait_for(client.start(), WAIT)
+    await asyncio.sleep(2.0)
+    connections = server.connections
+    await asyncio.wait_for(client.close(drain_timeout=0.1), WAIT)
+    assert 3 <= connections <= 12, connections
+
+
+async def test_a_bind_that_held_starts_the_back_off_afresh(scripted: MakeSmsc) -> None:
+    """The other side: binds that last ``stable_bind`` reset the back-off, so an SMSC that drops a
+    long-lived bind now and then is redialled at once, not after the pauses of old failures."""
+
+    def script(number: int, seq: int, writer: asyncio.StreamWriter) -> None:
+        writer.write(bind_ok(seq))
+        asyncio.get_running_loop().call_later(0.05, writer.close)
+
+    server, port = await scripted(script)
+    client = SmppClient(dataclasses.replace(config(port), stable_bind=0.01))
+    await asyncio.wait_for(client.start(), WAIT)
+    await asyncio.sleep(2.0)
+    connections = server.connections
+    await asyncio.wait_for(client.close(drain_timeout=0.1), WAIT)
+    assert connections >= 14, connections  # every 0.05 s bind + 0.025-0.05 s pause: about 25
