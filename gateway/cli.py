@@ -6,8 +6,16 @@ until SIGINT or SIGTERM, which stop it gracefully (DPR to the Diameter peers, jo
 
 ``tgw send-sms`` binds to an SMSC, sends one text (GSM 7-bit or UCS-2 as the text needs, split into
 parts when long), prints the message id of each part and, with ``--dlr``, waits for each part's
-delivery receipt and prints its final state. Exit status: 0 success, 1 connection
-failure, 2 bind refused, 3 submit rejected, 4 no receipt in time, 5 the receipt reports a failure.
+delivery receipt and prints its final state. Exit status: 0 success, 1 connection failure (also an
+SMSC that stops answering, or goes away, while the text is submitted: the whole submission is bounded
+by ``--timeout`` x (``submit_attempts`` + 1) per part), 2 bind refused, 3 submit rejected, 4 no
+receipt in time, 5 the receipt reports a failure, 64 bad arguments (an address or text no submit_sm
+can carry, told before connecting).
+
+``tgw run --config FILE`` runs the whole gateway (``gateway.run``); a listen address that cannot be
+taken (the port in use by another process) is one line ``tgw: cannot listen: ...`` and exit status 1,
+after what had started (the SMPP bind, the stores) is stopped as on SIGTERM. ``tgw ingest`` does the
+same.
 
 ``tgw validate DIR [--ussd-menus FILE] [--sim-keys FILE] [--reply-to ADDR]`` checks a directory of
 campaign files (``gateway.campaigns``): the schema of each file, the rules across files, and the
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -36,6 +45,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from campaign_core.usage import Trigger
 from gateway.campaigns import DEFAULT_REPLY_TO, DEFAULT_USSD_MENUS, CampaignDirError, load_campaign_dir
@@ -47,11 +57,27 @@ from gateway.logs import configure_logging
 from gateway.run import GatewayService
 from gateway.runtime import settle_heap
 from gateway.smpp.client import BindError, ClientConfig, SmppClient, SubmitError
-from protocols.errors import ConfigError, GatewayError, TransportError
+from protocols.errors import ConfigError, GatewayError, LocalProtocolError, TransportError
+from protocols.gsm.split import build_submits
+from protocols.smpp.pdu import encode_pdu
 
 __all__ = ["build_parser", "main", "parse_host_port", "run"]
 
 Command = Callable[[argparse.Namespace], int]
+
+log = logging.getLogger(__name__)
+
+# what asyncio's create_server (the aiohttp sites, the Diameter server) raises for an address it
+# cannot bind: the text names the address
+_LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL})
+
+
+def start_error(exc: OSError) -> str:
+    """One line for an ``OSError`` raised while starting listeners and connections."""
+    text = exc.strerror or str(exc)
+    if exc.errno in _LISTEN_ERRNOS or text.startswith("error while attempting to bind"):
+        return f"cannot listen: {text}"
+    return f"cannot start: {exc}"
 
 
 def parse_host_port(value: str) -> tuple[str, int]:
@@ -148,7 +174,19 @@ def _run_gateway(args: argparse.Namespace) -> int:
 async def _serve(loaded: LoadedConfig, pcap: Path | None) -> int:
     service = GatewayService(loaded, pcap=pcap)
     service.install_signals()
-    await service.start()
+    try:
+        await service.start()
+    except Exception as exc:
+        # what did start (the SMPP bind, the stores, the first listeners) stops as on SIGTERM, so the
+        # SMSC sees an unbind and the stores are closed cleanly
+        try:
+            await service.stop()
+        except Exception:
+            log.exception("stopping after a failed start")
+        if isinstance(exc, OSError):
+            print(f"tgw: {start_error(exc)}", file=sys.stderr)
+            return 1
+        raise
     steward = asyncio.create_task(settle_heap().watch(), name="heap steward")
     logging.getLogger("tgw").info("gateway running: %s", loaded.path)
     try:
@@ -177,7 +215,13 @@ async def _ingest_async(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
     service = IngestService(config, emit)
-    await service.start()
+    try:
+        await service.start()  # stops what it started when it fails
+    except OSError as exc:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        print(f"tgw: {start_error(exc)}", file=sys.stderr)
+        return 1
     # after recovery: the recovered detector state is frozen out of every collection
     steward = asyncio.create_task(settle_heap().watch(), name="heap steward")
     addresses = []
@@ -225,8 +269,45 @@ def _address_ton_npi(addr: str) -> tuple[int, int]:
     return 5, 0  # alphanumeric sender
 
 
+def _argument_error(exc: LocalProtocolError) -> str:
+    """``exc`` (from building a submit_sm) said in terms of the command line's options."""
+    text = str(exc)
+    for field, option in (("source_addr", "--from"), ("destination_addr", "--to")):
+        if text.startswith(field):
+            return f"{option}: {text}"
+    return f"--text: {text}"
+
+
+def _connect_error(host: str, port: int, exc: BaseException) -> str:
+    # the client's own TransportError already names the address; OSError and a timeout do not
+    text = str(exc) or "timed out"
+    return text if text.startswith("cannot connect") else f"cannot connect to {host}:{port}: {text}"
+
+
 async def _send_sms_async(args: argparse.Namespace) -> int:
     host, port = args.smsc
+    src_ton, src_npi = _address_ton_npi(args.source)
+    dst_ton, dst_npi = _address_ton_npi(args.destination)
+    submit_fields: dict[str, Any] = {
+        "registered_delivery": 1 if args.dlr else 0,
+        "source_addr_ton": src_ton,
+        "source_addr_npi": src_npi,
+        "dest_addr_ton": dst_ton,
+        "dest_addr_npi": dst_npi,
+    }
+    try:
+        # every part built and encoded before connecting: an address or a text that no submit_sm can
+        # carry is a mistake in the arguments, not a connection failure (the client would find it only
+        # when sending, after the bind). The reference is the client's to choose; any one checks the size
+        submits = build_submits(
+            args.text, args.source, args.destination, method=args.split, reference=0, **submit_fields
+        )
+        for pdu in submits:
+            encode_pdu(pdu, 1)
+    except LocalProtocolError as exc:
+        print(f"tgw: {_argument_error(exc)}", file=sys.stderr)
+        return 64  # EX_USAGE
+    parts = len(submits)
     config = ClientConfig(
         host,
         port,
@@ -237,8 +318,6 @@ async def _send_sms_async(args: argparse.Namespace) -> int:
         connect_timeout=args.timeout,
         response_timeout=args.timeout,
     )
-    src_ton, src_npi = _address_ton_npi(args.source)
-    dst_ton, dst_npi = _address_ton_npi(args.destination)
     client = SmppClient(config)
     try:
         await asyncio.wait_for(client.start(), args.timeout)
@@ -246,25 +325,27 @@ async def _send_sms_async(args: argparse.Namespace) -> int:
         print(f"tgw: {exc}", file=sys.stderr)
         return 2
     except (TransportError, OSError, TimeoutError) as exc:
-        print(f"tgw: cannot connect to {host}:{port}: {exc or 'timed out'}", file=sys.stderr)
+        print(f"tgw: {_connect_error(host, port, exc)}", file=sys.stderr)
         return 1
+    # The client retries a part until the SMSC answers it: response timeouts up to submit_attempts
+    # times, a lost connection by reconnecting for as long as it takes. A command must end, so the
+    # whole submission gets that many response timeouts per part, and one more for a reconnect
+    bound = config.response_timeout * (config.submit_attempts + 1) * parts
     try:
         try:
             # the coding (GSM 7-bit or UCS-2) and the split into parts follow the text
-            results = await client.send_text(
-                args.source,
-                args.destination,
-                args.text,
-                method=args.split,
-                registered_delivery=1 if args.dlr else 0,
-                source_addr_ton=src_ton,
-                source_addr_npi=src_npi,
-                dest_addr_ton=dst_ton,
-                dest_addr_npi=dst_npi,
+            results = await asyncio.wait_for(
+                client.send_text(
+                    args.source, args.destination, args.text, method=args.split, **submit_fields
+                ),
+                bound,
             )
         except SubmitError as exc:
             print(f"tgw: {exc}", file=sys.stderr)
             return 3
+        except TimeoutError:
+            print(f"tgw: no answer from the SMSC at {host}:{port} within {bound:g} s", file=sys.stderr)
+            return 1
         for result in results:
             print(result.message_id)
         if not args.dlr:

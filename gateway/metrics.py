@@ -18,8 +18,14 @@ Every name starts with ``tgw_``. Counters are exposed with the ``_total`` suffix
 SMPP (``gateway.smpp.client.SmppClient``)
     ``tgw_smpp_pdus_total{direction, command, status}``: every PDU sent (``out``) or received (``in``)
     on the bind, across reconnects, by command and the command_status of its header (submit_sm_resp
-    by status, ESME_RTHROTTLED included; enquire_link, generic_nack, our deliver_sm_resp...).
-    ``tgw_smpp_deliver_sm_total{type}``: ``receipt`` or ``mo``.
+    by status, ESME_RTHROTTLED included; enquire_link, generic_nack, our deliver_sm_resp...). The
+    labels are the SMPP 3.4 names (``submit_sm_resp``, ``ESME_ROK``); a command_id or command_status
+    the registries do not name is ``other``: the peer picks those numbers, and a broken SMSC must not
+    make a series for each one.
+    ``tgw_smpp_deliver_sm_total{type}``: ``receipt``, ``mo``, or ``bad_receipt``: a delivery receipt
+    whose message id or state could not be read, answered ESME_RX_P_APPN so the SMSC does not deliver
+    it again (it correlates to no message; a rising count means the SMSC's receipt format is not
+    understood).
     ``tgw_smpp_submit_sm_total``: submit_sm the SMSC answered, whatever the status: each one counted
     against the licence (``rate(tgw_smpp_submit_sm_total[1m])`` against ``tgw_smpp_licence_tps``).
     ``tgw_smpp_licence_tps``: the configured TPS limit (``smsc.tps``; +Inf when unlimited).
@@ -37,7 +43,9 @@ Ingest (``gateway.ingest``)
     ``tgw_ingest_events_total``, ``tgw_ingest_bad_events_total``, ``tgw_ingest_duplicates_total``,
     ``tgw_ingest_triggers_total{kind}`` (what trigger detection raised), ``tgw_ingest_trigger_errors_total``.
     ``tgw_diameter_answers_total{command_code, result_code}``: answers the gateway's Diameter peer sent
-    (server and outgoing connections). ``tgw_diameter_open_peers``: connections past the CER/CEA.
+    (server and outgoing connections). A command code the dictionary (``protocols.diameter``) does not
+    know is ``other``: the requester picks it, even before any CER when its header cannot be framed
+    (answered 5015, RFC 6733 section 7.1.5). ``tgw_diameter_open_peers``: connections past the CER/CEA.
     ``tgw_gateway_triggers_total``: triggers handed to the campaigns (``Gateway.on_trigger``).
 Campaigns (runner observer)
     ``tgw_campaign_decisions_total{campaign, kind}``: decision-trail records by ``RecordKind``; those
@@ -68,6 +76,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from campaign_core.model import Command, DeliveryReported, Event, Record, RecordKind
+from protocols.diameter.dictionary import lookup_command
 from protocols.smpp.constants import CommandId, CommandStatus
 
 if TYPE_CHECKING:
@@ -118,15 +127,21 @@ def reason_class(reason: object) -> str:
     return " ".join(words) or "other"
 
 
+# the registries' own members only: CommandId(x) of any other x is an UNKNOWN_0x.. pseudo-member
+_COMMAND_NAMES: Final = {int(member): member.name.lower() for member in CommandId}
+_STATUS_NAMES: Final = {int(member): member.name for member in CommandStatus}
+
+
 def _command_name(command_id: int) -> str:
-    try:
-        return CommandId(command_id).name.lower()
-    except ValueError:
-        return f"0x{command_id:08x}"
+    return _COMMAND_NAMES.get(command_id, "other")
 
 
 def _status_name(status: int) -> str:
-    return CommandStatus(status).name
+    return _STATUS_NAMES.get(status, "other")
+
+
+def _diameter_command(code: int) -> str:
+    return str(code) if lookup_command(code) is not None else "other"
 
 
 class GatewayMetrics:
@@ -239,14 +254,21 @@ class _GatewayCollector(Collector):
             "SMPP PDUs sent to and received from the SMSC, by direction, command and command_status",
             labels=("direction", "command", "status"),
         )
-        for (direction, command_id, status), count in sorted(smpp.pdu_counts.items()):
-            pdus.add_metric((direction, _command_name(command_id), _status_name(status)), count)
+        folded: dict[tuple[str, str, str], int] = {}  # the raw pairs ``other`` stands for, summed
+        for (direction, command_id, status), count in smpp.pdu_counts.items():
+            key = (direction, _command_name(command_id), _status_name(status))
+            folded[key] = folded.get(key, 0) + count
+        for labels, count in sorted(folded.items()):
+            pdus.add_metric(labels, count)
         yield pdus
         deliver = CounterMetricFamily(
-            "tgw_smpp_deliver_sm", "deliver_sm received: delivery receipts and MO messages", labels=("type",)
+            "tgw_smpp_deliver_sm",
+            "deliver_sm received: delivery receipts, MO messages, unreadable receipts",
+            labels=("type",),
         )
         deliver.add_metric(("receipt",), stats.receipts)
         deliver.add_metric(("mo",), stats.mo)
+        deliver.add_metric(("bad_receipt",), stats.bad_receipts)
         yield deliver
         yield CounterMetricFamily(
             "tgw_smpp_submit_sm",
@@ -326,14 +348,16 @@ class _GatewayCollector(Collector):
             labels=("command_code", "result_code"),
         )
         endpoints = [*([ingest.diameter] if ingest.diameter is not None else []), *ingest.diameter_clients]
-        totals: dict[tuple[int, int], int] = {}
+        totals: dict[tuple[str, str], int] = {}
         open_peers = 0
         for endpoint in endpoints:
-            for key, count in endpoint.answers.items():
+            for (command, result), count in endpoint.answers.items():
+                # the Result-Code is ours to choose; the command code is the requester's
+                key = (_diameter_command(command), str(result))
                 totals[key] = totals.get(key, 0) + count
             open_peers += len(endpoint.open_peers)
-        for (command, result), count in sorted(totals.items()):
-            answers.add_metric((str(command), str(result)), count)
+        for labels, count in sorted(totals.items()):
+            answers.add_metric(labels, count)
         yield answers
         yield GaugeMetricFamily(
             "tgw_diameter_open_peers", "Diameter connections past the capabilities exchange", value=open_peers
