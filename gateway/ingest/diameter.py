@@ -92,7 +92,7 @@ from protocols.diameter.credit_control import (
     error_answer,
     parse_request,
 )
-from protocols.diameter.dictionary import VENDOR_3GPP, find, value_of
+from protocols.diameter.dictionary import VENDOR_3GPP, find, lookup_command, value_of
 from protocols.diameter.peer import (
     AnswerReceived,
     CapabilitiesExchanged,
@@ -426,7 +426,10 @@ class _Endpoint:
         self._connections.discard(connection)
 
     def _answer(self, connection: _Connection, reply: Message, status: int) -> None:
-        self.answers[reply.command_code, int(status)] += 1
+        code = reply.command_code
+        # the code of an error answer is the peer's (any 24 bits, even before a CER): the tally keeps
+        # the dictionary's commands and folds the rest into -1, so it cannot grow without bound
+        self.answers[code if lookup_command(code) is not None else -1, int(status)] += 1
         connection.write_answer(codec.encode(reply))
 
     async def handle_batch(self, connection: _Connection, batch: list[tuple[Message, Request]]) -> None:

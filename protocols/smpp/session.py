@@ -55,6 +55,11 @@ __all__ = ["Role", "SessionState", "SmppSession"]
 C = CommandId
 S = CommandStatus
 _RESP = 0x80000000
+# an inbound header's command_id and command_status are the peer's to choose: tallies keep the
+# registered ones (section 5.1.2, 5.1.3) and fold the rest into -1, so a broken peer cannot grow
+# pdu_counts (and the metrics series read from it) without bound
+_KNOWN_IDS = frozenset(int(command) for command in CommandId)
+_KNOWN_STATUSES = frozenset(int(status) for status in CommandStatus)
 _MAX_SEQUENCE = 0x7FFFFFFF
 
 
@@ -370,7 +375,7 @@ class SmppSession:
 
     def _dispatch(self, raw: bytes, cid: int, status: int, seq: int, now: float) -> bool | None:
         """Handle one PDU; True when it closed the session (an unbind or its answer)."""
-        key = ("in", cid, status)
+        key = ("in", cid if cid in _KNOWN_IDS else -1, status if status in _KNOWN_STATUSES else -1)
         self.pdu_counts[key] = self.pdu_counts.get(key, 0) + 1
         if cid & _RESP:
             return self._on_response(raw, cid, seq)
