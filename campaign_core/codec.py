@@ -17,7 +17,8 @@ field's own name:
 Decoding is strict: a missing field without a default, an unknown member, a value of the wrong type, a
 non-finite number or an unknown ``type`` raises ``protocols.errors.DecodeError`` whose message names the
 place (``"TriggerRaised.event_time: expected a number, got 'soon'"``). A missing field that has a default
-takes it, so hand-written event logs may leave defaults out. The objects hold only JSON types, so
+takes it, so hand-written event logs may leave defaults out, and a field added later with a default
+reads from logs written before it (``ActivationFailed.outcome_known``: True). The objects hold only JSON types, so
 ``json.dumps(..., allow_nan=False)`` always works on them; pure (no I/O).
 """
 
@@ -41,6 +42,7 @@ from campaign_core.model import (
     CreditScored,
     DeliveryReported,
     Event,
+    OfferDropped,
     ProfileUpdated,
     Purchased,
     PushStk,
@@ -78,6 +80,7 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         Activated,
         ActivationFailed,
         Purchased,
+        OfferDropped,
         Tick,
     )
 }

@@ -20,15 +20,19 @@ The journey of one offer (issue #7, "The reference journey")::
 
 Exactly once: the first acceptable response moves the offer to ACTIVATING; a second one (a late DSTK OK
 after the SMS, a double dial) is answered "already taken" and activates nothing; a response to an offer
-that expired is answered "expired". Every offer ends: activated, declined, expired, suppressed or failed
-(a ``CLOSED`` record says which). Ids are deterministic (``model.offer_id``; commands ``<offer>:<step>``,
-``<offer>:score``, ``<offer>:confirm``), so a replay after a crash gives the same ids and billing's
-idempotency key stops a second activation.
+that expired is answered "expired", one to an offer whose activation failed with the failure text. Every
+offer ends: activated, declined, expired, suppressed, failed or dropped by a reload (a ``CLOSED`` record
+says which). A trigger of a paused campaign (``Engine(..., paused=...)``) is recorded as suppressed. Ids
+are deterministic (``model.offer_id``; commands ``<offer>:<step>``, ``<offer>:score``,
+``<offer>:confirm``), so a replay after a crash gives the same ids and billing's idempotency key stops a
+second activation.
 
 Snapshot (``snapshot`` / ``restore``, JSON-able, version ``SNAPSHOT_VERSION``), so that a restart need
 not replay the whole event log: per subscriber a row ``[msisdn, profile, trigger ids, response ids, open
-offer ids, closed offers, last starts]`` (the profile a row ``[segment, tenure_days, timezone,
-stk_capable, [[package_id, start_date, end_date, recurring, trial], ...], attributes]``, or null), per
+offer ids, closed offers, last starts]`` (a closed offer ``[offer id, outcome, names, campaign id,
+variant]``, then the failed option's row when its activation failed; the profile a row ``[segment,
+tenure_days, timezone, stk_capable, [[package_id, start_date, end_date, recurring, trial], ...],
+attributes]``, or null), per
 open offer a row ``[offer id, campaign id, variant, trigger, state, step, step ready, options, chosen,
 pushed, deadline, queued, expires at, delivered]`` (the trigger as ``campaign_core.codec`` JSON, the
 campaign by id, the options as ``[package id, volume MB, price, payment, USSD code]``, chosen and pushed
@@ -38,7 +42,8 @@ handles several due offers follows the queued entries, and it must stay the same
 gives the same outputs for the same later events as the engine the snapshot was taken of. ``restore``
 leaves out the offers whose campaign the engine's ``CampaignSet`` no longer has, or whose campaign
 changed so that the offer no longer fits it (its step past the journey, options from a campaign that now
-offers nothing); it cannot record their end, so it returns their ids for the caller to log.
+offers nothing); it cannot record their end (it has no ``now``), so it returns their ids for the caller
+to log and keeps an ``OfferDropped`` event for each (``dropped``) for the caller to hand to ``handle``.
 
 The contact policy forgets the subscribers whose every cap period is over (``ContactPolicy.prune``) on
 a ``Tick`` once per simulated hour (``_PRUNE_EVERY``), which changes no decision.
@@ -54,10 +59,11 @@ these gives what the plain code gives: tests/campaign/test_engine_fast_paths.py.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import heapq
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -88,6 +94,7 @@ from campaign_core.model import (
     CreditScored,
     DeliveryReported,
     Event,
+    OfferDropped,
     OfferOption,
     Payment,
     Profile,
@@ -429,6 +436,12 @@ class _Deadlines:
         return when, key
 
 
+_Closed = (
+    tuple[str, str, tuple[str, ...], str, str | None]
+    | tuple[str, str, tuple[str, ...], str, str | None, OfferOption]
+)
+
+
 class _Subscriber:
     __slots__ = ("closed", "last_start", "offers", "profile", "responses", "triggers")
 
@@ -437,9 +450,9 @@ class _Subscriber:
         self.triggers: tuple[str, ...] = ()
         self.responses: tuple[str, ...] = ()  # the latest response ids, to drop a re-delivered one
         self.offers: tuple[str, ...] = ()  # open offer ids, oldest first
-        # (offer id, outcome, the offered package ids and USSD codes, campaign id, variant) of the latest
-        # closed offers, to answer a late response clearly
-        self.closed: tuple[tuple[str, str, tuple[str, ...], str, str | None], ...] = ()
+        # (offer id, outcome, the offered package ids and USSD codes, campaign id, variant[, the option
+        # whose activation failed]) of the latest closed offers, to answer a late response clearly
+        self.closed: tuple[_Closed, ...] = ()
         # campaign id -> when its last offer started; experiment id -> the last control assignment
         self.last_start: tuple[tuple[str, float], ...] = ()  # a tuple of pairs: a third of a dict's size
 
@@ -543,6 +556,11 @@ def _package_rules_failure(
     return "no package meets the package rules" if candidates else "no matching package held"
 
 
+def _paused_rule(_profile: Profile, _trigger: TriggerRaised, _now: float, _zone: str) -> str:
+    """The eligibility rule of a paused campaign's twin (``Engine(..., paused=...)``)."""
+    return "paused"
+
+
 def _compile_eligibility(rules: EligibilityConfig) -> _Eligibility | None:
     """``eligibility_failure`` for one campaign's rules with what depends on the rules alone decided
     once: None when the file writes no rule (everyone is eligible), else a function of (profile,
@@ -609,7 +627,10 @@ _Handler = Callable[[Any, float, list[Command]], None]
 class Engine:
     """One campaign directory's engine (see the module docstring)."""
 
-    def __init__(self, campaigns: CampaignSet) -> None:
+    def __init__(self, campaigns: CampaignSet, *, paused: Collection[str] = ()) -> None:
+        """``paused``: ids of campaigns an operator paused (``Gateway.pause``): they start no journey,
+        whatever their ``enabled``, and a trigger that would have started one is recorded as
+        suppressed ("paused"); their offers in progress run to their end."""
         errors = campaigns.check()
         if errors:
             first = errors[0]
@@ -638,10 +659,17 @@ class Engine:
                     self.policy,
                 )
         # trigger kind -> the enabled campaigns it starts, in file order, and whether any of them looks
-        # at the trigger's level or days left
+        # at the trigger's level or days left. A paused campaign is among them as a twin whose eligibility
+        # rule always answers "paused": its trigger is recorded as suppressed by the very path of any
+        # other reason, so the trigger's hot path has nothing to check for pausing.
+        held = frozenset(paused)
         by_trigger: dict[TriggerKind, list[_Campaign]] = {}
         for campaign in campaigns.campaigns:
-            if campaign.enabled:
+            if campaign.id in held:
+                twin = copy.copy(self._compiled[campaign.id])
+                twin.eligible = _paused_rule
+                by_trigger.setdefault(campaign.trigger.kind, []).append(twin)
+            elif campaign.enabled:
                 by_trigger.setdefault(campaign.trigger.kind, []).append(self._compiled[campaign.id])
         self._by_trigger: dict[TriggerKind, tuple[tuple[_Campaign, ...], bool]] = {
             kind: (tuple(found), any(c.level is not None or c.days_before for c in found))
@@ -666,6 +694,7 @@ class Engine:
         self._texts: dict[tuple[_Step, _OptionSet, str], str] = {}
         self._option_fields: dict[int, tuple[OfferOption, Mapping[str, str]]] = {}  # id -> its fields
         self._pruned_at: float | None = None  # the now of the last ContactPolicy.prune
+        self.dropped: tuple[OfferDropped, ...] = ()  # the offers the last restore() left out
         self._handlers: dict[type, _Handler] = {
             Tick: self._on_tick,
             TriggerRaised: self._trigger,
@@ -678,6 +707,7 @@ class Engine:
             Activated: self._activation,
             ActivationFailed: self._activation,
             Purchased: self._purchased,
+            OfferDropped: self._offer_dropped,
         }
 
     # --- the engine face ------------------------------------------------------------------------
@@ -772,6 +802,26 @@ class Engine:
                 None,
                 None,
                 {"package_id": event.package_id, "price": str(event.price), "at": event.at},
+            )
+        )
+
+    def _offer_dropped(self, event: OfferDropped, now: float, out: list[Command]) -> None:
+        """The trail's end of an offer a reload left out (``restore`` has forgotten it already). Should
+        this engine still have it open (a replay under a directory that keeps the campaign), it is
+        closed as it was when the event was stored."""
+        offer = self._offers.get(event.offer_id)
+        if offer is not None:
+            self._close(offer, "dropped", now, out, reason=event.reason)
+            return
+        out.append(
+            _record(
+                _CLOSED,
+                now,
+                event.msisdn,
+                event.campaign_id,
+                event.variant,
+                event.offer_id,
+                {"outcome": "dropped", "reason": event.reason},
             )
         )
 
@@ -1475,12 +1525,16 @@ class Engine:
         if closed is None:
             reason, text, key, campaign_id = "no open offer", texts.no_offer, event.offer_id, None
         else:
-            key, outcome, _packages, campaign_id, variant = closed
+            key, outcome, _packages, campaign_id, variant = closed[:5]
             campaign = self._compiled.get(campaign_id)
             if campaign is not None and campaign.offer is not None:
                 texts = campaign.offer.texts
             if outcome == "activated":
                 reason, text = "duplicate", texts.duplicate
+            elif outcome == "failed" and len(closed) > 5:
+                # the activation failed: saying "expired" would hide it (and that nothing was charged)
+                failed = closed[5]
+                reason, text = outcome, texts.failed.format_map(self._fields(failed))
             else:
                 reason, text = outcome, texts.expired
         detail = _response_detail(event)
@@ -1526,7 +1580,6 @@ class Engine:
             text = config.texts.confirmation.format_map(
                 {**fields, "payment": event.payment.value, "price": f"{event.price:.2f}"}
             )
-            outcome = "activated"
         else:
             out.append(
                 _record(
@@ -1540,14 +1593,26 @@ class Engine:
                 )
             )
             text = config.texts.failed.format_map(fields)
-            outcome = "failed"
+            self.policy.record(offer.msisdn, Channel.SMS, TRANSACTIONAL, now, zone)
+            out.append(
+                _send_sms(
+                    f"{offer.offer_id}:confirm", offer.msisdn, offer.campaign.id, text, offer.offer_id, False
+                )
+            )
+            self._close(offer, "failed", now, out)
+            # its closed entry (the latest) keeps the option that failed: a late response is told that
+            # (_reject_response). Here rather than in _close, which every journey's end goes through.
+            subscriber = offer.subscriber
+            *kept, entry = subscriber.closed
+            subscriber.closed = (*kept, (*entry[:5], option))
+            return
         self.policy.record(offer.msisdn, Channel.SMS, TRANSACTIONAL, now, zone)
         out.append(
             _send_sms(
                 f"{offer.offer_id}:confirm", offer.msisdn, offer.campaign.id, text, offer.offer_id, False
             )
         )
-        self._close(offer, outcome, now, out)
+        self._close(offer, "activated", now, out)
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -1647,7 +1712,7 @@ class Engine:
                 list(subscriber.triggers),
                 list(subscriber.responses),
                 list(subscriber.offers),
-                [[entry[0], entry[1], list(entry[2]), entry[3], entry[4]] for entry in subscriber.closed],
+                [_closed_to_row(entry) for entry in subscriber.closed],
                 [[key, when] for key, when in subscriber.last_start],
             ]
             for msisdn, subscriber in self._subscribers.items()
@@ -1663,8 +1728,10 @@ class Engine:
     def restore(self, snapshot: Mapping[str, Any]) -> list[str]:
         """Replace the state with one ``snapshot()`` returned (possibly through JSON, possibly under a
         changed campaign directory); the ids of the offers left out because their campaign is gone or no
-        longer fits them (module docstring). ``ConfigError`` says what is wrong with a bad snapshot, and
-        then the state is unchanged."""
+        longer fits them (module docstring). ``dropped`` then holds an ``OfferDropped`` event for each,
+        with the reason: handed to ``handle`` (stored through the runner like any event) they record
+        each offer's end in the trail. ``ConfigError`` says what is wrong with a bad snapshot, and then
+        the state is unchanged."""
         if not isinstance(snapshot, Mapping) or snapshot.get("version") != SNAPSHOT_VERSION:
             raise ConfigError(f"engine snapshot: not a version {SNAPSHOT_VERSION} snapshot")
         pruned_at = snapshot.get("pruned_at")
@@ -1677,8 +1744,13 @@ class Engine:
         if not isinstance(rows, list):
             raise ConfigError("engine snapshot: subscribers is not a list")
         subscribers: dict[str, _Subscriber] = {}
+        options: dict[tuple[object, ...], OfferOption] = {}  # one object per distinct option
+
+        def option_of(where: str, row: object) -> OfferOption:
+            return self._option_from_row(where, row, options)
+
         for index, row in enumerate(rows):
-            msisdn, subscriber = _subscriber_from_row(index, row)
+            msisdn, subscriber = _subscriber_from_row(index, row, option_of)
             if msisdn in subscribers:
                 raise ConfigError(f"engine snapshot: subscriber {index} repeats {msisdn}")
             subscribers[msisdn] = subscriber
@@ -1686,10 +1758,9 @@ class Engine:
         if not isinstance(rows, list):
             raise ConfigError("engine snapshot: offers is not a list")
         campaigns: dict[str, _Campaign | None] = {}
-        options: dict[tuple[object, ...], OfferOption] = {}  # one object per distinct option
         offers: dict[str, _Offer] = {}
         owners: dict[str, str] = {}  # offer id -> msisdn, dropped offers included
-        dropped: list[str] = []
+        dropped: list[OfferDropped] = []
         for index, row in enumerate(rows):
             if not (isinstance(row, list) and len(row) == _OFFER_FIELDS and isinstance(row[1], str)):
                 raise ConfigError(f"engine snapshot: offer {index} is not a list of {_OFFER_FIELDS} fields")
@@ -1703,11 +1774,16 @@ class Engine:
             if owner is None or key not in owner.offers:
                 raise ConfigError(f"engine snapshot: offer {index} ({key}) is not open for {msisdn}")
             owners[key] = msisdn
-            if offer is not None and _fits(offer):
+            misfit = (
+                f"campaign {campaign_id} is no longer in the campaign directory"
+                if offer is None
+                else _misfit(offer)
+            )
+            if misfit is not None:
+                dropped.append(OfferDropped(key, msisdn, campaign_id, row[2], misfit))
+            elif offer is not None:
                 offer.subscriber = owner
                 offers[key] = offer
-            else:
-                dropped.append(key)
         for msisdn, subscriber in subscribers.items():
             for key in subscriber.offers:
                 if owners.get(key) != msisdn:
@@ -1723,7 +1799,8 @@ class Engine:
                 deadlines.push(offer.queued, key)
         self._deadlines = deadlines
         self._pruned_at = None if pruned_at is None else float(pruned_at)
-        return dropped
+        self.dropped = tuple(dropped)
+        return [event.offer_id for event in dropped]
 
     def _offer_from_row(
         self,
@@ -1837,13 +1914,15 @@ def _offer_to_row(offer: _Offer) -> list[Any]:
 _NEEDS_OFFER = frozenset({OfferState.SCORING, OfferState.AWAITING, OfferState.OPEN, OfferState.ACTIVATING})
 
 
-def _fits(offer: _Offer) -> bool:
-    """Whether a restored offer can go on under its campaign as the engine has it now: an offer that
-    was sized (or is being scored) needs the campaign's ``offer``, an awaited step must exist."""
+def _misfit(offer: _Offer) -> str | None:
+    """Why a restored offer cannot go on under its campaign as the engine has it now, or None: an offer
+    that was sized (or is being scored) needs the campaign's ``offer``, an awaited step must exist."""
     campaign = offer.campaign
     if offer.state is OfferState.AWAITING and offer.step >= len(campaign.journey):
-        return False
-    return campaign.offer is not None or not (offer.offered.options or offer.state in _NEEDS_OFFER)
+        return f"campaign {campaign.id} no longer has journey step {offer.step + 1}"
+    if campaign.offer is None and (offer.offered.options or offer.state in _NEEDS_OFFER):
+        return f"campaign {campaign.id} no longer makes an offer"
+    return None
 
 
 # A profile is a row of its own rather than campaign_core.codec's object: a third of the time both ways
@@ -1909,7 +1988,19 @@ def _trigger_to_json(trigger: TriggerRaised) -> dict[str, Any]:
     return data
 
 
-def _subscriber_from_row(index: int, row: object) -> tuple[str, _Subscriber]:
+def _closed_to_row(entry: _Closed) -> list[Any]:
+    row: list[Any] = [entry[0], entry[1], list(entry[2]), entry[3], entry[4]]
+    if len(entry) > 5:  # the option whose activation failed
+        option = entry[5]
+        row.append(
+            [option.package_id, option.volume_mb, str(option.price), option.payment.value, option.ussd_code]
+        )
+    return row
+
+
+def _subscriber_from_row(
+    index: int, row: object, option_of: Callable[[str, object], OfferOption]
+) -> tuple[str, _Subscriber]:
     where = f"engine snapshot: subscriber {index}"
     if not (isinstance(row, list) and len(row) == 7 and isinstance(row[0], str)):
         raise ConfigError(f"{where} is not [msisdn, profile, triggers, responses, offers, closed, starts]")
@@ -1924,18 +2015,23 @@ def _subscriber_from_row(index: int, row: object) -> tuple[str, _Subscriber]:
         raise ConfigError(f"{where}: offers repeats an offer id")
     if not isinstance(closed, list):
         raise ConfigError(f"{where}: closed is not a list")
-    entries: list[tuple[str, str, tuple[str, ...], str, str | None]] = []
+    entries: list[_Closed] = []
     for entry in closed:
         if not (
             isinstance(entry, list)
-            and len(entry) == 5
+            and len(entry) in (5, 6)
             and isinstance(entry[0], str)
             and isinstance(entry[1], str)
             and isinstance(entry[3], str)
             and (entry[4] is None or isinstance(entry[4], str))
         ):
-            raise ConfigError(f"{where}: a closed offer is not [offer_id, outcome, names, campaign, variant]")
-        entries.append((entry[0], entry[1], _strings(entry[2], where, "closed names"), entry[3], entry[4]))
+            raise ConfigError(
+                f"{where}: a closed offer is not [offer_id, outcome, names, campaign, variant(, failed option)]"
+            )
+        found: _Closed = (entry[0], entry[1], _strings(entry[2], where, "closed names"), entry[3], entry[4])
+        if len(entry) == 6:
+            found = (*found, option_of(f"{where}: closed offer {entry[0]}", entry[5]))
+        entries.append(found)
     subscriber.closed = tuple(entries)
     if not (
         isinstance(starts, list)

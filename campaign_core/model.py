@@ -35,6 +35,7 @@ __all__ = [
     "CreditScored",
     "DeliveryReported",
     "Event",
+    "OfferDropped",
     "OfferOption",
     "Payment",
     "Profile",
@@ -210,8 +211,14 @@ class Activated:
 
 @dataclass(frozen=True, slots=True)
 class ActivationFailed:
+    """``Activate`` did not succeed. ``outcome_known`` False: no answer came (billing's answer was lost
+    with its connection, or billing was unavailable for longer than the client's retries), so billing
+    may have applied it; the gateway then tries the same offer id again rather than telling the
+    subscriber it failed (``gateway.campaigns.channels``). Logs written before the field read as True."""
+
     offer_id: str
     reason: str
+    outcome_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +231,20 @@ class Purchased:
     package_id: str
     price: Decimal
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferDropped:
+    """An open offer was left out when the engine's state went over to a changed campaign directory
+    (a reload: ``Engine.restore`` drops an offer whose campaign is gone or no longer fits it). It
+    carries what the trail needs, so the engine records the offer's end ("dropped", with ``reason``)
+    whether or not it still has the offer (``Engine.dropped`` makes these events)."""
+
+    offer_id: str
+    msisdn: str
+    campaign_id: str
+    variant: str | None
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +263,7 @@ Event = (
     | Activated
     | ActivationFailed
     | Purchased
+    | OfferDropped
     | Tick
 )
 
@@ -330,7 +352,7 @@ class RecordKind(StrEnum):
     FULFILLED = "fulfilled"
     FAILED = "failed"
     PURCHASE = "purchase"  # bought outside our offers (control-arm conversions)
-    CLOSED = "closed"  # the offer ended: activated, declined, expired, failed
+    CLOSED = "closed"  # the offer ended: activated, declined, expired, failed, dropped (a reload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,7 +187,7 @@ class Gateway:
             settings.campaigns_dir, ussd_menus=settings.ussd_menus
         )
         self.campaigns = self._with_paused(self.loaded)
-        self.engine = Engine(self.campaigns)
+        self.engine = Engine(self.campaigns, paused=self.paused)
         self.store = SqliteCampaignStore(state / "campaigns.sqlite", synchronous=sync)
         self.runner = CampaignRunner(
             self.engine, self.store, self.executor, clock=clock, snapshot_every=settings.snapshot_every
@@ -301,12 +301,21 @@ class Gateway:
 
     def _swap(self, loaded: CampaignSet) -> list[str]:
         campaigns = self._with_paused(loaded)
-        engine = Engine(campaigns)
+        engine = Engine(campaigns, paused=self.paused)
         dropped = engine.restore(self.engine.snapshot())
         self.loaded, self.campaigns, self.engine = loaded, campaigns, engine
         self.runner.engine = engine
+        now = self.clock()
+        for event in engine.dropped:  # each offer's end in the trail (tgw explain), stored as any event
+            log.warning(
+                "campaigns reloaded: offer %s dropped: %s",
+                event.offer_id,
+                event.reason,
+                extra=log_ids(event.msisdn, event.campaign_id, event.offer_id),
+            )
+            self.runner.record(event, now)
         self.runner.clock_changed()  # the new engine's next deadline
-        self.runner.take_snapshot(self.clock())  # recovery replays what follows with this configuration
+        self.runner.take_snapshot(now)  # recovery replays what follows with this configuration
         return dropped
 
     def _with_paused(self, loaded: CampaignSet) -> CampaignSet:

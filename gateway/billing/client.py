@@ -21,7 +21,7 @@ Results
     ``score`` answers ``CreditScored`` or ``CreditFailed``, ``activate`` ``Activated`` or
     ``ActivationFailed``; they never raise for billing's or the network's failures. When the retries
     are exhausted the reason says so and, for an activation, that its outcome is unknown (retrying the
-    same offer id is safe). Internally an exhausted call is ``BillingUnavailable`` (a
+    same offer id is safe), which ``ActivationFailed.outcome_known`` (False) tells the caller. Internally an exhausted call is ``BillingUnavailable`` (a
     ``TransportError``); a malformed answer is a ``RemoteProtocolError``.
 """
 
@@ -249,7 +249,9 @@ class BillingClient:
         except BillingUnavailable as exc:
             self.stats.failures += 1
             return ActivationFailed(
-                cmd.offer_id, f"{exc} (outcome unknown: retrying the same offer id is safe)"
+                cmd.offer_id,
+                f"{exc} (outcome unknown: retrying the same offer id is safe)",
+                outcome_known=False,
             )
         except (RemoteProtocolError, _Refused) as exc:
             self.stats.failures += 1

@@ -8,9 +8,9 @@ screen or an SMS. What comes back becomes the engine's events, submitted through
 ``CampaignRunner`` (store first, then act):
 
 - billing's answers: ``CreditScored`` / ``CreditFailed``, ``Activated`` / ``ActivationFailed``; an
-  activation whose outcome is unknown (the client's retries exhausted: billing may have applied it) is
-  not an answer: it is tried again with the same offer id, backing off from ``activation_retry_initial``
-  to ``activation_retry_max`` seconds, until billing decides (at ``close`` it stays pending in the
+  activation whose outcome is unknown (``ActivationFailed.outcome_known`` False: the client's retries
+  exhausted, billing may have applied it) is not an answer: it is tried again with the same offer id,
+  backing off from ``activation_retry_initial`` to ``activation_retry_max`` seconds, until billing decides (at ``close`` it stays pending in the
   outbox and the next start carries it out);
 - the SMSC: ``runner.command_done`` once a contact's submit_sm was accepted, ``SubmitFailed`` when it
   was refused, ``DeliveryReported`` from the receipts (an SMS in several parts is delivered when every
@@ -71,10 +71,6 @@ from protocols.stk.dstk import StkOutcome
 __all__ = ["BillingPort", "ChannelCounters", "ChannelExecutor"]
 
 log = logging.getLogger(__name__)
-
-# How the billing client says an activation's outcome is unknown (retries exhausted: billing may have
-# applied it); ``ActivationFailed`` has no field for it, so the reason it documents is matched.
-_OUTCOME_UNKNOWN = "outcome unknown"
 
 _FAILED = (MessageState.UNDELIVERABLE, MessageState.EXPIRED, MessageState.DELETED, MessageState.REJECTED)
 
@@ -239,7 +235,7 @@ class ChannelExecutor:
         delay = self.activation_retry_initial
         while True:
             result = await self.billing.activate(command)
-            if not (isinstance(result, ActivationFailed) and _OUTCOME_UNKNOWN in result.reason):
+            if not (isinstance(result, ActivationFailed) and not result.outcome_known):
                 break
             log.warning(
                 "activation of offer %s: %s; trying again in %.1f s",

@@ -5,8 +5,9 @@ a recorded event log (issue #7). ``register(subparsers)`` adds both to the ``tgw
     prints the subscriber's decision trail from the campaign store (``gateway.campaigns.store``), one line
     per ``Record`` in order: triggers, experiment assignment, eligibility, every suppression with its
     reason, scoring, contacts, receipts, responses, activation, and how each offer closed; then the
-    commands for the subscriber still pending in the outbox. ``--json``: one JSON object per record
-    (``campaign_core.codec``), then one per pending command. Exit status 0, or 1 when the store holds
+    commands for the subscriber still pending in the outbox. Times (the record's, and ``until``,
+    ``event_time``, ``at`` in its detail) are ISO 8601 UTC to the millisecond. ``--json``: one JSON
+    object per record (``campaign_core.codec``: times stay epoch seconds), then one per pending command. Exit status 0, or 1 when the store holds
     nothing about the MSISDN.
 
 ``tgw replay EVENTS.jsonl --campaigns DIR [--json] [--auto-tick]``
@@ -97,6 +98,17 @@ def _value(value: object) -> str:
     return _dumps(value)
 
 
+_TIMES = frozenset({"until", "event_time", "at"})
+"""The keys of a record's detail that hold epoch seconds (a deferral's end, the network's or billing's
+time of the trigger or purchase): the text shows them as UTC times like the record's own time."""
+
+
+def _detail_value(key: str, value: object) -> str:
+    if key in _TIMES and isinstance(value, int | float) and not isinstance(value, bool):
+        return _when(value)
+    return _value(value)
+
+
 def _record_line(record: Record) -> str:
     where = record.campaign_id or "-"
     if record.variant is not None:
@@ -104,7 +116,7 @@ def _record_line(record: Record) -> str:
     parts = [_when(record.at), f"{record.kind.value:<17}", where]
     if record.offer_id is not None:
         parts.append(f"offer={record.offer_id}")
-    parts.extend(f"{key}={_value(value)}" for key, value in record.detail.items())
+    parts.extend(f"{key}={_detail_value(key, value)}" for key, value in record.detail.items())
     return "  ".join(parts)
 
 

@@ -63,7 +63,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from campaign_core.engine import Engine, OfferState
 from campaign_core.model import (
@@ -74,6 +74,7 @@ from campaign_core.model import (
     CreditScored,
     DeliveryReported,
     Event,
+    OfferDropped,
     PushStk,
     QueryCredit,
     Record,
@@ -83,6 +84,7 @@ from campaign_core.model import (
     Tick,
 )
 from gateway.campaigns.store import CampaignStore, OutboxCommand, StoreError, command_key
+from gateway.logs import log_ids
 from gateway.timers import EngineTimer
 from protocols.errors import ConfigError, LocalProtocolError
 
@@ -171,7 +173,10 @@ class CampaignRunner:
         after, dropped = self._restore()
         replayed = diverged = 0
         self._last_seq = after
+        recorded: set[str] = set()  # offers whose OfferDropped the log holds
         for stored in self.store.events(after=after, outputs=True):
+            if isinstance(stored.event, OfferDropped):
+                recorded.add(stored.event.offer_id)
             outputs = self.engine.handle(stored.event, stored.now)
             self.engine.next_deadline()  # as the live runner does after each event (module docstring)
             self._last_seq = stored.seq
@@ -189,6 +194,16 @@ class CampaignRunner:
         self._recovered = True
         self._start_timer()
         pending = self.store.pending()  # before the Tick: what it sends now is not sent twice
+        for event in self.engine.dropped:  # the snapshot's offers left out: their end, once
+            if event.offer_id in recorded:
+                continue  # stored already (a reload, or an earlier recovery, before the last snapshot)
+            log.warning(
+                "campaign snapshot: offer %s left out: %s",
+                event.offer_id,
+                event.reason,
+                extra=log_ids(event.msisdn, event.campaign_id, event.offer_id),
+            )
+            await self.submit(event, now)
         await self.submit(Tick(), now)
         re_executed = skipped = 0
         for entry in pending:
@@ -258,26 +273,45 @@ class CampaignRunner:
         outputs = self.engine.handle(event, now)
         done = result_of(event)
         snapshot = self.engine.snapshot() if self._since_snapshot + 1 >= self.snapshot_every else None
+        self._store(event, now, outputs, () if done is None else (done,), snapshot)
+        self._arm()
+        for command in outputs:
+            if not isinstance(command, Record):
+                await self._execute(command, now)
+        return outputs
+
+    def record(self, event: Event, now: float) -> list[Record]:
+        """Store ``event`` with the records the engine makes of it, at once (no await), for an event
+        that makes records only: the ``OfferDropped`` of a reload (``Engine.dropped``), which
+        ``Gateway.reload`` applies synchronously. Nothing is carried out (``submit`` does that)."""
+        if self._failed is not None:
+            raise StoreError(f"the campaign runner stopped after a store failure: {self._failed}")
+        outputs = self.engine.handle(event, now)
+        self._store(event, now, outputs, (), None)
+        return [command for command in outputs if isinstance(command, Record)]
+
+    def _store(
+        self,
+        event: Event,
+        now: float,
+        outputs: list[Command],
+        done: tuple[str, ...],
+        snapshot: dict[str, Any] | None,
+    ) -> None:
+        """Write ``event`` and its outputs (a failing store stops the runner), then tell the observers."""
         try:
-            self._last_seq = self.store.append(
-                event, now, outputs, done=() if done is None else (done,), snapshot=snapshot
-            )
+            self._last_seq = self.store.append(event, now, outputs, done=done, snapshot=snapshot)
         except StoreError as exc:
             self._failed = exc
             self._stop_timer()
             log.error("campaign store failed; the runner stops until it is recovered: %s", exc)
             raise
         self._since_snapshot = 0 if snapshot is not None else self._since_snapshot + 1
-        self._arm()
         for observer in self._observers:
             try:
                 observer(event, now, outputs)
             except Exception:
                 log.exception("campaign observer failed on %s", type(event).__name__)
-        for command in outputs:
-            if not isinstance(command, Record):
-                await self._execute(command, now)
-        return outputs
 
     def command_done(self, command_id: str, now: float) -> None:
         """The command ``command_id`` was carried out (the SMSC accepted the ``PushStk`` / ``SendSms``):

@@ -31,6 +31,7 @@ from campaign_core.model import (
     CreditScored,
     DeliveryReported,
     Event,
+    OfferDropped,
     OfferOption,
     Payment,
     Profile,
@@ -94,8 +95,9 @@ EVENTS: dict[type[Any], st.SearchStrategy[Any]] = {
         Responded, text, text, st.sampled_from(ResponseChannel), st.none() | text, st.none() | text
     ),
     Activated: st.builds(Activated, text, text, st.sampled_from(Payment), money),
-    ActivationFailed: st.builds(ActivationFailed, text, text),
+    ActivationFailed: st.builds(ActivationFailed, text, text, st.booleans()),
     Purchased: st.builds(Purchased, text, text, text, money, times),
+    OfferDropped: st.builds(OfferDropped, text, text, text, st.none() | text, text),
     Tick: st.just(Tick()),
 }
 
@@ -245,3 +247,15 @@ def test_tuples_in_a_record_detail_come_back_as_arrays() -> None:
     )
     decoded = command_from_json(through_text(command_to_json(record)))
     assert isinstance(decoded, Record) and decoded.detail == {"options": ["a", "b"], "channel": "sms"}
+
+
+def test_an_activation_failure_logged_before_outcome_known_reads_as_known() -> None:
+    """Event logs written before ``ActivationFailed.outcome_known`` existed still decode: a failure then
+    was an answer (the gateway retried the unknown ones without storing them)."""
+    old = {"type": "ActivationFailed", "offer_id": "o1", "reason": "HTTP 402"}
+    assert event_from_json(old) == ActivationFailed("o1", "HTTP 402", outcome_known=True)
+    unknown = ActivationFailed("o1", "billing unavailable", outcome_known=False)
+    assert event_to_json(unknown)["outcome_known"] is False
+    assert event_from_json(through_text(event_to_json(unknown))) == unknown
+    with pytest.raises(DecodeError, match=r"ActivationFailed\.outcome_known: expected true or false"):
+        event_from_json({**old, "outcome_known": "no"})

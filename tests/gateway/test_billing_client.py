@@ -239,6 +239,26 @@ async def test_activation_retries_exhausted(start_server: StartServer) -> None:
     assert server.billing.activations() == ()
 
 
+async def test_outcome_known_says_whether_billing_answered(start_server: StartServer) -> None:
+    """``ActivationFailed.outcome_known`` (what the channels retry on, rather than the reason's words):
+    False when no answer came, billing applied it or not (every answer dropped after billing applied
+    the activation, or billing unavailable), True for billing's refusal."""
+    server = await start_server(dropped=1.0)
+    async with client(server, retries=1) as billing:
+        lost = await billing.activate(activate_cmd())
+    assert isinstance(lost, ActivationFailed) and lost.outcome_known is False
+    assert len(server.billing.activations()) == 1  # applied: only the answer was lost
+    server = await start_server(unavailable=1.0)
+    async with client(server, retries=1) as billing:
+        down = await billing.activate(activate_cmd())
+    assert isinstance(down, ActivationFailed) and down.outcome_known is False
+    server = await start_server()
+    async with client(server) as billing:
+        refused = await billing.activate(activate_cmd(msisdn=POOR))
+    assert isinstance(refused, ActivationFailed) and refused.outcome_known is True
+    assert "HTTP 402" in refused.reason
+
+
 async def test_every_attempt_carries_the_same_key_and_body(free_port: Callable[[], int]) -> None:
     """A bare aiohttp peer that answers 500, 429 and then 201: what the client sent each time."""
     seen: list[tuple[str | None, Any]] = []
