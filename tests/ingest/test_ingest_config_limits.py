@@ -48,13 +48,13 @@ def _error(tmp_path: Path, extra: str) -> ConfigError:
         ("5", "greater than or equal to 6"),
     ],
 )
-def test_w2_watchdog_interval_must_be_finite_and_sane(tmp_path: Path, value: str, reason: str) -> None:
+def test_watchdog_interval_must_be_finite_and_sane(tmp_path: Path, value: str, reason: str) -> None:
     error = _error(tmp_path, f"    watchdog_interval: {value}\n")
     assert error.reason.startswith("ingest.diameter.watchdog_interval: "), error.reason
     assert reason in error.reason, error.reason
 
 
-def test_w2_watchdog_interval_bounds_load(tmp_path: Path) -> None:
+def test_watchdog_interval_bounds_load(tmp_path: Path) -> None:
     for value in ("6", "30", "300", "3600"):
         path = tmp_path / f"ingest-{value}.yaml"
         path.write_text(DIAMETER + f"    watchdog_interval: {value}\n", encoding="utf-8")
@@ -64,7 +64,7 @@ def test_w2_watchdog_interval_bounds_load(tmp_path: Path) -> None:
     assert shipped.diameter is not None and shipped.diameter.watchdog_interval == 30
 
 
-def test_w2_vendor_id_is_an_unsigned32(tmp_path: Path) -> None:
+def test_vendor_id_is_an_unsigned32(tmp_path: Path) -> None:
     error = _error(tmp_path, "    vendor_id: 4294967296\n")
     assert error.reason.startswith("ingest.diameter.vendor_id: "), error.reason
     path = tmp_path / "top.yaml"

@@ -1,4 +1,4 @@
-"""Exploratory end-to-end tests of our ESME (gateway/smpp/client.py) against a scripted SMSC.
+"""End-to-end tests of our ESME (gateway/smpp/client.py) against a scripted SMSC.
 
 The SMSC here is a raw asyncio server on a loopback port that frames PDUs by command_length and writes
 whatever bytes a test scripts, so it can misbehave in ways our own simulator never would: a delivery

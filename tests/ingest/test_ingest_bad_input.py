@@ -1,4 +1,4 @@
-"""Exploratory findings on usage ingestion, each driven through the real thing: the HTTP intake and the
+"""Bad and unusual input to usage ingestion, each driven through the real thing: the HTTP intake and the
 MQTT subscriber (real Mosquitto) into the real pipeline and SQLite journal, the Diameter server over
 loopback TCP with hand-made frames, and the ingest service's start.
 
@@ -86,7 +86,7 @@ async def post(url: str, body: bytes, content_type: str) -> tuple[int, dict[str,
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
-async def test_explore_deeply_nested_json_is_a_400_not_a_500(
+async def test_deeply_nested_json_is_a_400_not_a_500(
     http: HttpIngest, rig: Any, make_dpi: MakeDpi, content_type: str
 ) -> None:
     status, answer = await post(http.url, DEEP_OBJECT, content_type)
@@ -100,7 +100,7 @@ async def test_explore_deeply_nested_json_is_a_400_not_a_500(
     assert [t.event_id for t in rig.triggers] == ["after-deep"]
 
 
-async def test_explore_an_empty_array_says_why_it_is_refused(http: HttpIngest, rig: Any) -> None:
+async def test_an_empty_array_says_why_it_is_refused(http: HttpIngest, rig: Any) -> None:
     status, answer = await post(http.url, b" [ ] ", "application/json")
     assert status == 400
     assert answer["rejected"] == 1
@@ -111,7 +111,7 @@ async def test_explore_an_empty_array_says_why_it_is_refused(http: HttpIngest, r
 # --- MQTT ------------------------------------------------------------------------------------------
 
 
-async def test_explore_a_poison_payload_is_dead_lettered_and_the_stream_goes_on(
+async def test_a_poison_payload_is_dead_lettered_and_the_stream_goes_on(
     mosquitto: Mosquitto, rig: Any, make_dpi: MakeDpi
 ) -> None:
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="explore-publisher") as publisher:
@@ -248,7 +248,7 @@ async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, messag
 
 
 @pytest.mark.parametrize("advertised", [(RELAY,), (4,)], ids=["relay-peer", "gy-peer"])
-async def test_explore_unknown_application_is_3007_whatever_the_peer_advertised(
+async def test_unknown_application_is_3007_whatever_the_peer_advertised(
     diameter: tuple[str, int], advertised: tuple[int, ...]
 ) -> None:
     reader, writer = await opened(diameter, *advertised)
@@ -264,7 +264,7 @@ async def test_explore_unknown_application_is_3007_whatever_the_peer_advertised(
         writer.close()
 
 
-async def test_explore_a_subscription_id_that_is_no_e164_number_triggers_nothing(
+async def test_a_subscription_id_that_is_no_e164_number_triggers_nothing(
     diameter: tuple[str, int], rig: Any
 ) -> None:
     reader, writer = await opened(diameter, RELAY)
@@ -292,7 +292,7 @@ async def test_explore_a_subscription_id_that_is_no_e164_number_triggers_nothing
 # --- service ---------------------------------------------------------------------------------------
 
 
-async def test_explore_a_journal_directory_that_cannot_be_made_is_a_transport_error(tmp_path: Path) -> None:
+async def test_a_journal_directory_that_cannot_be_made_is_a_transport_error(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     config = IngestConfig(
@@ -305,7 +305,7 @@ async def test_explore_a_journal_directory_that_cannot_be_made_is_a_transport_er
     await service.stop()  # nothing was started: stop is harmless
 
 
-def test_explore_an_unreadable_tls_file_is_named_in_the_config_error(tmp_path: Path) -> None:
+def test_an_unreadable_tls_file_is_named_in_the_config_error(tmp_path: Path) -> None:
     missing_cert, missing_key = tmp_path / "gw.crt", tmp_path / "gw.key"
     with pytest.raises(
         ConfigError, match=rf"diameter\.tls: cannot load cert {missing_cert} with key {missing_key}"
@@ -314,9 +314,7 @@ def test_explore_an_unreadable_tls_file_is_named_in_the_config_error(tmp_path: P
 
 
 @pytest.mark.parametrize("topic", ["usage/#", "dead/+/letters", ""])
-def test_explore_a_dead_letter_topic_nobody_can_publish_to_is_refused_at_load(
-    tmp_path: Path, topic: str
-) -> None:
+def test_a_dead_letter_topic_nobody_can_publish_to_is_refused_at_load(tmp_path: Path, topic: str) -> None:
     # accepted before: the first bad message then failed its PUBLISH, the subscriber dropped the
     # connection unacknowledged, and the broker sent the same batch again for ever (journaled each time)
     config = tmp_path / "ingest.yaml"

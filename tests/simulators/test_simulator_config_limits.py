@@ -45,7 +45,7 @@ def _simulate(tmp_path: Path, *options: str, scenario: Path = SCENARIO) -> subpr
         (("--subscribers", "0", "--days", "1"), "--subscribers", "greater than or equal to 1"),
     ],
 )
-def test_w2_simulate_refuses_out_of_range_overrides(
+def test_simulate_refuses_out_of_range_overrides(
     tmp_path: Path, options: tuple[str, ...], option: str, reason: str
 ) -> None:
     done = _simulate(tmp_path, *options)
@@ -56,7 +56,7 @@ def test_w2_simulate_refuses_out_of_range_overrides(
     assert not (tmp_path / "report").exists()  # refused before anything ran or was written
 
 
-def test_w2_simulate_refuses_subscribers_that_overflow_the_numbers(tmp_path: Path) -> None:
+def test_simulate_refuses_subscribers_that_overflow_the_numbers(tmp_path: Path) -> None:
     """2,000 subscribers are within the scenario's limit but, from the first number 999999999000, not
     within 12-digit numbers: a rule across fields the override must meet too."""
     text = SCENARIO.read_text(encoding="utf-8")
@@ -85,12 +85,12 @@ def _billing_error(tmp_path: Path, text: str) -> ConfigError:
     return error
 
 
-def test_w2_shipped_billing_config_loads() -> None:
+def test_shipped_billing_config_loads() -> None:
     config = load_billing_config(SHIPPED_BILLING)
     assert len({p.id for p in config.catalogue}) == len(config.catalogue) == 5
 
 
-def test_w2_billing_catalogue_id_given_twice_is_refused_at_its_line(tmp_path: Path) -> None:
+def test_billing_catalogue_id_given_twice_is_refused_at_its_line(tmp_path: Path) -> None:
     text = (
         "currency: KES\n"
         "catalogue:\n"
@@ -112,14 +112,14 @@ def test_w2_billing_catalogue_id_given_twice_is_refused_at_its_line(tmp_path: Pa
         ("  seed: 1\n  retry_after: .inf\n", "faults.retry_after", 4),
     ],
 )
-def test_w2_billing_non_finite_seconds_are_refused(tmp_path: Path, faults: str, key: str, line: int) -> None:
+def test_billing_non_finite_seconds_are_refused(tmp_path: Path, faults: str, key: str, line: int) -> None:
     error = _billing_error(tmp_path, "currency: KES\nfaults:\n" + faults)
     assert error.line == line, str(error)
     assert error.reason.startswith(f"{key}: "), error.reason
     assert "finite" in error.reason, error.reason
 
 
-def test_w2_billing_absurd_latency_is_refused(tmp_path: Path) -> None:
+def test_billing_absurd_latency_is_refused(tmp_path: Path) -> None:
     """A latency of a day per request is a typo (ms for s): every request would time out."""
     error = _billing_error(tmp_path, "faults:\n  latency: [0.1, 86400]\n")
     assert error.line == 2 and error.reason.startswith("faults.latency.1: "), str(error)

@@ -49,7 +49,7 @@ def _marked_line(text: str) -> int:
         ("(07|0)+[0-9]", "alternatives that can match the same text"),
     ],
 )
-def test_w2_backtracking_regex_in_an_input_is_refused_at_its_line(
+def test_backtracking_regex_in_an_input_is_refused_at_its_line(
     tmp_path: Path, regex: str, reason: str
 ) -> None:
     text = _input_menu(regex)
@@ -62,7 +62,7 @@ def test_w2_backtracking_regex_in_an_input_is_refused_at_its_line(
     assert "validate.regex" in error.reason and reason in error.reason, error.reason
 
 
-def test_w2_backtracking_regex_in_a_service_where_is_refused_at_its_line() -> None:
+def test_backtracking_regex_in_a_service_where_is_refused_at_its_line() -> None:
     text = (
         'services:\n  - code: "*123*{mb}#"\n'
         "    where: {mb: '([0-9]+)+'}  # <-\n"
@@ -87,14 +87,14 @@ def test_w2_backtracking_regex_in_a_service_where_is_refused_at_its_line() -> No
         "([0-9]{3})",  # a group repeated once
     ],
 )
-def test_w2_ordinary_regexes_still_load(regex: str) -> None:
+def test_ordinary_regexes_still_load(regex: str) -> None:
     menus = parse_menus(_input_menu(regex), file="menus.yaml")
     screen = menus.screens["ask"]
     assert isinstance(screen, InputScreen) and screen.validation.regex is not None
     assert screen.validation.regex.pattern == regex
 
 
-def test_w2_input_longer_than_a_ussd_string_is_refused_before_the_rules() -> None:
+def test_input_longer_than_a_ussd_string_is_refused_before_the_rules() -> None:
     """The rules never run on more than a USSD string holds, so a pattern's cost has a bound."""
     plain = Validation(regex=re.compile("[0-9]+"))
     assert plain.check("1" * 182) is True
@@ -115,7 +115,7 @@ def test_w2_input_longer_than_a_ussd_string_is_refused_before_the_rules() -> Non
         ("101", "settings.max_invalid must be 0..100, got 101"),
     ],
 )
-def test_w2_max_invalid_says_its_range(value: str, reason: str) -> None:
+def test_max_invalid_says_its_range(value: str, reason: str) -> None:
     text = (
         f"settings:\n  max_invalid: {value}  # <-\n"
         'services:\n  - {code: "*1#", menu: m}\n'

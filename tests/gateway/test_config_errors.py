@@ -1,4 +1,4 @@
-"""Exploratory tests of the configuration files and the CLI's answers to bad ones (found by mutating
+"""Tests of the configuration files and the CLI's answers to bad ones (found by mutating
 copies of the shipped ``configs/``): every mistake is reported as ``file:line: reason`` at the line of
 the key or value at fault, with what is expected, exit status 64 and no traceback, and nothing starts.
 """

@@ -1,4 +1,4 @@
-"""SMSC simulator gaps found by exploratory testing (w2): query/cancel/replace of unknown messages,
+"""SMSC simulator gaps found by testing: query/cancel/replace of unknown messages,
 and MO store-and-forward while no ESME is bound.
 
 SMPP 3.4 section 5.1.3 (command_status): a query_sm the SMSC cannot answer is ESME_RQUERYFAIL, a
