@@ -47,13 +47,29 @@ def parse_response(body: str) -> Screen:
             rest = body[len(prefix) :]
             if rest and rest[0] not in " \r\n":
                 break
-            text = rest[1:] if rest else ""
-            text = text.rstrip()
+            # a CRLF written by an app on a text/plain line protocol is one line break, not a CR (a GSM
+            # character of its own) then a blank line on the handset
+            text = rest.replace("\r\n", "\n")[1:].rstrip()
             if not final and not text:
                 raise HttpAppError("the app answered CON with an empty screen")
             return Screen(text, final=final)
     shown = body[:40] + ("..." if len(body) > 40 else "")
     raise HttpAppError(f"the app answered neither CON nor END: {shown!r}")
+
+
+async def _read_body(response: aiohttp.ClientResponse) -> bytes:
+    """The body up to its end, or the first ``MAX_BODY + 1`` octets of a longer one.
+
+    ``StreamReader.read(n)`` returns what has arrived so far, not ``n`` octets: an app that writes its
+    answer in pieces (chunked encoding, a flush while it renders) would be cut after the first one.
+    """
+    raw = bytearray()
+    while len(raw) <= MAX_BODY:
+        chunk = await response.content.read(MAX_BODY + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    return bytes(raw)
 
 
 class HttpUssdApp:
@@ -82,7 +98,7 @@ class HttpUssdApp:
             async with self._session().post(url, data=self.form(context), timeout=timeout) as response:
                 if not 200 <= response.status < 300:
                     raise HttpAppError(f"the app at {url} answered HTTP {response.status}")
-                raw = await response.content.read(MAX_BODY + 1)
+                raw = await _read_body(response)
         except TimeoutError:
             raise HttpAppError(f"the app at {url} did not answer within {self.target.timeout} s") from None
         except aiohttp.ClientError as exc:

@@ -213,6 +213,7 @@ class _Dialogue:
     """The mutable record of one live dialogue."""
 
     __slots__ = (
+        "advancing",
         "awaiting",
         "key",
         "last_in",
@@ -245,6 +246,10 @@ class _Dialogue:
         self.awaiting: UssdServiceOp | None = None  # the confirm op expected in AWAITING_USER
         self.last_in: UssdMessage | None = None
         self.reply_token = 0
+        # the handset side numbers its dialogue units (its_session_info octet 2 moved between two of
+        # its messages); only then does a repeated sequence number tell a retransmission apart from
+        # the user typing the same thing again
+        self.advancing = False
 
 
 class UssdDialogues:
@@ -337,7 +342,9 @@ class UssdDialogues:
                 self._unexpected(d, message)
             return
         if what is In.BEGIN:
-            if d.state is St.AWAITING_APP and _same(d.last_in, message):
+            # the network allocates a session id per dial: the same PSSR with its sequence number on
+            # a live session is the SMSC delivering it again, even after our first screen went out
+            if _same(d.last_in, message) and (d.state is St.AWAITING_APP or message.sequence is not None):
                 self._emit(UnexpectedMessage(key, message, "duplicate"))
                 return
             self._end(d)
@@ -350,6 +357,11 @@ class UssdDialogues:
             self._end(d)
             self._emit(DialogueEnded(key, "network"))
         else:  # REPLY or NOTIFY_CONFIRM while AWAITING_USER
+            if d.advancing and _same(d.last_in, message):
+                # a confirm we already took, delivered again after our next screen went out (the SMSC
+                # missed our deliver_sm_resp): taking it would walk the menu a second time
+                self._emit(UnexpectedMessage(key, message, "duplicate"))
+                return
             if op is not d.awaiting:
                 expected = d.awaiting.name if d.awaiting is not None else "nothing"
                 self._emit(UnexpectedMessage(key, message, f"expected {expected}, got {op.name}"))
@@ -357,6 +369,9 @@ class UssdDialogues:
             d.state = target
             d.awaiting = None
             d.reply_token += 1  # disarms the reply timer
+            previous = d.last_in
+            if message.sequence is not None and previous is not None and previous.sequence is not None:
+                d.advancing = d.advancing or message.sequence != previous.sequence
             d.last_in = message
             if message.sequence is not None and d.sequence is not None:
                 d.sequence = message.sequence
