@@ -6,8 +6,9 @@ The path of a push and where each fact comes from:
   SMS-PP download; the user has not necessarily seen the dialog) or :class:`StkDeliveryFailed`;
 - a response packet from the card (ETSI TS 102 225 section 5.2, TS 31.115 section 4.4) sent as MO
   SMS-SUBMIT: :class:`StkAnswerReceived` (our applet's DstkAnswer in the additional response
-  data), :class:`StkProofOfReceipt` (PoR OK, no data) or :class:`StkRejectedBySim` (an error
-  status: bad checksum, counter, TAR, security level ...);
+  data), :class:`StkProofOfReceipt` (PoR OK without data, or '08' / '0B' / '0C', which report no
+  failure) or :class:`StkRejectedBySim` (an error status: bad checksum, counter, TAR, security
+  level ...);
 - an MO that claims to be a response packet and fails verification: :class:`StkAnswerInvalid`
   (recorded, never acted on);
 - the SMSC refusing the submit_sm: :class:`StkPushFailed`.
@@ -71,7 +72,8 @@ class StkAnswerReceived:
 
 @dataclass(frozen=True, slots=True)
 class StkProofOfReceipt:
-    """The card confirmed the command packet (PoR status OK, no answer data)."""
+    """The card confirmed the command packet: PoR status OK without answer data, or a status that
+    reports no failure ('08' more time, '0B' / '0C' response data follows by SMS-SUBMIT / USSD)."""
 
     offer_id: str | None
     msisdn: str

@@ -60,7 +60,8 @@ from gateway.stk.events import (
 from gateway.stk.keystore import KeyStore, SimCard, normalize_msisdn
 from gateway.stk.offer import DialogStyle, StkOffer, build_offer_command
 from gateway.storage.sqlite_store import DuplicateRecord, PushRecord, SqliteStore
-from protocols.errors import DecodeError, GatewayError, LocalProtocolError, ProtocolError
+from protocols.errors import ConfigError, DecodeError, GatewayError, LocalProtocolError, ProtocolError
+from protocols.gsm.tpdu import Address as SmsAddress
 from protocols.gsm.udh import decode_udh
 from protocols.smpp.constants import MessageState
 from protocols.smpp.pdu import DataSm, DeliverSm, SubmitSm
@@ -104,6 +105,15 @@ _FAILED_STATES = frozenset(
 _OPEN_STATES = frozenset({"submitting", "sent"})  # a receipt may still move these
 # with no SMSC message id these never reached the SMSC as far as we know: another attempt may go out
 _RETRYABLE_STATES = frozenset({"submitting", "submit_failed"})
+# PoR statuses that report no failure (TS 102 225 5.2 '08' more time; TS 31.115 4.4 '0B' / '0C' the
+# response data follows by SMS-SUBMIT / USSD): the card took the command packet, the answer is to come
+_INFORMATIVE_STATUSES = frozenset(
+    {
+        ResponseStatus.MORE_TIME,
+        ResponseStatus.RESPONSE_DATA_VIA_SMS_SUBMIT,
+        ResponseStatus.RESPONSE_DATA_VIA_USSD,
+    }
+)
 
 
 class StkPushError(GatewayError):
@@ -190,6 +200,23 @@ class StkEventStream:
         self.close()
 
 
+def _check_reply_to(reply_to: str) -> None:
+    """ConfigError unless the applet can answer to ``reply_to``: it is the TP-DA of the card's SMS-SUBMIT.
+
+    With any other address the applet cannot send its answer (nor our SIM simulator show the offer):
+    every push would be delivered and then never answered, so it is refused before anything goes out.
+    """
+    try:
+        if not 1 <= len(reply_to) <= 20:
+            raise LocalProtocolError(f"{len(reply_to)} digits")
+        SmsAddress(reply_to, ton=0, npi=1).encode()
+    except LocalProtocolError:
+        raise ConfigError(
+            f"SIM toolkit reply_to (the short code) {reply_to!r}: a SIM card cannot answer to it; the DSTK "
+            "answer is an SMS-SUBMIT whose TP-DA holds 1 to 20 digits 0-9 * # a b c (no '+', no letters)"
+        ) from None
+
+
 def _user_data(pdu: DeliverSm) -> bytes:
     """The TP-UD: short_message, or message_payload when the SMSC used that instead."""
     payload = find_tlv(pdu.optional_parameters, Tag.MESSAGE_PAYLOAD)
@@ -201,7 +228,8 @@ def _user_data(pdu: DeliverSm) -> bytes:
 class StkPushService:
     """Pushes offers to SIM cards over ``client`` and reports what became of them.
 
-    ``reply_to`` is the short code the applet sends its answer to (in every DSTK offer);
+    ``reply_to`` is the short code the applet sends its answer to (in every DSTK offer; ConfigError
+    unless it is 1 to 20 dialling digits, as the card's SMS-SUBMIT needs);
     ``source_addr`` the originator of the push (default ``reply_to``: whitelisted originators are
     how operators filter SIM data download, PROTOCOLS.md pitfall 9). ``clock`` gives epoch seconds
     for what arrives unprompted (receipts, answers); ``push`` takes its ``now``. ``receipt_wait``
@@ -222,6 +250,7 @@ class StkPushService:
         clock: Callable[[], float] = time.time,
         receipt_wait: float = 30.0,
     ) -> None:
+        _check_reply_to(reply_to)
         self.client = client
         self.keystore = keystore
         self.store = store
@@ -324,20 +353,20 @@ class StkPushService:
             except asyncio.CancelledError:
                 # shutdown, or the caller gave up while the submit waited for a bind or its answer:
                 # no message id, so the next attempt (the outbox after a restart) may push it again
-                self.store.update_push(
-                    offer.offer_id,
-                    state="submit_failed",
-                    detail="cancelled before the SMSC answered",
-                    now=now,
-                )
+                self._record_submit_failure(offer.offer_id, "cancelled before the SMSC answered", now)
                 raise
             except GatewayError as exc:
                 status = exc.status if isinstance(exc, SubmitError) else None
-                self.store.update_push(offer.offer_id, state="submit_failed", detail=str(exc), now=now)
+                self._record_submit_failure(offer.offer_id, str(exc), now)
                 log.warning("STK push of offer %s to %s refused: %s", offer.offer_id, card.msisdn, exc)
                 await self._emit(StkPushFailed(offer.offer_id, card.msisdn, str(exc), status, now))
                 raise
-            self.store.update_push(offer.offer_id, message_id=result.message_id, state="sent", now=now)
+            self.store.update_push(
+                offer.offer_id,
+                message_id=result.message_id,
+                state=self._state_after_submit(offer.offer_id, "sent"),
+                now=now,
+            )
         finally:
             self._in_flight.discard(offer.offer_id)
             self._submitting.discard(recorded)
@@ -352,6 +381,23 @@ class StkPushService:
         return PushResult(
             offer.offer_id, card.msisdn, card.iccid, result.message_id, cntr, len(payload), budget
         )
+
+    def _state_after_submit(self, offer_id: str, state: str) -> str | None:
+        """``state`` for the push once the SMSC answered, or None (keep) when the card was faster.
+
+        The card's PoR or answer can overtake the submit_sm_resp (an SMSC that delivers before it
+        answers the ESME, or answers late): it moved the push to "answered" or "rejected_by_sim"
+        already, and overwriting that with "sent" would let the receipt mark it "delivered" and a
+        re-delivered PoR be reported a second time. A card that answered had the push, so it is
+        never made retryable ("submit_failed") either.
+        """
+        current = self.store.push_by_offer(offer_id)
+        return state if current is None or current.state == "submitting" else None
+
+    def _record_submit_failure(self, offer_id: str, detail: str, now: float) -> None:
+        state = self._state_after_submit(offer_id, "submit_failed")
+        if state is not None:  # else the card's verdict (and its detail) stands
+            self.store.update_push(offer_id, state=state, detail=detail, now=now)
 
     def _record_attempt(self, offer: StkOffer, card: SimCard, now: float) -> int:
         """Record this attempt to push ``offer`` before anything goes out; the counter to send it with.
@@ -480,7 +526,15 @@ class StkPushService:
             )
             return
         push = self.store.push_by_counter(card.iccid, packet.cntr)
-        if packet.status is not ResponseStatus.POR_OK:
+        if packet.status in _INFORMATIVE_STATUSES:
+            if not packet.secured:
+                await self._invalid(
+                    msisdn, f"PoR status {packet.status.name} without the security SPI2 asks for", now
+                )
+                return
+            offer_id = None if push is None else push.offer_id
+            await self._emit(StkProofOfReceipt(offer_id, msisdn, packet.cntr, now))
+        elif packet.status is not ResponseStatus.POR_OK:
             await self._rejected(push, msisdn, packet.status, packet.secured, now)
         elif not packet.additional_response_data:
             offer_id = None if push is None else push.offer_id
