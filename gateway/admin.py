@@ -2,9 +2,10 @@
 
 ``AdminServer(gateway, host=..., port=..., token=..., reload=...)``; ``await start()`` listens and
 returns the bound ``(host, port)``; ``await stop()``. Every route, and every path that is no route,
-needs ``Authorization: Bearer <token>`` (RFC 6750 section 2.1): without it, or with another token, the
-answer is 401 with ``WWW-Authenticate: Bearer`` and the same fixed body whatever was asked, before
-any routing (so a 401 does not even tell whether the path exists). The token is compared in constant
+needs ``Authorization: Bearer <token>`` (RFC 6750 section 2.1): without it, with another token, or with
+two ``Authorization`` headers (a singleton field, RFC 9110 section 5.3), the answer is 401 with
+``WWW-Authenticate: Bearer`` and the same fixed body whatever was asked, before any routing (so a 401
+does not even tell whether the path exists). The token is compared in constant
 time (``hmac.compare_digest`` of SHA-256 digests, so not even its length shows in the timing).
 
 Bodies are JSON (RFC 8259); an error is ``{"error": "<one line>"}``. The routes (``OPENAPI``, served at
@@ -82,7 +83,7 @@ from gateway.http_site import serve
 from gateway.logs import log_ids
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.smpp.client import SubmitError
-from protocols.errors import ConfigError, DecodeError, GatewayError, TransportError
+from protocols.errors import ConfigError, DecodeError, GatewayError, LocalProtocolError, TransportError
 from protocols.gsm.alphabet import parts_needed
 
 __all__ = ["MAX_TEST_PARTS", "OPENAPI", "AdminServer", "Reload"]
@@ -273,16 +274,19 @@ class AdminServer:
         router.add_get("/openapi.json", self._openapi, allow_head=False)
         return app
 
-    def _authorized(self, header: str | None) -> bool:
-        scheme, _, credentials = (header or "").partition(" ")
-        given = hashlib.sha256(credentials.strip().encode()).digest()
+    def _authorized(self, headers: Sequence[str]) -> bool:
+        scheme, _, credentials = (headers[0] if headers else "").partition(" ")
+        # aiohttp decodes header bytes that are not UTF-8 as surrogate escapes: back to those bytes
+        given = hashlib.sha256(credentials.strip().encode("utf-8", "surrogateescape")).digest()
         # compare whatever came, so a missing header costs the same as a wrong token
         same = hmac.compare_digest(given, self._token_digest)
-        return same and scheme.lower() == "bearer"
+        # Authorization is a singleton field (RFC 9110 section 5.3): with two, which one counts depends
+        # on the hop (a proxy may check the last, we would read the first), so neither is taken
+        return same and scheme.lower() == "bearer" and len(headers) == 1
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if not self._authorized(request.headers.get("Authorization")):
+        if not self._authorized(request.headers.getall("Authorization", [])):
             return web.json_response(_UNAUTHORIZED_BODY, status=401, headers={"WWW-Authenticate": "Bearer"})
         try:
             return await handler(request)
@@ -434,6 +438,8 @@ class AdminServer:
             body = await request.json(loads=json.loads)
         except ValueError as exc:
             return _error(400, f"the body is not JSON: {exc}")
+        except RecursionError:  # the decoder recurses per level of nesting; 64 KiB of "[" is enough
+            return _error(400, "the body is not JSON that can be read: nested too deeply")
         checked = _test_message_fields(body)
         if isinstance(checked, str):
             return _error(400, checked)
@@ -477,7 +483,10 @@ def _test_message_fields(body: object) -> tuple[str, str] | str:
         return "to: expected an MSISDN (1 to 20 digits, optionally after a +)"
     if not isinstance(text, str) or not text:
         return "text: expected a non-empty string"
-    parts = parts_needed(text)
+    try:
+        parts = parts_needed(text)
+    except LocalProtocolError as exc:  # e.g. an unpaired surrogate (a JSON u+d800 escape): no coding has it
+        return f"text: {exc}"
     if parts > MAX_TEST_PARTS:
         return f"text: needs {parts} SMS parts, at most {MAX_TEST_PARTS} are sent"
     return to.removeprefix("+"), text

@@ -180,22 +180,43 @@ def read_event_log(lines: Iterable[str], source: str = "<events>") -> Iterator[t
             data = json.loads(text)
         except ValueError as exc:
             raise ConfigError(f"not JSON: {exc}", source, number) from None
+        except RecursionError:  # the decoder recurses per level of nesting
+            raise ConfigError("not JSON that can be read: nested too deeply", source, number) from None
         if not isinstance(data, dict):
             raise ConfigError('expected an object {"now": ..., "event": {...}}', source, number)
         unknown = sorted(set(data) - {"now", "event"})
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown member (expected now and event)", source, number)
-        now = data.get("now")
-        if not isinstance(now, int | float) or isinstance(now, bool) or not math.isfinite(now):
-            raise ConfigError(f"now: expected epoch seconds, got {now!r}", source, number)
+        given = data.get("now")
+        now = _epoch_seconds(given)
+        if now is None:
+            raise ConfigError(f"now: expected epoch seconds, got {_shown(given)}", source, number)
         if now < last:
-            raise ConfigError(f"now: {now!r} is before the previous line's {last!r}", source, number)
-        last = float(now)
+            raise ConfigError(f"now: {given!r} is before the previous line's {last!r}", source, number)
+        last = now
         try:
             event = event_from_json(data.get("event"))
         except DecodeError as exc:
             raise ConfigError(str(exc), source, number) from None
-        yield number, float(now), event
+        except OverflowError as exc:  # an integer too large for a float field (the codec lets it through)
+            raise ConfigError(f"event: a number out of range: {exc}", source, number) from None
+        yield number, now, event
+
+
+def _epoch_seconds(value: object) -> float | None:
+    """``value`` as finite float seconds, or None (also for an integer too large for a float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def replay(

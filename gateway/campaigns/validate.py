@@ -315,7 +315,9 @@ def check_ussd_codes(
                 )
             )
         mb = routed.args.get("mb")
-        if mb is not None and mb.isdigit() and int(mb) != package.volume_mb:
+        # the handler matches the mb as a string (str(volume_mb)): "0100", fullwidth digits or a
+        # superscript (digits to str.isdigit, the superscript not even to int()) never buy the package
+        if mb is not None and mb.isdigit() and mb != str(package.volume_mb):
             errors.append(
                 ConfigError(
                     f"USSD code {package.ussd_code} buys {mb} MB in {menus.file}, but {who} is "
@@ -325,7 +327,8 @@ def check_ussd_codes(
                 )
             )
         price = _amount(routed.args.get("price", ""))
-        if price is not None and price != package.price:
+        # a NaN is no package's price (and a signalling one would raise on !=)
+        if price is not None and (price.is_nan() or price != package.price):
             errors.append(
                 ConfigError(
                     f"USSD code {package.ussd_code} costs {routed.args['price']} in {menus.file}, but {who} "
