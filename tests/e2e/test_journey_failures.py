@@ -16,14 +16,11 @@ charged them.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 from stk_e2e_kit import Subscriber, make_sim_card, write_key_file
+from tgw_kit import ROOT, TOKEN, Running, copy_configs, edit, gateway_config, tgw_run
 
 from gateway.campaigns.loader import load_campaign_dir
 from simulators.billing import (
@@ -49,8 +47,6 @@ from simulators.billing import Subscriber as BillingSubscriber
 from simulators.handset import DEFAULT_PROFILE, Handset, ReactionDelay, UserAction, UserPolicy
 from simulators.smsc import SmscSimulator
 
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "0123456789abcdef-explore-token"
 SUB = Subscriber.numbered(4242)
 NO_KEYS = Subscriber.numbered(4343)  # billing knows them, the key file does not: no DSTK, SMS only
 WAIT = 40.0  # seconds any one wait may take before the test calls it a hang (a shared 2-core box)
@@ -72,40 +68,9 @@ class Net:
     config: Path
 
 
-class Running:
-    """A ``tgw run`` process and its stderr log lines."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-
-    async def until(self, needle: str, timeout: float = WAIT) -> str:
-        assert self.proc.stderr is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise AssertionError(f"no line with {needle!r}; got:\n" + "\n".join(self.lines[-30:]))
-            raw = await asyncio.wait_for(self.proc.stderr.readline(), left)
-            if not raw:
-                raise AssertionError(f"tgw run exited before {needle!r}:\n" + "\n".join(self.lines[-30:]))
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            if needle in line:
-                return line
-
-    async def drain(self) -> None:
-        """Keep reading stderr in the background so the process never blocks on a full pipe."""
-        assert self.proc.stderr is not None
-        while raw := await self.proc.stderr.readline():
-            self.lines.append(raw.decode(errors="replace").rstrip())
-
-
 @pytest.fixture
 async def net(tmp_path: Path) -> AsyncIterator[Net]:
-    configs = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", configs)
+    configs = copy_configs(tmp_path)
     campaigns = configs / "campaigns"
     for path in campaigns.iterdir():  # the new upsell on its own: every subscriber gets it at once
         if path.name not in ("catalogue.yaml", "policy.yaml", "upsell_new.yaml"):
@@ -132,44 +97,32 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
     user = UserPolicy(UserAction.ACCEPT, delay=ReactionDelay.fixed(0.2))
     phone = Handset(SUB.msisdn, make_sim_card(SUB), DEFAULT_PROFILE, user, smsc, seed=1, dialog_timeout=30.0)
     keys = write_key_file(tmp_path / "keys.yaml", [SUB])
-    config = configs / "gateway.yaml"
-    text = config.read_text()
-    for old, new in (
-        ("  port: 2775", f"  port: {smsc.address[1]}"),
-        ("  url: http://127.0.0.1:8090", f"  url: http://{host}:{port}"),
-        ("    port: 3868", "    port: 0"),
-        ("    port: 8081", "    port: 0"),
-        ("  port: 8088", "  port: 0"),
-        ("state_dir: ../var/gateway", f"state_dir: {tmp_path / 'state'}"),
-        ("sim_keys: sim_keys.example.yaml", f"sim_keys: {keys}"),
-    ):
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    config.write_text(text)
+    changes = [("sim_keys: sim_keys.example.yaml", f"sim_keys: {keys}")]
+    config = gateway_config(configs, smsc.address[1], f"http://{host}:{port}", changes=changes)
     yield Net(smsc, billing, server, phone, config)
     await phone.close()
     await smsc.stop()
     await server.stop()
 
 
-async def _start(config: Path) -> tuple[Running, str, str]:
-    """``tgw run`` started and running: the process, the admin API's and the HTTP intake's addresses."""
-    env = {**os.environ, "TGW_SMSC_PASSWORD": "secret", "TGW_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulators.cli", "run", "--config", str(config), env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    running = Running(proc)
-    intake = json.loads(await running.until("HTTP intake on"))["message"].rsplit(" ", 1)[1]
-    admin = json.loads(await running.until("admin API listening on"))["message"].rsplit(" ", 1)[1]
-    await running.until("gateway running")
-    return running, f"http://{admin}", intake
+@asynccontextmanager
+async def _gateway(config: Path) -> AsyncIterator[tuple[Running, str, str]]:
+    """``tgw run`` started and running, its log read in the background from then on: the process, the
+    admin API's and the HTTP intake's addresses."""
+    async with tgw_run(config) as running:
+        intake = await running.address("HTTP intake on", WAIT)
+        admin = await running.address("admin API listening on", WAIT)
+        await running.until("gateway running", WAIT)
+        running.drain()
+        yield running, f"http://{admin}", intake
 
 
-async def _stop(running: Running) -> int:
-    if running.proc.returncode is None:
-        running.proc.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(running.proc.wait(), WAIT)
+def _explain(store: Path, msisdn: str) -> str:
+    """What ``tgw explain`` prints about the subscriber from the campaign store."""
+    return subprocess.run(
+        [sys.executable, "-m", "simulators.cli", "explain", "--store", str(store), msisdn],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=True,
+    ).stdout  # fmt: skip
 
 
 async def _exhausted(intake: str, msisdn: str = SUB.msisdn) -> None:
@@ -215,9 +168,7 @@ async def test_an_activation_applied_but_unanswered_is_not_reported_failed(net: 
     with the stored activation; the subscriber gets the confirmation, never "you have not been
     charged", and billing's ledger has the activation once."""
     net.server.faults.script(Fault.DROP, Fault.UNAVAILABLE, Fault.UNAVAILABLE, Fault.UNAVAILABLE)
-    running, admin, intake = await _start(net.config)
-    reader = asyncio.create_task(running.drain())
-    try:
+    async with _gateway(net.config) as (running, admin, intake):
         await _exhausted(intake)
 
         async def decided() -> bool:
@@ -227,12 +178,7 @@ async def test_an_activation_applied_but_unanswered_is_not_reported_failed(net: 
         await _until("the activation to be decided", decided)
         trail = await _trail(admin)
         await _until("the SMS after the activation", lambda: _true(len(net.phone.inbox) >= 2))
-        assert await _stop(running) == 0
-    finally:
-        if running.proc.returncode is None:
-            running.proc.kill()
-            await running.proc.wait()
-        await asyncio.gather(reader, return_exceptions=True)
+        assert await running.stop(WAIT) == 0
     assert len(net.billing.activations()) == 1  # billing charged the subscriber, once
     assert "failed" not in _kinds(trail), trail
     assert _kinds(trail)[-2:] == ["fulfilled", "closed"]
@@ -245,9 +191,7 @@ async def test_billing_down_across_a_restart_activates_once(net: Net, tmp_path: 
     stays activating (not failed), the gateway still stops at SIGTERM, the activation waits in the
     outbox, and the next start, with billing back, carries it out: one activation, confirmed."""
     net.server.faults.script(*[Fault.UNAVAILABLE] * 10_000)
-    running, admin, intake = await _start(net.config)
-    reader = asyncio.create_task(running.drain())
-    try:
+    async with _gateway(net.config) as (running, admin, intake):
         await _exhausted(intake)
         # the client's own retries (4 attempts) and more: the gateway keeps trying
         await _until(
@@ -257,35 +201,19 @@ async def test_billing_down_across_a_restart_activates_once(net: Net, tmp_path: 
         trail = await _trail(admin)
         assert "failed" not in _kinds(trail), trail
         assert _kinds(trail)[-1] == "activation"
-        assert await _stop(running) == 0  # the retrying does not hold the graceful stop
-    finally:
-        if running.proc.returncode is None:
-            running.proc.kill()
-            await running.proc.wait()
-        await asyncio.gather(reader, return_exceptions=True)
-    explain = subprocess.run(
-        [sys.executable, "-m", "simulators.cli", "explain", "--store", str(tmp_path / "state" / "campaigns.sqlite"),
-         SUB.msisdn],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, check=True,
-    ).stdout  # fmt: skip
+        assert await running.stop(WAIT) == 0  # the retrying does not hold the graceful stop
+    explain = _explain(tmp_path / "state" / "campaigns.sqlite", SUB.msisdn)
     assert "pending commands: 1" in explain and "Activate" in explain, explain
     assert net.billing.activations() == ()
     net.server.faults = FaultInjector(FaultConfig(routes=frozenset({Route.ACTIVATION})))  # billing is back
-    running, admin, intake = await _start(net.config)
-    reader = asyncio.create_task(running.drain())
-    try:
+    async with _gateway(net.config) as (running, admin, intake):
 
         async def fulfilled() -> bool:
             return "fulfilled" in _kinds(await _trail(admin))
 
         await _until("the activation after the restart", fulfilled)
         await _until("the confirmation SMS", lambda: _true(any("You now have" in t for t in net.phone.inbox)))
-        assert await _stop(running) == 0
-    finally:
-        if running.proc.returncode is None:
-            running.proc.kill()
-            await running.proc.wait()
-        await asyncio.gather(reader, return_exceptions=True)
+        assert await running.stop(WAIT) == 0
     assert len(net.billing.activations()) == 1
     assert not any("not been charged" in text for text in net.phone.inbox), net.phone.inbox
 
@@ -295,9 +223,7 @@ async def test_a_stop_with_the_smsc_down_does_not_hang(net: Net, tmp_path: Path)
     still stop the gateway (exit 0) instead of waiting for an SMSC that does not come back; the SMS
     stays pending in the outbox, and the next start, with the SMSC back, sends it once."""
     port = net.smsc.address[1]
-    running, admin, intake = await _start(net.config)
-    reader = asyncio.create_task(running.drain())
-    try:
+    async with _gateway(net.config) as (running, admin, intake):
         await net.smsc.stop()  # the SMSC is down: the gateway retries its bind, with back-off
         await _exhausted(intake, NO_KEYS.msisdn)
 
@@ -307,35 +233,19 @@ async def test_a_stop_with_the_smsc_down_does_not_hang(net: Net, tmp_path: Path)
         await _until("the SMS step (the DSTK step fails at once: no SIM keys)", sms_step)
         loop = asyncio.get_running_loop()
         began = loop.time()
-        assert await _stop(running) == 0
+        assert await running.stop(WAIT) == 0
         assert loop.time() - began < 30, "the graceful stop waited for the SMSC"
-    finally:
-        if running.proc.returncode is None:
-            running.proc.kill()
-            await running.proc.wait()
-        await asyncio.gather(reader, return_exceptions=True)
-    store = str(tmp_path / "state" / "campaigns.sqlite")
-    explain = subprocess.run(
-        [sys.executable, "-m", "simulators.cli", "explain", "--store", store, NO_KEYS.msisdn],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, check=True,
-    ).stdout  # fmt: skip
+    explain = _explain(tmp_path / "state" / "campaigns.sqlite", NO_KEYS.msisdn)
     assert "pending commands: 1" in explain and "SendSms" in explain, explain
     smsc = SmscSimulator({"tgw": "secret"}, receipt_delay=0.05, enquire_link_interval=None)
     await smsc.start("127.0.0.1", port)
     user = UserPolicy(UserAction.IGNORE)
     phone = Handset(NO_KEYS.msisdn, make_sim_card(NO_KEYS), DEFAULT_PROFILE, user, smsc, seed=2)
     try:
-        running, admin, intake = await _start(net.config)
-        reader = asyncio.create_task(running.drain())
-        try:
+        async with _gateway(net.config) as (running, admin, intake):
             await _until("the SMS after the restart", lambda: _true(bool(phone.inbox)))
             await asyncio.sleep(1.0)  # a second copy would come right after the first
-            assert await _stop(running) == 0
-        finally:
-            if running.proc.returncode is None:
-                running.proc.kill()
-                await running.proc.wait()
-            await asyncio.gather(reader, return_exceptions=True)
+            assert await running.stop(WAIT) == 0
     finally:
         await phone.close()
         await smsc.stop()
@@ -349,17 +259,12 @@ async def test_a_late_dstk_receipt_is_not_taken_for_the_sms(net: Net) -> None:
     not count as the SMS's (which would fail the SMS step and end the journey although the SMS with
     the codes reaches the handset); the SMS's own receipt decides."""
     campaign = net.config.parent / "campaigns" / "upsell_new.yaml"
-    text = campaign.read_text()
-    for old, new in (("    wait: 10m ", "    wait: 2s "), ("    hard_cap: 30m", "    hard_cap: 2s")):
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    campaign.write_text(text)
+    edit(campaign, "    wait: 10m ", "    wait: 2s ")
+    edit(campaign, "    hard_cap: 30m", "    hard_cap: 2s")
     await net.phone.close()  # switched off: the SMSC keeps the push until it expires
     net.smsc.outcomes = {"EXPIRED": 1.0}
     net.smsc.receipt_delay = 6.0  # the push's receipt: after the hard_cap, before the SMS's
-    running, admin, intake = await _start(net.config)
-    reader = asyncio.create_task(running.drain())
-    try:
+    async with _gateway(net.config) as (running, admin, intake):
         await _exhausted(intake)
         await _until("the DSTK push", lambda: _true(any("STK push of offer" in x for x in running.lines)))
         net.smsc.receipt_delay = 10.0  # the SMS's receipt: after the push's
@@ -374,12 +279,7 @@ async def test_a_late_dstk_receipt_is_not_taken_for_the_sms(net: Net) -> None:
         await _until("the SMS step's receipt", sms_delivered)
         await asyncio.sleep(5.0)  # the SMS's own receipt comes 10 s after it: no second verdict on it
         trail = await _trail(admin)
-        assert await _stop(running) == 0
-    finally:
-        if running.proc.returncode is None:
-            running.proc.kill()
-            await running.proc.wait()
-        await asyncio.gather(reader, return_exceptions=True)
+        assert await running.stop(WAIT) == 0
     step1 = [
         r["detail"] for r in trail if r["kind"] in ("delivered", "failed") and r["detail"].get("step") == 1
     ]

@@ -10,105 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from tgw_kit import TOKEN, bound, copy_configs, gateway_config, line_of, simulators, tgw_run
 
-from simulators.billing import Billing, BillingConfig, BillingServer
 from simulators.smsc import SmscSimulator, parse_personality
-
-ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "0123456789abcdef-test-token"
-
-
-def _tgw() -> list[str]:
-    return [sys.executable, "-m", "simulators.cli"]
-
-
-class Running:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-
-    async def until(self, needle: str, timeout: float = 30.0) -> str:
-        """The next stderr line containing ``needle`` (lines before it are kept in ``lines``)."""
-        assert self.proc.stderr is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise AssertionError(f"no line with {needle!r}; got:\n" + "\n".join(self.lines[-30:]))
-            raw = await asyncio.wait_for(self.proc.stderr.readline(), left)
-            if not raw:
-                raise AssertionError(f"tgw run exited before {needle!r}:\n" + "\n".join(self.lines[-30:]))
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            if needle in line:
-                return line
 
 
 @pytest.fixture
 async def network() -> AsyncIterator[tuple[SmscSimulator, str]]:
-    smsc = SmscSimulator({"tgw": "secret"}, enquire_link_interval=None)
-    await smsc.start("127.0.0.1", 0)
-    billing = BillingServer(Billing(BillingConfig()), clock=lambda: 1_780_000_000.0)
-    host, port = await billing.start()
-    yield smsc, f"http://{host}:{port}"
-    await billing.stop()
-    await smsc.stop()
+    async with simulators() as net:
+        yield net
 
 
 def _config(tmp_path: Path, smsc: SmscSimulator, billing_url: str) -> Path:
-    configs = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", configs)
-    config = configs / "gateway.yaml"
-    text = config.read_text()
-    for old, new in (
-        ("  port: 2775", f"  port: {smsc.address[1]}"),
-        ("  url: http://127.0.0.1:8090", f"  url: {billing_url}"),
-        ("    port: 3868", "    port: 0"),
-        ("    port: 8081", "    port: 0"),
-        ("  port: 8088", "  port: 0"),
-        ("state_dir: ../var/gateway", f"state_dir: {tmp_path / 'state'}"),
-    ):
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    config.write_text(text)
-    return config
-
-
-async def _start(config: Path, *extra: str) -> Running:
-    env = {**os.environ, "TGW_SMSC_PASSWORD": "secret", "TGW_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    proc = await asyncio.create_subprocess_exec(
-        *_tgw(), "run", "--config", str(config), *extra, env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    return Running(proc)
-
-
-async def _bound(smsc: SmscSimulator, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while "tgw" not in smsc.bound_system_ids:
-        assert loop.time() < deadline, "the gateway did not bind"
-        await asyncio.sleep(0.05)
+    return gateway_config(copy_configs(tmp_path), smsc.address[1], billing_url)
 
 
 async def test_reload_and_graceful_stop(network: tuple[SmscSimulator, str], tmp_path: Path) -> None:
     smsc, billing_url = network
     config = _config(tmp_path, smsc, billing_url)
-    running = await _start(config, "--pcap", str(tmp_path / "gateway.pcap"))
-    try:
+    async with tgw_run(config, "--pcap", str(tmp_path / "gateway.pcap")) as running:
         await running.until("gateway running")
-        await _bound(smsc)
+        await bound(smsc)
         binds = smsc.stats.binds
         # a broken campaign file: the reload is refused with the file and the reason, the bind stays
         campaign = config.parent / "campaigns" / "upsell_new.yaml"
@@ -126,12 +56,7 @@ async def test_reload_and_graceful_stop(network: tuple[SmscSimulator, str], tmp_
         assert "campaigns" in reloaded and "logging" in reloaded
         assert smsc.stats.binds == binds and "tgw" in smsc.bound_system_ids  # no re-bind
         # SIGTERM: drain and unbind, exit 0
-        running.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(running.proc.wait(), 30) == 0
-    finally:
-        if running.proc.returncode is None:
-            running.proc.kill()
-            await running.proc.wait()
+        assert await running.stop(30) == 0
     assert smsc.stats.unbinds >= 1  # a clean close, not a dropped link
     records = [json.loads(line) for line in running.lines if line.startswith("{")]
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
@@ -158,12 +83,10 @@ async def test_a_bad_config_starts_nothing(network: tuple[SmscSimulator, str], t
     smsc, billing_url = network
     config = _config(tmp_path, smsc, billing_url)
     config.write_text(config.read_text().replace("  window: 100", "  window: -1", 1))
-    running = await _start(config)
-    assert await asyncio.wait_for(running.proc.wait(), 30) == 64
-    assert running.proc.stderr is not None
-    err = (await running.proc.stderr.read()).decode()
-    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "window: -1" in text)
-    assert f"gateway.yaml:{line}:" in err and "window" in err
+    async with tgw_run(config) as running:
+        status, err = await running.ended()
+    assert status == 64
+    assert f"gateway.yaml:{line_of(config, 'window: -1')}:" in err and "window" in err
     assert smsc.stats.binds == 0
 
 
@@ -176,41 +99,37 @@ async def test_a_second_sigterm_exits_at_once(network: tuple[SmscSimulator, str]
         {"tgw": "secret"}, personality=parse_personality("blackhole"), enquire_link_interval=None
     )
     await smsc.start("127.0.0.1", 0)
-    running = await _start(_config(tmp_path, smsc, billing_url))
     sending: asyncio.Task[object] | None = None
     try:
-        admin = await running.until("admin API listening on")
-        address = json.loads(admin)["message"].rsplit(" ", 1)[1]
-        await running.until("gateway running")
-        await _bound(smsc)
+        async with tgw_run(_config(tmp_path, smsc, billing_url)) as running:
+            address = await running.address("admin API listening on")
+            await running.until("gateway running")
+            await bound(smsc)
 
-        async def send() -> object:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    f"http://{address}/v1/messages/test",
-                    json={"to": "254700000001", "text": "ping"},
-                    headers={"Authorization": f"Bearer {TOKEN}"},
-                ) as response,
-            ):
-                return response.status
+            async def send() -> object:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.post(
+                        f"http://{address}/v1/messages/test",
+                        json={"to": "254700000001", "text": "ping"},
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    ) as response,
+                ):
+                    return response.status
 
-        sending = asyncio.create_task(send())
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(1.0)  # the submit_sm goes out and stays unanswered (the SMSC counts nothing)
-        assert not sending.done()
-        running.proc.send_signal(signal.SIGTERM)
-        await running.until("stopping")
-        await asyncio.sleep(1.0)  # the graceful stop is under way, waiting for the window to drain
-        assert running.proc.returncode is None
-        began = loop.time()
-        running.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(running.proc.wait(), 30) == 1
-        assert loop.time() - began < 5
+            sending = asyncio.create_task(send())
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(1.0)  # the submit_sm goes out and stays unanswered (the SMSC counts nothing)
+            assert not sending.done()
+            running.proc.send_signal(signal.SIGTERM)
+            await running.until("stopping")
+            await asyncio.sleep(1.0)  # the graceful stop is under way, waiting for the window to drain
+            assert running.proc.returncode is None
+            began = loop.time()
+            running.proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(running.proc.wait(), 30) == 1
+            assert loop.time() - began < 5
     finally:
-        if running.proc.returncode is None:
-            running.proc.kill()
-            await running.proc.wait()
         if sending is not None:
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)

@@ -13,35 +13,16 @@ import asyncio
 import contextlib
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
+from tgw_kit import PROCESS_WAIT, TGW, run_tgw, send_args
 
 from gateway.cli import parse_host_port
 from gateway.smpp.client import TokenBucket
 from protocols.errors import ConfigError
 from simulators.cli import _parse_outcomes
 from simulators.smsc import Personality, SmscSimulator, parse_account, parse_personality
-
-TGW = str(Path(sys.executable).parent / "tgw")
-PROCESS_WAIT = 60.0  # a cold Python start on a busy 2-core machine can take a while
-
-
-async def run_tgw(*args: str, timeout: float = PROCESS_WAIT) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        TGW, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
 
 SmscProcess = Callable[..., Awaitable[int]]
 
@@ -81,25 +62,6 @@ async def sim_smsc(free_port: Callable[[], int]) -> AsyncIterator[SmscProcess]:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-
-
-def send_args(port: int, *extra: str, password: str = "b") -> list[str]:
-    return [
-        "send-sms",
-        "--smsc",
-        f"127.0.0.1:{port}",
-        "--system-id",
-        "a",
-        "--password",
-        password,
-        "--from",
-        "12345",
-        "--to",
-        "31600000001",
-        "--text",
-        "hi",
-        *extra,
-    ]
 
 
 # --- the console script ------------------------------------------------------------------------------

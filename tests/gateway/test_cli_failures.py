@@ -9,91 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from tgw_kit import (
+    PROCESS_WAIT,
+    RUN_ENV,
+    TGW,
+    bound,
+    copy_configs,
+    gateway_config,
+    kill,
+    run_tgw,
+    send_args,
+    simulators,
+)
 
-from simulators.billing import Billing, BillingConfig, BillingServer
 from simulators.smsc import SmscSimulator, parse_personality
-
-ROOT = Path(__file__).resolve().parents[2]
-TGW = str(Path(sys.executable).parent / "tgw")
-TOKEN = "0123456789abcdef-test-token"
-PROCESS_WAIT = 60.0  # a cold Python start on a busy 2-core machine can take a while
-
-
-async def run_tgw(
-    *args: str, timeout: float = PROCESS_WAIT, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        TGW, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"tgw {' '.join(args[:1])} still running after {timeout:g} s") from None
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def send_args(port: int, *, source: str = "12345", destination: str = "31600000001") -> list[str]:
-    return [
-        "send-sms",
-        "--smsc",
-        f"127.0.0.1:{port}",
-        "--system-id",
-        "a",
-        "--password",
-        "b",
-        "--from",
-        source,
-        "--to",
-        destination,
-        "--text",
-        "hi",
-    ]
-
 
 # --- tgw run: a listen port taken by another process -------------------------------------------------
 
 
 @pytest.fixture
 async def network() -> AsyncIterator[tuple[SmscSimulator, str]]:
-    smsc = SmscSimulator({"tgw": "secret"}, enquire_link_interval=None)
-    await smsc.start("127.0.0.1", 0)
-    billing = BillingServer(Billing(BillingConfig()), clock=lambda: 1_780_000_000.0)
-    host, port = await billing.start()
-    yield smsc, f"http://{host}:{port}"
-    await billing.stop()
-    await smsc.stop()
-
-
-def _config(tmp_path: Path, smsc: SmscSimulator, billing_url: str, taken: str, port: int) -> Path:
-    """configs/gateway.yaml on the simulators, every listener on port 0 but ``taken`` on ``port``."""
-    configs = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", configs)
-    config = configs / "gateway.yaml"
-    text = config.read_text()
-    listeners = {"diameter": "    port: 3868", "http": "    port: 8081", "admin": "  port: 8088"}
-    for old, new in (
-        ("  port: 2775", f"  port: {smsc.address[1]}"),
-        ("  url: http://127.0.0.1:8090", f"  url: {billing_url}"),
-        *(
-            (line, line.split(":")[0] + f": {port if name == taken else 0}")
-            for name, line in listeners.items()
-        ),
-        ("state_dir: ../var/gateway", f"state_dir: {tmp_path / 'state'}"),
-    ):
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    config.write_text(text)
-    return config
+    async with simulators() as net:
+        yield net
 
 
 @pytest.mark.parametrize("taken", ["admin", "diameter"])
@@ -107,9 +49,11 @@ async def test_run_on_a_taken_port_says_so_and_unbinds(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        config = _config(tmp_path, smsc, billing_url, taken, port)
-        env = {**os.environ, "TGW_SMSC_PASSWORD": "secret", "TGW_ADMIN_TOKEN": TOKEN}
-        code, out, err = await run_tgw("run", "--config", str(config), env=env)
+        # every listener on port 0 but the taken one
+        config = gateway_config(
+            copy_configs(tmp_path), smsc.address[1], billing_url, **{f"{taken}_port": port}
+        )
+        code, out, err = await run_tgw("run", "--config", str(config), env={**os.environ, **RUN_ENV})
     assert code == 1, err
     assert out == ""
     assert "Traceback" not in err, err
@@ -153,20 +97,14 @@ async def test_send_sms_to_an_smsc_that_goes_away_after_the_bind_ends() -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + PROCESS_WAIT
-        while "a" not in smsc.bound_system_ids:
-            assert loop.time() < deadline, "send-sms did not bind"
-            await asyncio.sleep(0.02)
+        await bound(smsc, "a", PROCESS_WAIT)
         await smsc.stop()  # the SMSC goes away (no listener either: reconnects are refused)
         try:
             out, err = await asyncio.wait_for(proc.communicate(), 40.0)  # the bound is 2 s x 4 x 1 part
         except TimeoutError:
             raise AssertionError("tgw send-sms still running 40 s after the SMSC went away") from None
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill(proc)
         await smsc.stop()
     assert proc.returncode == 1, err
     assert out == b""

@@ -6,19 +6,18 @@ the key or value at fault, with what is expected, exit status 64 and no tracebac
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tgw_kit import ROOT, copy_configs, edit, line_of
 
 from gateway.campaigns.loader import validate_campaign_dir
 from gateway.config import load_gateway_config
 from protocols.errors import ConfigError
 from simulators.scenario import load_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
 TGW = Path(sys.executable).parent / "tgw"
 ENV = {"TGW_SMSC_PASSWORD": "secret", "TGW_ADMIN_TOKEN": "0123456789abcdef-token"}
 
@@ -32,19 +31,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def configs(tmp_path: Path) -> Path:
     """A copy of configs/ to break."""
-    target = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", target)
-    return target
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-def _line_of(path: Path, needle: str) -> int:
-    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+    return copy_configs(tmp_path)
 
 
 def _error(path: Path) -> ConfigError:
@@ -75,16 +62,16 @@ def test_a_missing_environment_secret_names_the_line_of_its_key(
     monkeypatch.setenv("TGW_ADMIN_TOKEN", ENV["TGW_ADMIN_TOKEN"])
     config = configs / "gateway.yaml"
     exc = _error(config)
-    assert exc.line == _line_of(config, "password_env: TGW_SMSC_PASSWORD")
+    assert exc.line == line_of(config, "password_env: TGW_SMSC_PASSWORD")
     assert exc.reason.startswith("smsc.password_env: ") and "TGW_SMSC_PASSWORD" in exc.reason
     assert "Value error" not in exc.reason
 
 
 def test_a_secret_given_twice_names_the_second_key(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  password_env: TGW_SMSC_PASSWORD", "  password: abc\n  password_env: TGW_SMSC_PASSWORD")
+    edit(config, "  password_env: TGW_SMSC_PASSWORD", "  password: abc\n  password_env: TGW_SMSC_PASSWORD")
     exc = _error(config)
-    assert exc.line == _line_of(config, "password_env: TGW_SMSC_PASSWORD")
+    assert exc.line == line_of(config, "password_env: TGW_SMSC_PASSWORD")
     assert "not both" in exc.reason
 
 
@@ -94,24 +81,24 @@ def test_a_short_admin_token_from_the_environment_names_its_line(
     monkeypatch.setenv("TGW_ADMIN_TOKEN", "short")
     config = configs / "gateway.yaml"
     exc = _error(config)
-    assert exc.line == _line_of(config, "token_env: TGW_ADMIN_TOKEN")
+    assert exc.line == line_of(config, "token_env: TGW_ADMIN_TOKEN")
     assert "16 characters" in exc.reason and "TGW_ADMIN_TOKEN" in exc.reason
 
 
 def test_every_schema_error_is_listed_with_its_own_line(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  window: 100 ", "  window: lots ")
-    _edit(config, "  level: INFO", "  level: LOUD")
+    edit(config, "  window: 100 ", "  window: lots ")
+    edit(config, "  level: INFO", "  level: LOUD")
     exc = _error(config)
-    assert exc.line == _line_of(config, "window: lots")
-    assert f"{config}:{_line_of(config, 'level: LOUD')}: logging.level: " in str(exc)
+    assert exc.line == line_of(config, "window: lots")
+    assert f"{config}:{line_of(config, 'level: LOUD')}: logging.level: " in str(exc)
 
 
 def test_a_typo_in_a_key_suggests_the_key(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  window: 100 ", "  windw: 100 ")
+    edit(config, "  window: 100 ", "  windw: 100 ")
     exc = _error(config)
-    assert exc.line == _line_of(config, "windw: 100")
+    assert exc.line == line_of(config, "windw: 100")
     assert "unknown key 'windw', did you mean 'window'?" in exc.reason
 
 
@@ -127,23 +114,23 @@ def test_booleans_and_numbers_are_not_taken_for_each_other(
     env: None, configs: Path, old: str, new: str, expected: str
 ) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, old, new)
+    edit(config, old, new)
     exc = _error(config)
-    assert exc.line == _line_of(config, new.splitlines()[-1])
+    assert exc.line == line_of(config, new.splitlines()[-1])
     assert expected in exc.reason
 
 
 def test_an_unquoted_number_where_text_is_expected_says_to_quote_it(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  password_env: TGW_SMSC_PASSWORD", "  password: 12345678")
+    edit(config, "  password_env: TGW_SMSC_PASSWORD", "  password: 12345678")
     exc = _error(config)
-    assert exc.line == _line_of(config, "password: 12345678")
+    assert exc.line == line_of(config, "password: 12345678")
     assert 'quote it, "12345678"' in exc.reason
 
 
 def test_an_unknown_ussd_profile_reason_names_no_placeholder_file(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  profile: standard", "  profile: klingon")
+    edit(config, "  profile: standard", "  profile: klingon")
     exc = _error(config)
     assert "<config>" not in str(exc) and "klingon" in exc.reason
 
@@ -162,27 +149,27 @@ def test_a_named_path_of_the_wrong_kind_names_the_config_line(
     env: None, configs: Path, old: str, new: str, expected: str
 ) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, old, new)
+    edit(config, old, new)
     exc = _error(config)
-    assert exc.file == str(config) and exc.line == _line_of(config, new)
+    assert exc.file == str(config) and exc.line == line_of(config, new)
     assert exc.reason.startswith(expected)
 
 
 def test_tls_files_of_the_diameter_listener_are_checked_at_their_line(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(
+    edit(
         config,
         "    origin_realm: localdomain\n    allowed_peers:",
         "    origin_realm: localdomain\n    tls: {cert: certs/gw.crt, key: certs/gw.key}\n    allowed_peers:",
     )
     exc = _error(config)
-    assert exc.line == _line_of(config, "tls: {cert: certs/gw.crt")
+    assert exc.line == line_of(config, "tls: {cert: certs/gw.crt")
     assert "ingest.diameter.tls" in exc.reason and "gw.crt" in exc.reason
 
 
 def test_check_refuses_two_listeners_on_one_port(configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(
+    edit(
         config, "  http:\n    host: 127.0.0.1\n    port: 8081", "  http:\n    host: 127.0.0.1\n    port: 8088"
     )
     result = _tgw("run", "--config", str(config), "--check")
@@ -198,11 +185,11 @@ def test_check_refuses_two_listeners_on_one_port(configs: Path) -> None:
 
 def test_check_refuses_a_state_dir_that_is_a_file_without_a_traceback(configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "state_dir: ../var/gateway", "state_dir: gateway.yaml")
+    edit(config, "state_dir: ../var/gateway", "state_dir: gateway.yaml")
     result = _tgw("run", "--config", str(config), "--check")
     assert result.returncode == 64, result.stderr
     assert "Traceback" not in result.stderr
-    assert f"{config}:{_line_of(config, 'state_dir: gateway.yaml')}: state_dir: " in result.stderr
+    assert f"{config}:{line_of(config, 'state_dir: gateway.yaml')}: state_dir: " in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -211,9 +198,9 @@ def test_check_refuses_a_state_dir_that_is_a_file_without_a_traceback(configs: P
 )
 def test_non_finite_numbers_are_refused(env: None, configs: Path, old: str, new: str) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, old, new)
+    edit(config, old, new)
     exc = _error(config)
-    assert exc.line == _line_of(config, new) and "finite" in exc.reason
+    assert exc.line == line_of(config, new) and "finite" in exc.reason
 
 
 # --- campaign files --------------------------------------------------------------------------------
@@ -234,33 +221,33 @@ def _campaign_errors(configs: Path) -> list[ConfigError]:
 )
 def test_durations_must_be_finite_and_sane(configs: Path, old: str, new: str, expected: str) -> None:
     campaign = configs / "campaigns" / "upsell_new.yaml"
-    _edit(campaign, old, new)
+    edit(campaign, old, new)
     errors = _campaign_errors(configs)
-    assert [(e.file, e.line) for e in errors] == [(str(campaign), _line_of(campaign, new.strip()))]
+    assert [(e.file, e.line) for e in errors] == [(str(campaign), line_of(campaign, new.strip()))]
     assert expected in errors[0].reason
 
 
 def test_quiet_hours_with_a_zone_offset_are_refused(configs: Path) -> None:
     policy = configs / "campaigns" / "policy.yaml"
-    _edit(policy, 'start: "21:00"', 'start: "21:00+03:00"')
+    edit(policy, 'start: "21:00"', 'start: "21:00+03:00"')
     errors = _campaign_errors(configs)
-    assert [(e.file, e.line) for e in errors] == [(str(policy), _line_of(policy, 'start: "21:00+03:00"'))]
+    assert [(e.file, e.line) for e in errors] == [(str(policy), line_of(policy, 'start: "21:00+03:00"'))]
     assert "offset" in errors[0].reason
 
 
 def test_a_broken_catalogue_is_reported_once(configs: Path) -> None:
     catalogue = configs / "campaigns" / "catalogue.yaml"
-    _edit(catalogue, "    volume_mb: 200\n", "    volume_mb: 200\n    volume_mb: 300\n")
+    edit(catalogue, "    volume_mb: 200\n", "    volume_mb: 200\n    volume_mb: 300\n")
     errors = _campaign_errors(configs)
-    assert [(e.file, e.line) for e in errors] == [(str(catalogue), _line_of(catalogue, "volume_mb: 300"))]
+    assert [(e.file, e.line) for e in errors] == [(str(catalogue), line_of(catalogue, "volume_mb: 300"))]
     assert "twice" in errors[0].reason
 
 
 def test_a_volume_of_true_is_refused(configs: Path) -> None:
     catalogue = configs / "campaigns" / "catalogue.yaml"
-    _edit(catalogue, "    volume_mb: 200\n", "    volume_mb: true\n")
+    edit(catalogue, "    volume_mb: 200\n", "    volume_mb: true\n")
     errors = _campaign_errors(configs)
-    assert [(e.file, e.line) for e in errors] == [(str(catalogue), _line_of(catalogue, "volume_mb: true"))]
+    assert [(e.file, e.line) for e in errors] == [(str(catalogue), line_of(catalogue, "volume_mb: true"))]
     assert "not a number" in errors[0].reason
 
 
@@ -269,7 +256,7 @@ def test_a_volume_of_true_is_refused(configs: Path) -> None:
 
 def _scenario_error(configs: Path, old: str, new: str) -> tuple[Path, ConfigError]:
     scenario = configs / "scenarios" / "small.yaml"
-    _edit(scenario, old, new)
+    edit(scenario, old, new)
     with pytest.raises(ConfigError) as caught:
         load_scenario(scenario, base=ROOT)
     return scenario, caught.value
@@ -277,7 +264,7 @@ def _scenario_error(configs: Path, old: str, new: str) -> tuple[Path, ConfigErro
 
 def test_a_scenario_naming_a_missing_campaign_directory_names_its_line(configs: Path) -> None:
     scenario, exc = _scenario_error(configs, "campaigns: configs/campaigns", "campaigns: configs/nowhere")
-    assert (exc.file, exc.line) == (str(scenario), _line_of(scenario, "campaigns: configs/nowhere"))
+    assert (exc.file, exc.line) == (str(scenario), line_of(scenario, "campaigns: configs/nowhere"))
     assert "configs/nowhere" in exc.reason
 
 
@@ -294,16 +281,16 @@ def test_scenario_values_the_simulation_cannot_run_are_refused(
     configs: Path, old: str, new: str, expected: str
 ) -> None:
     scenario, exc = _scenario_error(configs, old, new)
-    assert (exc.file, exc.line) == (str(scenario), _line_of(scenario, new))
+    assert (exc.file, exc.line) == (str(scenario), line_of(scenario, new))
     assert expected in exc.reason
 
 
 def test_simulate_with_a_far_start_exits_64_without_a_traceback(configs: Path) -> None:
     scenario = configs / "scenarios" / "small.yaml"
-    _edit(scenario, 'start: "2026-06-01T00:00:00+03:00"', 'start: "9999-12-25T00:00:00+03:00"')
+    edit(scenario, 'start: "2026-06-01T00:00:00+03:00"', 'start: "9999-12-25T00:00:00+03:00"')
     out = configs.parent / "out"
     result = _tgw("simulate", "--scenario", str(scenario), "--quiet", "--no-pcap", "--out", str(out))
     assert result.returncode == 64, result.stderr
     assert "Traceback" not in result.stderr
-    assert f"{scenario}:{_line_of(scenario, 'start:')}: start: " in result.stderr
+    assert f"{scenario}:{line_of(scenario, 'start:')}: start: " in result.stderr
     assert not out.exists()  # nothing started

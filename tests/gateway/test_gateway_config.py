@@ -3,16 +3,15 @@ it or in a file it names, is reported with its file, line and reason before anyt
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from tgw_kit import ROOT, copy_configs, edit, line_of
 
 from gateway.config import load_gateway_config
 from gateway.run import settings_of
 from protocols.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "configs" / "gateway.yaml"
 
 
@@ -25,19 +24,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def configs(tmp_path: Path) -> Path:
     """A copy of configs/ to break."""
-    target = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", target)
-    return target
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
-def _line_of(path: Path, needle: str) -> int:
-    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+    return copy_configs(tmp_path)
 
 
 def test_the_shipped_config_validates(env: None) -> None:
@@ -52,20 +39,20 @@ def test_the_shipped_config_validates(env: None) -> None:
 
 def test_a_wrong_value_names_its_line(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  window: 100 ", "  window: lots ")
+    edit(config, "  window: 100 ", "  window: lots ")
     with pytest.raises(ConfigError) as caught:
         load_gateway_config(config)
     assert caught.value.file == str(config)
-    assert caught.value.line == _line_of(config, "window: lots")
+    assert caught.value.line == line_of(config, "window: lots")
     assert "window" in str(caught.value)
 
 
 def test_an_unknown_key_is_refused(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  short_code:", "  shortcode: x\n  short_code:")
+    edit(config, "  short_code:", "  shortcode: x\n  short_code:")
     with pytest.raises(ConfigError) as caught:
         load_gateway_config(config)
-    assert caught.value.line == _line_of(config, "shortcode: x")
+    assert caught.value.line == line_of(config, "shortcode: x")
 
 
 def test_a_missing_secret_is_reported(configs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,14 +67,14 @@ def test_the_admin_api_needs_a_token(env: None, configs: Path, monkeypatch: pyte
     with pytest.raises(ConfigError, match="TGW_ADMIN_TOKEN"):
         load_gateway_config(configs / "gateway.yaml")
     config = configs / "gateway.yaml"
-    _edit(config, "  token_env: TGW_ADMIN_TOKEN", "  token: short")
+    edit(config, "  token_env: TGW_ADMIN_TOKEN", "  token: short")
     with pytest.raises(ConfigError, match="16 characters"):
         load_gateway_config(config)
 
 
 def test_a_mistake_in_a_campaign_file_names_that_file(env: None, configs: Path) -> None:
     campaign = configs / "campaigns" / "upsell_new.yaml"
-    _edit(campaign, "  packages: [data_100mb,", "  packages: [data_150mb,")
+    edit(campaign, "  packages: [data_100mb,", "  packages: [data_150mb,")
     with pytest.raises(ConfigError) as caught:
         load_gateway_config(configs / "gateway.yaml")
     assert "upsell_new.yaml" in str(caught.value) and "data_150mb" in str(caught.value)
@@ -95,15 +82,15 @@ def test_a_mistake_in_a_campaign_file_names_that_file(env: None, configs: Path) 
 
 def test_a_missing_directory_is_reported(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  dir: campaigns", "  dir: nowhere")
+    edit(config, "  dir: campaigns", "  dir: nowhere")
     with pytest.raises(ConfigError) as caught:
         load_gateway_config(config)
-    assert "does not exist" in str(caught.value) and caught.value.line == _line_of(config, "dir: nowhere")
+    assert "does not exist" in str(caught.value) and caught.value.line == line_of(config, "dir: nowhere")
 
 
 def test_a_bad_ussd_profile_is_reported(env: None, configs: Path) -> None:
     config = configs / "gateway.yaml"
-    _edit(config, "  profile: standard", "  profile: klingon")
+    edit(config, "  profile: standard", "  profile: klingon")
     with pytest.raises(ConfigError, match="klingon") as caught:
         load_gateway_config(config)
-    assert caught.value.line == _line_of(config, "profile: klingon")
+    assert caught.value.line == line_of(config, "profile: klingon")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from diameter_kit import read_message, with_hop
 
 from campaign_core.usage import UsageEvent, UsageKind
 from gateway.ingest.diameter import DiameterClient, DiameterServer, DiameterSettings
@@ -140,13 +141,6 @@ def base_request(code: int, hop: int, *avps: Avp) -> Message:
     )
 
 
-async def read_message(reader: asyncio.StreamReader, timeout: float = 5.0) -> Message:
-    head = await asyncio.wait_for(reader.readexactly(4), timeout)
-    length = int.from_bytes(head[1:4], "big")
-    rest = await asyncio.wait_for(reader.readexactly(length - 4), timeout)
-    return decode(head + rest)
-
-
 async def raw_open(srv: DiameterServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Message]:
     reader, writer = await asyncio.open_connection(*srv_address(srv))
     writer.write(encode(cer()))
@@ -184,17 +178,6 @@ def avp_value(message: Message, name: str) -> object:
     item = find(message, name)
     assert item is not None, name
     return value_of(item)
-
-
-def with_hop(message: Message, hop: int) -> Message:
-    return Message(
-        command_flags=message.command_flags,
-        command_code=message.command_code,
-        application_id=message.application_id,
-        hop_by_hop=hop,
-        end_to_end=hop,
-        avps=message.avps,
-    )
 
 
 # --- base protocol --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import aiomqtt
 import pytest
+from diameter_kit import read_message, with_hop
 from mosquitto import Mosquitto
 
 from campaign_core.usage import UsageEvent
@@ -38,7 +39,7 @@ from gateway.ingest.diameter import DiameterServer, DiameterSettings
 from gateway.ingest.http import HttpIngest
 from gateway.ingest.mqtt import MqttIngest
 from gateway.ingest.service import IngestService, server_tls_context
-from protocols.diameter.codec import Avp, Message, decode, encode
+from protocols.diameter.codec import Avp, Message, encode
 from protocols.diameter.credit_control import (
     CcRequestType,
     MultipleServicesCreditControl,
@@ -184,30 +185,12 @@ def gy_ccr(session: str, hop: int, subscription_data: bytes) -> Message:
     )
     data = Avp(444, 0x40, None, subscription_data)
     subscription = Avp(443, 0x40, None, encode_avps(avp("Subscription-Id-Type", 0), data))
-    return Message(
-        command_flags=message.command_flags,
-        command_code=message.command_code,
-        application_id=message.application_id,
-        hop_by_hop=hop,
-        end_to_end=hop,
-        avps=tuple(subscription if a.code == 443 else a for a in message.avps),
-    )
+    return with_hop(message, hop, avps=tuple(subscription if a.code == 443 else a for a in message.avps))
 
 
 def encode_avps(*avps: Avp) -> bytes:
     empty = Message(command_flags=0, command_code=0, application_id=0, hop_by_hop=0, end_to_end=0, avps=avps)
     return encode(empty)[20:]
-
-
-def with_application(message: Message, application_id: int, hop: int) -> Message:
-    return Message(
-        command_flags=message.command_flags,
-        command_code=message.command_code,
-        application_id=application_id,
-        hop_by_hop=hop,
-        end_to_end=hop,
-        avps=message.avps,
-    )
 
 
 @pytest.fixture
@@ -225,12 +208,6 @@ async def diameter(rig: Any) -> AsyncIterator[tuple[str, int]]:
     address = await server.start()
     yield address
     await server.stop()
-
-
-async def read_message(reader: asyncio.StreamReader) -> Message:
-    head = await asyncio.wait_for(reader.readexactly(4), 5)
-    rest = await asyncio.wait_for(reader.readexactly(int.from_bytes(head[1:4], "big") - 4), 5)
-    return decode(head + rest)
 
 
 async def opened(
@@ -254,7 +231,7 @@ async def test_unknown_application_is_3007_whatever_the_peer_advertised(
     reader, writer = await opened(diameter, *advertised)
     try:
         ccr = gy_ccr("pcef;app", 10, b"254700000001")
-        answer = await ask(reader, writer, with_application(ccr, 99, 10))
+        answer = await ask(reader, writer, with_hop(ccr, 10, application_id=99))
         assert (answer.hop_by_hop, answer.is_error, result_code(answer)) == (10, True, 3007)
         # a command we do not handle, in an application we do, is still 3001
         rar = Message(command_flags=0xC0, command_code=258, application_id=4, hop_by_hop=11, end_to_end=11)
