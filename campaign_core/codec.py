@@ -299,7 +299,10 @@ def _decode_int(data: object, where: str) -> int:
 def _decode_float(data: object, where: str) -> float:
     if not isinstance(data, int | float) or isinstance(data, bool):
         raise DecodeError(f"{where}: expected a number, got {_shown(data)}")
-    value = float(data)
+    try:
+        value = float(data)
+    except OverflowError:  # an integer beyond the largest float (JSON has no limit on digits)
+        raise DecodeError(f"{where}: {_shown(data)} is out of range") from None
     if not math.isfinite(value):
         raise DecodeError(f"{where}: {_shown(data)} is not a finite number")
     return value

@@ -29,11 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
+from urllib.request import pathname2url
 
 from campaign_core.codec import command_to_json, event_from_json, event_to_json
 from campaign_core.config import CampaignSet
@@ -153,12 +155,37 @@ def _explain(args: argparse.Namespace) -> int:
     path = Path(args.store)
     if not path.is_file():
         raise ConfigError("no such campaign store", str(path))
+    problem = _not_a_campaign_store(path)
+    if problem is not None:
+        raise ConfigError(f"not a campaign store: {problem}", str(path))
     with SqliteCampaignStore(path) as store:
         found = explain(store, args.msisdn, sys.stdout, as_json=args.json)
     if not found:
         sys.stderr.write(f"tgw explain: nothing recorded about {args.msisdn}\n")
         return 1
     return 0
+
+
+_STORE_TABLES = frozenset({"schema_version", "events", "records", "outbox"})
+
+
+def _not_a_campaign_store(path: Path) -> str | None:
+    """Why ``path`` is no campaign store, read without changing it, else None. Opening a store creates
+    its tables in a file that has none, so explain must not open an empty file or another program's
+    database as one."""
+    with path.open("rb") as file:
+        if file.read(16) != b"SQLite format 3\x00":
+            return "not an SQLite database"
+    try:
+        db = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True, timeout=5.0)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    missing = sorted(_STORE_TABLES - tables)
+    return f"no {', '.join(missing)} table" if missing else None
 
 
 # --- replay ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ HOSTILE_LINES = [
     # a JSON nesting deeper than the decoder's recursion: RecursionError escaped
     ("[" * 100_000 + "]" * 100_000 + "\n", 1, "nested too deeply"),
     # the same in an event's float field: OverflowError escaped campaign_core.codec's float decoder
-    (f'{{"now": 1, "event": {TRIGGER}, "event_time": {HUGE}}}}}\n', 1, "out of range"),
+    (f'{{"now": 1, "event": {TRIGGER}, "event_time": {HUGE}}}}}\n', 1, "event_time: 1000"),
 ]
 
 
@@ -89,3 +90,30 @@ def test_validate_reports_odd_handler_args(
     lines = err.splitlines()
     assert lines and all(re.match(rf"{re.escape(str(directory))}/\S+\.yaml:\d+: ", x) for x in lines), err
     assert any(reason in x for x in lines), err
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "not an SQLite database"),
+        (b"plain text, no database\n", "not an SQLite database"),
+        (None, "no events, outbox, records, schema_version table"),  # another program's SQLite file
+    ],
+    ids=["empty", "text", "other-sqlite"],
+)
+def test_explain_refuses_a_file_that_is_no_campaign_store_and_leaves_it_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, reason: str
+) -> None:
+    path = tmp_path / "x.db"
+    if content is None:
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE notes (body TEXT)")
+        db.commit()
+        db.close()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    assert main(["explain", "254700000001", "--store", str(path)]) == 64
+    assert f"not a campaign store: {reason}" in capsys.readouterr().err
+    assert path.read_bytes() == before  # no tables added, nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.db"]  # no WAL or journal left either
