@@ -20,6 +20,7 @@ to it is not reported again (an experiment arm naming a campaign whose file is b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,9 +195,16 @@ def _read_directory(path: str | Path) -> tuple[CampaignSet | None, bool, list[Co
     if not directory.is_dir():
         reader.error("not a directory of campaign files", str(directory))
         return None, False, reader.errors
-    files = [
-        reader.read(p) for p in sorted(directory.iterdir()) if p.suffix in (".yaml", ".yml") and p.is_file()
-    ]
+    files: list[_File] = []
+    for entry in sorted(directory.iterdir()):
+        if entry.suffix not in (".yaml", ".yml"):
+            continue
+        if entry.is_file():
+            files.append(reader.read(entry))
+        elif entry.is_symlink():  # dangling or a loop: skipping it would drop a campaign without a word
+            reader.error(
+                f"a link to nothing ({os.readlink(entry)}): the file it names cannot be read", str(entry)
+            )
     catalogue_file = reader.one_of("catalogue", files)
     policy_file = reader.one_of("policy", files)
     kept = reader.unique_ids(files)

@@ -190,6 +190,20 @@ def test_a_small_directory_is_valid(tmp_path: Path) -> None:
     assert [c.id for c in campaigns.campaigns] == ["upsell"]
 
 
+def test_a_link_to_nothing_is_reported_not_skipped(tmp_path: Path) -> None:
+    """A campaign file that is a dangling link (or a link loop) would silently drop its campaign."""
+    directory = make_dir(tmp_path)
+    (directory / "winback.yaml").symlink_to(tmp_path / "gone.yaml")
+    (directory / "loop.yml").symlink_to(directory / "loop.yml")
+    (directory / "linked.yaml").symlink_to(directory / "upsell.yaml")  # a good link is read as usual
+    errors = errors_of(directory)
+    assert sorted(Path(e.file).name for e in errors if "a link to nothing" in str(e)) == [
+        "loop.yml",
+        "winback.yaml",
+    ], [str(e) for e in errors]
+    assert any("gone.yaml" in str(e) for e in errors)
+
+
 def test_only_yaml_files_are_read(tmp_path: Path) -> None:
     directory = make_dir(
         tmp_path, README__md="not: [yaml", extra__yml=CAMPAIGN.replace("id: upsell", "id: b")
