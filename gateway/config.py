@@ -32,6 +32,7 @@ from gateway.ingest.config import DiameterConfig, HttpConfig, MqttConfig, TlsCon
 from gateway.ingest.service import server_tls_context
 from gateway.smpp.client import ClientConfig
 from gateway.stk import KeyStore
+from gateway.stk.service import check_reply_to
 from gateway.ussd import load_menus
 from protocols.errors import ConfigError
 from protocols.ussd import get_profile
@@ -301,6 +302,12 @@ def load_gateway_config(path: str | Path) -> LoadedConfig:
     key_file = None if config.sim_keys is None else _resolve(base, config.sim_keys)
     if key_file is not None:
         _check_kind(file, "sim_keys", key_file, "file")
+        try:  # the cards answer our DSTK offers to the short code: it must be an address they can dial
+            check_reply_to(config.smsc.short_code)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"smsc.short_code: {exc.reason}", *_where(file, ("smsc", "short_code"))
+            ) from None
     _check_listeners(file, config)
     config = _with_tls(file, base, config)
     keys = None if key_file is None else KeyStore.load(key_file)

@@ -84,6 +84,7 @@ __all__ = [
     "StkPushError",
     "StkPushService",
     "UnknownSubscriber",
+    "check_reply_to",
 ]
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class StkEventStream:
         self.close()
 
 
-def _check_reply_to(reply_to: str) -> None:
+def check_reply_to(reply_to: str) -> None:
     """ConfigError unless the applet can answer to ``reply_to``: it is the TP-DA of the card's SMS-SUBMIT.
 
     With any other address the applet cannot send its answer (nor our SIM simulator show the offer):
@@ -250,7 +251,7 @@ class StkPushService:
         clock: Callable[[], float] = time.time,
         receipt_wait: float = 30.0,
     ) -> None:
-        _check_reply_to(reply_to)
+        check_reply_to(reply_to)
         self.client = client
         self.keystore = keystore
         self.store = store

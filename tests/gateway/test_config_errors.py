@@ -294,3 +294,15 @@ def test_simulate_with_a_far_start_exits_64_without_a_traceback(configs: Path) -
     assert "Traceback" not in result.stderr
     assert f"{scenario}:{line_of(scenario, 'start:')}: start: " in result.stderr
     assert not out.exists()  # nothing started
+
+
+@pytest.mark.parametrize("code", ["+12345", "SHOP"])
+def test_a_short_code_no_sim_card_can_answer_to_names_its_line(env: None, configs: Path, code: str) -> None:
+    """With SIM keys the cards answer our DSTK offers to the short code: one they cannot dial (a '+',
+    letters: the smsc schema allows both for SMS) is refused at its line, not only when the push
+    service starts."""
+    config = configs / "gateway.yaml"
+    edit(config, 'short_code: "12345"', f'short_code: "{code}"')
+    exc = _error(config)
+    assert exc.file == str(config) and exc.line == line_of(config, f'short_code: "{code}"')
+    assert exc.reason.startswith("smsc.short_code: ") and "a SIM card cannot answer to it" in exc.reason
