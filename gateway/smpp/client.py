@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gateway.smpp.connection import SessionProtocol
-from protocols.errors import DecodeError, GatewayError, LocalProtocolError, TransportError
+from protocols.errors import (
+    DecodeError,
+    GatewayError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    TransportError,
+)
 from protocols.gsm.alphabet import ConcatScheme, parts_needed
 from protocols.gsm.split import Method, build_submits
 from protocols.smpp.constants import CommandId, CommandStatus
@@ -158,6 +164,9 @@ class _InFlight:
     holds_slot: bool = False
 
 
+# An MO handler: what it raises decides the deliver_sm_resp. Nothing: ESME_ROK; a RemoteProtocolError
+# (the PDU itself is wrong): its status, else ESME_RX_P_APPN (no retry); anything else: ESME_RX_T_APPN
+# (the SMSC retries later).
 MoHandler = Callable[[DeliverSm | DataSm], Awaitable[None] | None]
 ReceiptHandler = Callable[[DeliveryReceipt, DeliverSm | DataSm], Awaitable[None] | None]
 
@@ -693,6 +702,12 @@ class SmppClient:
                 result = handler(*args)
                 if result is not None:
                     await result
+        except RemoteProtocolError as exc:
+            # a handler found the PDU itself wrong (a USSD text that cannot be decoded): delivering it
+            # again cannot help, so it is refused with the handler's status, else as a permanent
+            # application error (section 5.1.3), and the SMSC does not retry it
+            status = exc.status or CommandStatus.ESME_RX_P_APPN
+            log.warning("deliver_sm from %s refused (%#x): %s", pdu.source_addr, status, exc)
         except Exception:
             # a temporary application error makes the SMSC retry later: the message is not lost
             log.exception("MO handler failed; answering ESME_RX_T_APPN so the SMSC retries")

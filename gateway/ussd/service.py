@@ -359,7 +359,7 @@ class UssdService:
         except DecodeError as exc:
             self.stats.invalid += 1
             log.warning("USSD deliver_sm from %s cannot be decoded: %s", pdu.source_addr, exc)
-            return
+            raise  # the ESME answers it with the error's status: re-delivering it cannot help
         self._engine.receive(message, self._now())
         self._drain()
 
