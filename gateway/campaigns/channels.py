@@ -15,6 +15,8 @@ screen or an SMS. What comes back becomes the engine's events, submitted through
 - the SMSC: ``runner.command_done`` once a contact's submit_sm was accepted, ``SubmitFailed`` when it
   was refused, ``DeliveryReported`` from the receipts (an SMS in several parts is delivered when every
   part is; one failed part fails it);
+- the SIM card: an authenticated PoR refusing the push (``StkRejectedBySim``) is a failed delivery of
+  the DSTK step (state ``SIM_<status>``), so the journey goes on to its SMS at once;
 - the subscriber: a DSTK answer (OK, an item, declined; a dialog that timed out on the handset is not
   an answer: the engine's own wait decides), a USSD code dialled into the ``buy_package`` handler (its
   final screen is the engine's ``Reply``), a plain SMS to the short code (``SMS_REPLY``).
@@ -56,7 +58,13 @@ from gateway.campaigns.store import OutboxCommand
 from gateway.logs import log_ids
 from gateway.smpp.client import SmppClient
 from gateway.stk import StkOffer, StkPushService
-from gateway.stk.events import StkAnswerReceived, StkDelivered, StkDeliveryFailed, StkEvent
+from gateway.stk.events import (
+    StkAnswerReceived,
+    StkDelivered,
+    StkDeliveryFailed,
+    StkEvent,
+    StkRejectedBySim,
+)
 from gateway.stk.offer import DialogStyle, PackageOption
 from gateway.storage.sqlite_store import DuplicateRecord
 from gateway.ussd.navigator import UssdContext
@@ -311,6 +319,13 @@ class ChannelExecutor:
             await self._submit(DeliveryReported(command_id, delivered, state))
         elif isinstance(event, StkAnswerReceived):
             await self._on_stk_answer(event)
+        elif isinstance(event, StkRejectedBySim) and event.authenticated and event.offer_id is not None:
+            # the card refused the packet (counter, security, memory): the dialog was never shown, so
+            # the step failed and the journey goes on to its next step (the SMS) now instead of after
+            # the step's wait. An unauthenticated PoR may be forged: it changes nothing.
+            command_id = self._push_command(event.offer_id)
+            if command_id is not None:
+                await self._submit(DeliveryReported(command_id, False, f"SIM_{event.status.name}"))
 
     async def _on_stk_answer(self, event: StkAnswerReceived) -> None:
         if event.outcome is StkOutcome.ACCEPTED:

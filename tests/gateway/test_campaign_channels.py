@@ -26,6 +26,8 @@ from campaign_core.model import (
     SubmitFailed,
 )
 from gateway.app import trigger_event
+from gateway.stk.events import StkRejectedBySim
+from protocols.stk.ota import ResponseStatus
 from simulators.handset import LogKind, ReactionDelay, UserAction, UserPolicy
 
 
@@ -58,6 +60,32 @@ async def test_trigger_to_activation_over_dstk(network: Network, caplog: pytest.
     fulfilled = next(r for r in decisions if r.getMessage().startswith("fulfilled"))
     assert fulfilled.__dict__["msisdn"] == msisdn and fulfilled.__dict__["campaign_id"] == "upsell_new"
     assert fulfilled.__dict__["offer_id"] == activation[0].offer_id
+
+
+async def test_a_push_the_card_refuses_moves_the_journey_to_its_sms_at_once(network: Network) -> None:
+    """An authenticated PoR refusing the DSTK push (here: counter blocked) means the dialog was never
+    shown: the step fails and the SMS goes out now, not after the step's wait. A forged (unauthenticated)
+    refusal changes nothing."""
+    msisdn = MSISDNS[0]
+    phone = network.handsets[msisdn]  # ignores the dialog: without the refusal the SMS waits for `wait`
+    gateway = await network.gateway()
+    try:
+        await gateway.on_trigger(exhausted(msisdn, network.clock))
+        await until(lambda: gateway.executor.counters.stk_pushes == 1)
+        offer_id = next(r.offer_id for r in gateway.store.records_of(msisdn) if r.kind is RecordKind.CONTACT)
+        assert offer_id is not None
+        stk = gateway.executor._on_stk  # what the STK push service hands the executor
+        forged = StkRejectedBySim(offer_id, msisdn, ResponseStatus.CNTR_BLOCKED, False, network.clock())
+        await stk(forged)
+        assert not any("*123*" in text for text in phone.inbox)
+        assert gateway.executor.counters.sms_sent == 0
+        await stk(StkRejectedBySim(offer_id, msisdn, ResponseStatus.CNTR_BLOCKED, True, network.clock()))
+        await until(lambda: any("*123*" in text for text in phone.inbox))  # the SMS with the USSD codes
+        delivered = [r.detail for r in gateway.store.records_of(msisdn) if r.kind is RecordKind.DELIVERED]
+    finally:
+        await gateway.stop()
+    assert {"step": 0, "delivered": False, "state": "SIM_CNTR_BLOCKED"} in delivered
+    assert gateway.executor.counters.sms_sent == 1
 
 
 async def test_an_sms_reply_answers_the_offer(network: Network) -> None:
