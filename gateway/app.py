@@ -41,6 +41,7 @@ from campaign_core.model import (
 )
 from campaign_core.usage import Trigger
 from gateway.campaigns.channels import BillingPort, ChannelExecutor
+from gateway.campaigns.cli import detail_value
 from gateway.campaigns.loader import load_campaign_dir
 from gateway.campaigns.runner import CampaignRunner, RecoveryReport
 from gateway.campaigns.store import SqliteCampaignStore
@@ -75,7 +76,7 @@ def _log_decisions(event: Event, now: float, outputs: list[Command]) -> None:
         return
     for command in outputs:
         if isinstance(command, Record):
-            detail = " ".join(f"{key}={value}" for key, value in command.detail.items())
+            detail = " ".join(f"{key}={detail_value(key, value)}" for key, value in command.detail.items())
             _decisions.info(
                 "%s %s",
                 command.kind.value,

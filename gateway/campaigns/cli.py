@@ -48,6 +48,7 @@ from protocols.errors import ConfigError, DecodeError
 
 __all__ = [
     "attribution_windows",
+    "detail_value",
     "event_log_line",
     "explain",
     "read_event_log",
@@ -105,7 +106,8 @@ _TIMES = frozenset({"until", "event_time", "at"})
 time of the trigger or purchase): the text shows them as UTC times like the record's own time."""
 
 
-def _detail_value(key: str, value: object) -> str:
+def detail_value(key: str, value: object) -> str:
+    """A record detail's value as the text shows it (times as UTC, words bare, the rest as JSON)."""
     if key in _TIMES and isinstance(value, int | float) and not isinstance(value, bool):
         return _when(value)
     return _value(value)
@@ -118,7 +120,7 @@ def _record_line(record: Record) -> str:
     parts = [_when(record.at), f"{record.kind.value:<17}", where]
     if record.offer_id is not None:
         parts.append(f"offer={record.offer_id}")
-    parts.extend(f"{key}={_detail_value(key, value)}" for key, value in record.detail.items())
+    parts.extend(f"{key}={detail_value(key, value)}" for key, value in record.detail.items())
     return "  ".join(parts)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from decimal import Decimal
 
 import pytest
@@ -57,6 +58,8 @@ async def test_trigger_to_activation_over_dstk(network: Network, caplog: pytest.
     assert gateway.executor.counters.stk_pushes == 1
     decisions = [r for r in caplog.records if r.name == "tgw.campaign"]
     assert [r.getMessage().split()[0] for r in decisions][:2] == ["trigger", "eligible"]
+    # times in a decision's detail read as UTC, as tgw explain shows them, not as epoch seconds
+    assert re.search(r" event_time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", decisions[0].getMessage())
     fulfilled = next(r for r in decisions if r.getMessage().startswith("fulfilled"))
     assert fulfilled.__dict__["msisdn"] == msisdn and fulfilled.__dict__["campaign_id"] == "upsell_new"
     assert fulfilled.__dict__["offer_id"] == activation[0].offer_id
