@@ -1593,26 +1593,21 @@ class Engine:
                 )
             )
             text = config.texts.failed.format_map(fields)
-            self.policy.record(offer.msisdn, Channel.SMS, TRANSACTIONAL, now, zone)
-            out.append(
-                _send_sms(
-                    f"{offer.offer_id}:confirm", offer.msisdn, offer.campaign.id, text, offer.offer_id, False
-                )
-            )
-            self._close(offer, "failed", now, out)
-            # its closed entry (the latest) keeps the option that failed: a late response is told that
-            # (_reject_response). Here rather than in _close, which every journey's end goes through.
-            subscriber = offer.subscriber
-            *kept, entry = subscriber.closed
-            subscriber.closed = (*kept, (*entry[:5], option))
-            return
         self.policy.record(offer.msisdn, Channel.SMS, TRANSACTIONAL, now, zone)
         out.append(
             _send_sms(
                 f"{offer.offer_id}:confirm", offer.msisdn, offer.campaign.id, text, offer.offer_id, False
             )
         )
-        self._close(offer, "activated", now, out)
+        if isinstance(event, Activated):
+            self._close(offer, "activated", now, out)
+            return
+        self._close(offer, "failed", now, out)
+        # its closed entry (the latest) keeps the option that failed: a late response is told that
+        # (_reject_response). Here rather than in _close, which every journey's end goes through.
+        subscriber = offer.subscriber
+        *kept, entry = subscriber.closed
+        subscriber.closed = (*kept, (*entry[:5], option))
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -1901,7 +1896,7 @@ def _offer_to_row(offer: _Offer) -> list[Any]:
         offer.state.name,
         offer.step,
         offer.step_ready,
-        [[o.package_id, o.volume_mb, str(o.price), o.payment.value, o.ussd_code] for o in options],
+        [_option_to_row(option) for option in options],
         None if offer.chosen is None else options.index(offer.chosen),
         [options.index(option) for option in offer.pushed.options],
         offer.deadline,
@@ -1991,11 +1986,13 @@ def _trigger_to_json(trigger: TriggerRaised) -> dict[str, Any]:
 def _closed_to_row(entry: _Closed) -> list[Any]:
     row: list[Any] = [entry[0], entry[1], list(entry[2]), entry[3], entry[4]]
     if len(entry) > 5:  # the option whose activation failed
-        option = entry[5]
-        row.append(
-            [option.package_id, option.volume_mb, str(option.price), option.payment.value, option.ussd_code]
-        )
+        row.append(_option_to_row(entry[5]))
     return row
+
+
+def _option_to_row(option: OfferOption) -> list[Any]:
+    """``[package id, volume MB, price, payment, USSD code]``, as ``Engine._option_from_row`` reads it."""
+    return [option.package_id, option.volume_mb, str(option.price), option.payment.value, option.ussd_code]
 
 
 def _subscriber_from_row(

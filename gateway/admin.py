@@ -70,7 +70,6 @@ import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
-from urllib.request import pathname2url
 
 from aiohttp import web
 
@@ -83,6 +82,7 @@ from gateway.http_site import serve
 from gateway.logs import log_ids
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.smpp.client import SubmitError
+from gateway.storage.sqlite_base import sqlite_uri
 from protocols.errors import ConfigError, DecodeError, GatewayError, LocalProtocolError, TransportError
 from protocols.gsm.alphabet import parts_needed
 
@@ -140,17 +140,13 @@ def _dumps(data: object) -> str:
     return json.dumps(data, default=str)
 
 
-def _sqlite_uri(path: str, mode: str) -> str:
-    return f"file:{pathname2url(path)}?mode={mode}"
-
-
 def _probe_store(path: str, timeout: float) -> str | None:
     """None when the SQLite file at ``path`` takes a write transaction, else why not (see the module
     docstring: nothing is changed)."""
     if path == ":memory:":
         return None
     try:
-        db = sqlite3.connect(_sqlite_uri(path, "rw"), uri=True, timeout=timeout, isolation_level=None)
+        db = sqlite3.connect(sqlite_uri(path, "rw"), uri=True, timeout=timeout, isolation_level=None)
     except sqlite3.Error as exc:
         return f"campaign store {path} cannot be opened for writing: {exc}"
     try:
@@ -169,7 +165,7 @@ def _probe_store(path: str, timeout: float) -> str | None:
 def _read_kpis(path: str, windows: Mapping[str, float]) -> list[KpiRow]:
     """The KPI rows of every record of the campaign store at ``path``, through a read-only connection
     (the ``records`` table's JSON ``body``, as ``gateway.campaigns.store`` writes it)."""
-    db = sqlite3.connect(_sqlite_uri(path, "ro"), uri=True, timeout=5.0)
+    db = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, timeout=5.0)
     try:
 
         def records() -> Iterator[Record]:

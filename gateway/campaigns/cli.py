@@ -35,7 +35,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
-from urllib.request import pathname2url
 
 from campaign_core.codec import command_to_json, event_from_json, event_to_json
 from campaign_core.config import CampaignSet
@@ -44,6 +43,7 @@ from campaign_core.kpis import compute_kpis, render_kpi_table
 from campaign_core.model import Command, Event, Record, Tick
 from gateway.campaigns.loader import load_campaign_dir
 from gateway.campaigns.store import SqliteCampaignStore
+from gateway.storage.sqlite_base import sqlite_uri
 from protocols.errors import ConfigError, DecodeError
 
 __all__ = [
@@ -179,7 +179,7 @@ def _not_a_campaign_store(path: Path) -> str | None:
         if file.read(16) != b"SQLite format 3\x00":
             return "not an SQLite database"
     try:
-        db = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True, timeout=5.0)
+        db = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, timeout=5.0)
         try:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:

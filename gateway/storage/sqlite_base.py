@@ -17,12 +17,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Literal, Self
+from urllib.request import pathname2url
 
 from protocols.errors import GatewayError
 
-__all__ = ["SqliteFile", "StoreError", "Synchronous", "open_wal", "transaction"]
+__all__ = ["SqliteFile", "StoreError", "Synchronous", "open_wal", "sqlite_uri", "transaction"]
 
 Synchronous = Literal["FULL", "NORMAL"]
+
+
+def sqlite_uri(path: str | Path, mode: Literal["ro", "rw"]) -> str:
+    """The URI that opens the SQLite file ``path`` without creating it (``mode=ro``: nor writing it),
+    for ``sqlite3.connect(..., uri=True)``: readers that must not turn a wrong path into a new store."""
+    return f"file:{pathname2url(str(path))}?mode={mode}"
 
 
 class StoreError(GatewayError):
