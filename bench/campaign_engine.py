@@ -82,6 +82,11 @@ def libpython() -> str:
     return "shared" if "libpython" in maps else "static"
 
 
+def engine_path(engine: Engine) -> str:
+    """Which trigger path the engine runs: ``C`` (campaign_core._journey) or ``Python``."""
+    return "C" if engine.accelerated else "Python"
+
+
 def pin(core: int) -> None:
     try:
         if (os.cpu_count() or 1) > core:
@@ -216,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return tracemalloc.get_traced_memory()[0] - base if args.memory else 0
 
     population = profiles(args.subscribers)
-    engine = Engine(campaigns)
+    engine = Engine(campaigns, accelerated=args.accelerated)
     handle = engine.handle
     cpu, started = time.process_time(), time.perf_counter()
     for event in population:
@@ -233,6 +238,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     total_events = args.subscribers + feeder.events
     return {
         "python": platform.python_version(),
+        "engine_path": engine_path(engine),
         "libpython": libpython(),
         "machine": platform.processor() or platform.machine(),
         "subscribers": args.subscribers,
@@ -271,6 +277,8 @@ def repeated(args: argparse.Namespace) -> dict[str, Any]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--json", "--subscribers", str(args.subscribers)]
     argv += ["--journeys", str(args.journeys), "--answer-rate", str(args.answer_rate)]
     argv += ["--full-after-growth", str(args.full_after_growth)]
+    if not args.accelerated:
+        argv.append("--python-engine")
     if not args.memory:
         argv.append("--no-memory")
     runs = [
@@ -306,6 +314,12 @@ def main() -> int:
         default=2.0,
         help="the heap steward's full pass when the frozen heap grew this much (0: never)",
     )
+    parser.add_argument(
+        "--python-engine",
+        dest="accelerated",
+        action="store_false",
+        help="the engine's Python paths only, without its C accelerator (campaign_core._journey)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = repeated(args) if args.repeat > 1 else run(args)
@@ -320,7 +334,7 @@ def main() -> int:
         )
     print(
         f"campaign engine, {result['subscribers']:,} subscribers, {result['journeys']:,} reference journeys "
-        f"(Python {result['python']}, libpython {result['libpython']}, one core{'; tracemalloc on, which slows it' if args.memory else ''})"
+        f"(Python {result['python']}, libpython {result['libpython']}, engine paths {result['engine_path']}, one core{'; tracemalloc on, which slows it' if args.memory else ''})"
     )
     print(f"  profiles:  {result['profile_events_per_s']:>12,.0f} events/s")
     print(

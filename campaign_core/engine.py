@@ -63,6 +63,7 @@ import copy
 import dataclasses
 import heapq
 import math
+import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -115,7 +116,7 @@ from campaign_core.model import (
 )
 from campaign_core.policy import ALLOWED, ContactPlan, ContactPolicy, Deferred, Suppressed
 from campaign_core.texts import option_fields, render_step_text
-from protocols._fast import fast_constructor
+from protocols._fast import fast_constructor, pure_python_asked
 from protocols.errors import ConfigError, DecodeError
 
 __all__ = ["SNAPSHOT_VERSION", "Engine", "OfferState", "OfferView", "eligibility_failure"]
@@ -123,6 +124,7 @@ __all__ = ["SNAPSHOT_VERSION", "Engine", "OfferState", "OfferView", "eligibility
 _RECENT_TRIGGERS = 8  # trigger ids remembered per subscriber to drop re-deliveries
 _RECENT_CLOSED = 4  # closed offers remembered per subscriber to answer late responses
 _RECENT_RESPONSES = 4  # response ids remembered per subscriber
+_ARBITRATION_REASON = "arbitration: %s goes first"  # a candidate another campaign won over (% the winner)
 TRANSACTIONAL = "transactional"
 _DEFAULT_TEXTS = OfferTexts()
 _UNKNOWN_PROFILE = Profile("")
@@ -285,9 +287,11 @@ class _Campaign:
         "level",
         "offer",
         "offer_hash",
+        "offer_salt",
         "packages",
         "payment",
         "rank",
+        "score_timeout",
         "scoring",
         "sized",
         "steps",
@@ -312,8 +316,14 @@ class _Campaign:
         self.eligible = _compile_eligibility(config.eligibility)
         self.assign = assign
         self.rank = (-config.priority, -value, config.id)  # experiments.arbitrate's order
-        # model.offer_id's hash state after the campaign's part: a copy updated with the trigger id
-        self.offer_hash = blake2b(f"{config.id}\x00".encode(), digest_size=10)
+        # model.offer_id's hash input before the trigger id, and the hash state after it: a copy updated
+        # with the trigger id gives the offer id
+        self.offer_salt = f"{config.id}\x00".encode()
+        self.offer_hash = blake2b(self.offer_salt, digest_size=10)
+        # the timeout of the QueryCredit that starts the offer; None: no offer, or scoring disabled
+        self.score_timeout = (
+            config.scoring.timeout if config.offer is not None and config.scoring.enabled else None
+        )
         offered = config.offer.packages if config.offer is not None else ()
         # options are listed smallest first (volume, then price); a stable sort keeps the file's order
         # of equal ones, so filtering this order gives what sorting the affordable ones gives
@@ -627,10 +637,14 @@ _Handler = Callable[[Any, float, list[Command]], None]
 class Engine:
     """One campaign directory's engine (see the module docstring)."""
 
-    def __init__(self, campaigns: CampaignSet, *, paused: Collection[str] = ()) -> None:
+    def __init__(
+        self, campaigns: CampaignSet, *, paused: Collection[str] = (), accelerated: bool = True
+    ) -> None:
         """``paused``: ids of campaigns an operator paused (``Gateway.pause``): they start no journey,
         whatever their ``enabled``, and a trigger that would have started one is recorded as
-        suppressed ("paused"); their offers in progress run to their end."""
+        suppressed ("paused"); their offers in progress run to their end. ``accelerated``: take the
+        trigger path of the C accelerator ``campaign_core._journey`` when it is built (and
+        ``TGW_PURE_PYTHON`` is not set); False keeps the Python one (tests compare the two)."""
         errors = campaigns.check()
         if errors:
             first = errors[0]
@@ -709,6 +723,10 @@ class Engine:
             Purchased: self._purchased,
             OfferDropped: self._offer_dropped,
         }
+        # whether the C accelerator's paths run (bench/campaign_engine.py prints it)
+        self.accelerated = accelerated and _journey is not None
+        if self.accelerated:
+            self._handlers[TriggerRaised] = _journey.TriggerPath(self)
 
     # --- the engine face ------------------------------------------------------------------------
 
@@ -965,7 +983,7 @@ class Engine:
                             candidate[0].id,
                             candidate[1],
                             None,
-                            {"reason": f"arbitration: {winner[0].id} goes first", "stage": "trigger"},
+                            {"reason": _ARBITRATION_REASON % winner[0].id, "stage": "trigger"},
                         )
                     )
         campaign, variant, delay = winner
@@ -2070,3 +2088,20 @@ def _is_time(value: object) -> bool:
     if value is None:
         return True
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _load_journey(environ: Mapping[str, str]) -> Any:
+    """``campaign_core._journey`` (``_journey.c``: Engine._trigger in C) configured with this module's
+    record kinds, offer states, builders and classes, or None when it is not built or
+    ``TGW_PURE_PYTHON`` is set. Loaded last: it takes the module's names when it is configured."""
+    if pure_python_asked(environ):
+        return None
+    try:
+        from campaign_core import _journey as journey  # noqa: PLC0415 (here, so that tests can replay the choice)
+    except ImportError:
+        return None
+    journey.configure(globals())
+    return journey
+
+
+_journey = _load_journey(os.environ)

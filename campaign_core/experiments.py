@@ -49,13 +49,18 @@ class Assigner:
     experiment): the salt as the hash input's prefix and the arms' upper bucket bounds. Same arm as
     ``assign`` for every MSISDN (tests/campaign/test_engine_fast_paths.py)."""
 
-    __slots__ = ("_arms", "_salted", "_uppers", "experiment")
+    __slots__ = ("_arms", "_salted", "_uppers", "arm_fields", "experiment", "experiment_id", "salt")
 
     def __init__(self, experiment: ExperimentConfig) -> None:
         self.experiment = experiment
+        self.experiment_id = experiment.id
+        self.salt = f"{experiment.salt}:".encode()  # bucket()'s hash input before the MSISDN
         # the hash state after ``salt ":"``: a copy of it, updated with the MSISDN, gives bucket()'s digest
-        self._salted = hashlib.blake2b(f"{experiment.salt}:".encode(), digest_size=8)
+        self._salted = hashlib.blake2b(self.salt, digest_size=8)
         self._arms = experiment.arms
+        # (campaign, control, name, delay) of each arm, read without the model's attribute lookups
+        # (campaign_core/_journey.c)
+        self.arm_fields = tuple((arm.campaign, arm.control, arm.name, arm.delay) for arm in experiment.arms)
         uppers: list[int] = []
         upper = 0
         for arm in experiment.arms:

@@ -1,0 +1,13 @@
+"""Types of the optional C accelerator ``campaign_core._journey`` (source: ``_journey.c``)."""
+
+from typing import Any, final
+
+@final
+class TriggerPath:
+    """``Engine._trigger`` of ``engine`` as a callable ``(event, now, out)``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
+
+def configure(namespace: dict[str, Any], /) -> None:
+    """Take the engine module's record kinds, offer states, builders and classes (once, at import)."""
