@@ -114,7 +114,7 @@ from campaign_core.model import (
     TriggerKind,
     TriggerRaised,
 )
-from campaign_core.policy import ALLOWED, ContactPlan, ContactPolicy, Deferred, Suppressed
+from campaign_core.policy import ALLOWED, ContactPlan, ContactPolicy, Deferred, Suppressed, Verdict
 from campaign_core.texts import option_fields, render_step_text
 from protocols._fast import fast_constructor, pure_python_asked
 from protocols.errors import ConfigError, DecodeError
@@ -1256,42 +1256,8 @@ class Engine:
             verdict = policy.check(msisdn, step.channel, step.purpose, now, zone)  # raises: unknown purpose
         else:  # counted at once when allowed: nothing below can fail before the command goes out
             verdict = policy.contact_planned(plan, msisdn, now, zone)
-        if verdict is not ALLOWED:
-            if isinstance(verdict, Deferred):
-                offer.state = _STEP_PENDING
-                offer.step_ready = True
-                self._arm(offer, verdict.until)
-                out.append(
-                    _record(
-                        _DEFERRED,
-                        now,
-                        msisdn,
-                        campaign.id,
-                        offer.variant,
-                        key,
-                        {"until": verdict.until, "reason": verdict.reason, "step": index},
-                    )
-                )
-                return
-            if isinstance(verdict, Suppressed):
-                out.append(
-                    _record(
-                        _SUPPRESSED,
-                        now,
-                        msisdn,
-                        campaign.id,
-                        offer.variant,
-                        key,
-                        {
-                            "reason": verdict.reason,
-                            "rule": verdict.rule,
-                            "policy_version": policy.version,
-                            "step": index,
-                        },
-                    )
-                )
-                self._start_step(offer, index + 1, now, out)
-                return
+        if verdict is not ALLOWED and self._not_allowed(offer, step, verdict, now, out):
+            return
         offered = offer.offered
         mode = step.mode
         if mode == "none" or not offered.options:
@@ -1341,6 +1307,50 @@ class Engine:
             self._arm(offer, expires_at if expires_at < deadline else deadline)  # min(), the first of equals
         else:
             self._start_step(offer, index + 1, now, out)  # informational: no answer to wait for
+
+    def _not_allowed(
+        self, offer: _Offer, step: _Step, verdict: Verdict, now: float, out: list[Command]
+    ) -> bool:
+        """A step the contact policy held back: deferred (the offer waits for the time it names) or
+        suppressed (the journey goes on with the next step). True when handled."""
+        campaign_id = offer.campaign.id
+        index = step.index
+        if isinstance(verdict, Deferred):
+            offer.state = _STEP_PENDING
+            offer.step_ready = True
+            self._arm(offer, verdict.until)
+            out.append(
+                _record(
+                    _DEFERRED,
+                    now,
+                    offer.msisdn,
+                    campaign_id,
+                    offer.variant,
+                    offer.offer_id,
+                    {"until": verdict.until, "reason": verdict.reason, "step": index},
+                )
+            )
+            return True
+        if isinstance(verdict, Suppressed):
+            out.append(
+                _record(
+                    _SUPPRESSED,
+                    now,
+                    offer.msisdn,
+                    campaign_id,
+                    offer.variant,
+                    offer.offer_id,
+                    {
+                        "reason": verdict.reason,
+                        "rule": verdict.rule,
+                        "policy_version": self.policy.version,
+                        "step": index,
+                    },
+                )
+            )
+            self._start_step(offer, index + 1, now, out)
+            return True
+        return False
 
     def _text(self, step: _Step, shown: _OptionSet, days_left: str) -> str:
         """The step's text for these options; cached, since offers repeat the same few option sets."""
