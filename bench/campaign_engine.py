@@ -39,6 +39,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -135,17 +136,25 @@ class Journeys:
         self.phases: list[tuple[str, int, float]] = []  # (phase, events, wall seconds)
 
     def _phase(
-        self, name: str, events: list[tuple[Event, float]], wanted: type | tuple[type, ...]
+        self,
+        name: str,
+        events: list[tuple[Event, float]],
+        wanted: type | tuple[type, ...] = (),
+        fields: tuple[str, ...] = (),
     ) -> list[Any]:
-        """``handle`` each (event, now); the commands of the ``wanted`` types, in order."""
+        """``handle`` each (event, now); the ``fields`` of the commands of the ``wanted`` types, in order,
+        one after the other in one flat list. The commands themselves are not kept: the gateway writes
+        them to its store and lets them go, and a million of them held here would be the collector's
+        work in every later phase, not the engine's."""
         handle = self.engine.handle
         kept: list[Any] = []
-        keep = kept.append
+        keep = kept.extend
+        pick = attrgetter(*fields) if len(fields) > 1 else (lambda command: (getattr(command, fields[0]),))
         cpu, wall = time.process_time(), time.perf_counter()
         for event, now in events:
             for command in handle(event, now):
                 if isinstance(command, wanted):
-                    keep(command)
+                    keep(pick(command))
         self.steward.maintain()  # the gateway runs it from its loop within a second of it falling due
         seconds = time.perf_counter() - wall
         self.seconds += seconds
@@ -166,44 +175,50 @@ class Journeys:
             )
             for i in range(self.count)
         ]  # fmt: skip
-        queries: list[QueryCredit] = self._phase("exhaustion triggers", triggers, QueryCredit)
+        queries = self._phase("exhaustion triggers", triggers, QueryCredit, ("request_id", "msisdn"))
         del triggers
         no_balance, credit = Decimal(0), Decimal(120)  # billing scores each: 120 KES of credit, no balance
-        pushes: list[PushStk | SendSms] = self._phase(
+        pushes = self._phase(
             "credit scores (DSTK dialogs go out)",
-            [(CreditScored(q.request_id, q.msisdn, no_balance, credit), now + 1) for q in queries],
+            [
+                (CreditScored(request_id, msisdn, no_balance, credit), now + 1)
+                for request_id, msisdn in zip(queries[::2], queries[1::2], strict=True)
+            ],
             (PushStk, SendSms),
+            ("command_id",),
         )
         # the DSTK dialogs are delivered
-        self._phase(
-            "DSTK receipts", [(DeliveryReported(push.command_id, True), now + 5) for push in pushes], ()
-        )
-        del queries, pushes  # the commands are the gateway's to keep, not the engine's
+        self._phase("DSTK receipts", [(DeliveryReported(command_id, True), now + 5) for command_id in pushes])
+        del queries, pushes
         self.open_offers_memory = self.measure()  # every offer open, waiting for an answer
         # nobody answers the dialog: the waits expire, the SMS go out (a Tick a simulated minute)
-        sms: list[SendSms] = self._phase(
+        sms = self._phase(
             "ticks (the waits expire, the SMS go out)",
             [(Tick(), now + 60 * minute) for minute in range(1, 40)],
             SendSms,
+            ("command_id", "msisdn"),
         )
+        sent = list(zip(sms[::2], sms[1::2], strict=True))
+        del sms
         self._phase(
-            "SMS receipts", [(DeliveryReported(message.command_id, True), now + 2500) for message in sms], ()
+            "SMS receipts", [(DeliveryReported(command_id, True), now + 2500) for command_id, _ in sent]
         )
         answers: list[tuple[Event, float]] = []
         if self.answer_every:
             answers = [
-                (
-                    Responded(f"mo-{i}", message.msisdn, ResponseChannel.USSD, option_id="*123*100#"),
-                    now + 3000,
-                )
-                for i, message in enumerate(sms)
+                (Responded(f"mo-{i}", msisdn, ResponseChannel.USSD, option_id="*123*100#"), now + 3000)
+                for i, (_, msisdn) in enumerate(sent)
                 if i % self.answer_every == 0
             ]
-        activations: list[Activate] = self._phase("USSD answers", answers, Activate)
+        activations = self._phase(
+            "USSD answers", answers, Activate, ("offer_id", "package_id", "payment", "price")
+        )
         self._phase(
             "activations",
-            [(Activated(a.offer_id, a.package_id, a.payment, a.price), now + 3001) for a in activations],
-            (),
+            [
+                (Activated(*activations[i : i + 4]), now + 3001)  # offer_id, package_id, payment, price
+                for i in range(0, len(activations), 4)
+            ],
         )
 
 

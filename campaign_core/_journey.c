@@ -203,12 +203,13 @@ blake2b_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
 /* the engine module's objects, set once by configure() and held for the process's life */
-static PyObject *record_builder, *query_credit_builder, *subscriber_class, *heappush;
+static PyObject *record_builder, *query_credit_builder, *push_stk_builder, *send_sms_builder, *subscriber_class,
+    *heappush, *heappop, *allowed;
 static PyTypeObject *offer_type, *subscriber_type, *campaign_type, *trigger_type, *profile_type,
-    *assigner_type, *deadlines_type;
-static PyObject *kind_trigger, *kind_assigned, *kind_eligible, *kind_suppressed, *kind_deferred;
-static PyObject *state_scoring, *state_delayed, *unknown_profile, *no_options, *arbitration_format;
-static PyObject *zero_delay, *zero_int; /* 0.0 (a campaign outside experiments waits no delay), 0 */
+    *assigner_type, *deadlines_type, *step_type, *option_set_type, *policy_type, *plan_type, *calendar_type;
+static PyObject *kind_trigger, *kind_assigned, *kind_eligible, *kind_suppressed, *kind_deferred, *kind_contact;
+static PyObject *state_scoring, *state_delayed, *state_awaiting, *no_attributes, *empty_text, *unknown_profile, *no_options, *arbitration_format;
+static PyObject *zero_delay, *zero_int, *one_int; /* 0.0 (no experiment delay), 0 and 1 */
 static Py_ssize_t recent_triggers;
 static int configured;
 
@@ -218,7 +219,14 @@ static Py_ssize_t sub_profile, sub_triggers, sub_offers, sub_last_start;
 static Py_ssize_t camp_assign, camp_id, camp_eligible, camp_cooldown, camp_rank, camp_offer_salt,
     camp_score_timeout;
 static Py_ssize_t asg_salt, asg_uppers, asg_arm_fields, asg_experiment, asg_experiment_id;
-static Py_ssize_t prof_timezone;
+static Py_ssize_t prof_timezone, prof_stk_capable, tr_attributes;
+static Py_ssize_t camp_steps, camp_expires_after;
+static Py_ssize_t st_index, st_after, st_stk, st_plan, st_mode, st_style, st_suffix, st_channel_value,
+    st_promotional, st_hard_cap;
+static Py_ssize_t os_options, os_largest, os_package_ids;
+static Py_ssize_t pol_dnd, pol_calendars, pol_state, pol_period_counters, pol_version;
+static Py_ssize_t plan_promotional, plan_uses_calendar, plan_first_zero, plan_counts, plan_first, plan_caps;
+static Py_ssize_t cal_lo, cal_hi, cal_quiet, cal_keys;
 static Py_ssize_t dl_times, dl_ids, dl_unsorted;
 static Py_ssize_t off_deadline, off_queued, off_state;
 
@@ -237,7 +245,10 @@ static Py_ssize_t offer_offsets[O_COUNT];
 static PyObject *s_by_trigger, *s_subscribers, *s_offers, *s_zone, *s_deadlines, *s_trigger, *s_kind,
     *s_trigger_id, *s_event_time, *s_package_id, *s_level, *s_value_, *s_profile_zone, *s_experiment,
     *s_control_due, *s_delay, *s_busy, *s_reason, *s_stage, *s_score, *s_until, *s_trigger_word,
-    *s_score_suffix, *s_experiment_delay, *s_control, *s_push, *s_timezone;
+    *s_score_suffix, *s_experiment_delay, *s_control, *s_push, *s_timezone, *s_pop, *s_due, *s_start_step,
+    *s_send_step, *s_contact_planned, *s_not_allowed, *s_largest, *s_text, *s_texts, *s_policy, *s_version,
+    *s_days_left, *s_get, *s_channel, *s_step, *s_command_id, *s_options, *s_latency, *s_policy_version,
+    *s_maybe_prune, *s_close, *s_expired, *s_sort, *s_reverse, *s_none, *s_largest_mode;
 
 static int
 intern_names(void)
@@ -276,10 +287,38 @@ intern_names(void)
     NAME(s_control, "control");
     NAME(s_push, "push");
     NAME(s_timezone, "timezone");
+    NAME(s_pop, "pop");
+    NAME(s_due, "_due");
+    NAME(s_start_step, "_start_step");
+    NAME(s_send_step, "_send_step");
+    NAME(s_contact_planned, "contact_planned");
+    NAME(s_not_allowed, "_not_allowed");
+    NAME(s_largest, "_largest");
+    NAME(s_text, "_text");
+    NAME(s_texts, "_texts");
+    NAME(s_policy, "policy");
+    NAME(s_version, "version");
+    NAME(s_days_left, "days_left");
+    NAME(s_get, "get");
+    NAME(s_channel, "channel");
+    NAME(s_step, "step");
+    NAME(s_command_id, "command_id");
+    NAME(s_options, "options");
+    NAME(s_latency, "latency");
+    NAME(s_policy_version, "policy_version");
+    NAME(s_maybe_prune, "_maybe_prune");
+    NAME(s_close, "_close");
+    NAME(s_expired, "expired");
+    NAME(s_sort, "sort");
+    NAME(s_reverse, "reverse");
+    NAME(s_none, "none");
+    NAME(s_largest_mode, "largest");
 #undef NAME
     zero_delay = PyFloat_FromDouble(0.0);
     zero_int = PyLong_FromLong(0);
-    return zero_delay == NULL || zero_int == NULL ? -1 : 0;
+    one_int = PyLong_FromLong(1);
+    empty_text = PyUnicode_New(0, 0);
+    return zero_delay == NULL || zero_int == NULL || one_int == NULL || empty_text == NULL ? -1 : 0;
 }
 
 /* the offset of slot `name` of `type` (a member descriptor of kind T_OBJECT_EX), or -1 with TypeError */
@@ -1128,13 +1167,801 @@ done:
     return result;
 }
 
+/* --- the contact policy's allowed contacts (ContactPolicy.contact_planned, policy.py) ----------- */
+
+#define MAX_STATE 64 /* period starts and counters of one subscriber's state: a handful in any policy */
+
+/* a whole number as a C long long, or 0 with *ok cleared (not an int, or too large) */
+static inline long long
+whole(PyObject *value, int *ok)
+{
+    if (!PyLong_CheckExact(value)) {
+        *ok = 0;
+        return 0;
+    }
+    int overflow = 0;
+    long long result = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (result == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        *ok = 0;
+    }
+    return result;
+}
+
+/* the tuple of count C numbers as Python ints */
+static PyObject *
+int_tuple(const long long *values, Py_ssize_t count)
+{
+    PyObject *result = PyTuple_New(count);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyLong_FromLongLong(values[i]);
+        if (item == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, i, item);
+    }
+    return result;
+}
+
+/* ContactPolicy.contact_planned(plan, msisdn, now, zone) when the contact is allowed and the calendar
+ * holds `now` (counted here, as there); for anything else (do-not-disturb, quiet hours, a cap
+ * reached, a calendar to refresh, objects of other classes) the policy's own method, which this
+ * changes nothing before. New reference to the verdict. */
+static PyObject *
+contact_planned(PyObject *policy, PyObject *plan, PyObject *msisdn, PyObject *now, PyObject *zone)
+{
+    PyObject *args[5] = {policy, plan, msisdn, now, zone};
+#define POLICY_METHOD() PyObject_VectorcallMethod(s_contact_planned, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+    if (!Py_IS_TYPE(policy, policy_type) || !Py_IS_TYPE(plan, plan_type) ||
+        !(PyFloat_CheckExact(now) || PyLong_CheckExact(now))) {
+        return POLICY_METHOD();
+    }
+    PyObject *promotional = SLOT(plan, plan_promotional), *uses_calendar = SLOT(plan, plan_uses_calendar);
+    PyObject *dnd = SLOT(policy, pol_dnd), *calendars = SLOT(policy, pol_calendars), *states = SLOT(policy, pol_state);
+    PyObject *first_zero = SLOT(plan, plan_first_zero), *counts = SLOT(plan, plan_counts);
+    PyObject *first = SLOT(plan, plan_first), *caps = SLOT(plan, plan_caps);
+    PyObject *period_counters = SLOT(policy, pol_period_counters);
+    if (promotional == NULL || uses_calendar == NULL || dnd == NULL || calendars == NULL || states == NULL ||
+        first_zero == NULL || counts == NULL || first == NULL || caps == NULL || period_counters == NULL ||
+        !PyBool_Check(promotional) || !PyBool_Check(uses_calendar) || !PyAnySet_Check(dnd) ||
+        !PyDict_CheckExact(calendars) || !PyDict_CheckExact(states) || !PyTuple_CheckExact(counts) ||
+        !PyTuple_CheckExact(first) || !PyTuple_CheckExact(caps) || !PyTuple_CheckExact(period_counters)) {
+        return POLICY_METHOD();
+    }
+    int is_promotional = promotional == Py_True;
+    if (is_promotional) {
+        int listed = PySet_Contains(dnd, msisdn);
+        if (listed != 0) {
+            return listed < 0 ? NULL : POLICY_METHOD(); /* do not disturb */
+        }
+    }
+    if (uses_calendar == Py_False) {
+        return Py_NewRef(allowed); /* no calendar: no rule counts this contact either */
+    }
+    PyObject *calendar = PyDict_GetItemWithError(calendars, zone);
+    if (calendar == NULL) {
+        return PyErr_Occurred() ? NULL : POLICY_METHOD(); /* a zone not seen before */
+    }
+    if (!Py_IS_TYPE(calendar, calendar_type)) {
+        return POLICY_METHOD();
+    }
+    PyObject *lo = SLOT(calendar, cal_lo), *hi = SLOT(calendar, cal_hi), *quiet = SLOT(calendar, cal_quiet);
+    PyObject *keys = SLOT(calendar, cal_keys);
+    if (lo == NULL || hi == NULL || quiet == NULL || keys == NULL || !PyTuple_CheckExact(keys)) {
+        return POLICY_METHOD();
+    }
+    int within = PyObject_RichCompareBool(lo, now, Py_LE);
+    if (within == 1) {
+        within = PyObject_RichCompareBool(now, hi, Py_LT);
+    }
+    if (within <= 0) {
+        return within < 0 ? NULL : POLICY_METHOD(); /* the calendar is refreshed there */
+    }
+    if (is_promotional && quiet != Py_False) {
+        return POLICY_METHOD(); /* quiet hours: deferred or dropped there */
+    }
+    PyObject *state = PyDict_GetItemWithError(states, msisdn);
+    if (state == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        if (first_zero != Py_None) {
+            return POLICY_METHOD(); /* a cap of zero */
+        }
+        if (PyTuple_GET_SIZE(counts) > 0) { /* the period starts, then zeros and this contact */
+            PyObject *started = PySequence_Concat(keys, first);
+            if (started == NULL) {
+                return NULL;
+            }
+            int failed = PyDict_SetItem(states, msisdn, started);
+            Py_DECREF(started);
+            if (failed < 0) {
+                return NULL;
+            }
+        }
+        return Py_NewRef(allowed);
+    }
+    Py_ssize_t size = PyTuple_CheckExact(state) ? PyTuple_GET_SIZE(state) : -1;
+    Py_ssize_t periods = PyTuple_GET_SIZE(keys);
+    if (size < periods || size > MAX_STATE || PyTuple_GET_SIZE(period_counters) != periods) {
+        return POLICY_METHOD();
+    }
+    long long values[MAX_STATE], starts[MAX_STATE];
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        values[i] = whole(PyTuple_GET_ITEM(state, i), &ok);
+    }
+    for (Py_ssize_t i = 0; i < periods; i++) {
+        starts[i] = whole(PyTuple_GET_ITEM(keys, i), &ok);
+    }
+    if (!ok) {
+        return POLICY_METHOD();
+    }
+    Py_ssize_t cap_count = PyTuple_GET_SIZE(caps);
+    for (Py_ssize_t i = 0; i < cap_count; i++) {
+        PyObject *cap = PyTuple_GET_ITEM(caps, i);
+        if (!PyTuple_CheckExact(cap) || PyTuple_GET_SIZE(cap) != 4) {
+            return POLICY_METHOD();
+        }
+        long long position = whole(PyTuple_GET_ITEM(cap, 0), &ok), period = whole(PyTuple_GET_ITEM(cap, 1), &ok);
+        long long limit = whole(PyTuple_GET_ITEM(cap, 2), &ok);
+        if (!ok || position < 0 || position >= size || period < 0 || period >= periods) {
+            return POLICY_METHOD();
+        }
+        long long count = starts[period] <= values[period] ? values[position] : 0;
+        if (count >= limit) {
+            return POLICY_METHOD(); /* capped: suppressed there */
+        }
+    }
+    Py_ssize_t counted = PyTuple_GET_SIZE(counts);
+    if (counted == 0) {
+        return Py_NewRef(allowed);
+    }
+    /* ContactPolicy._counted: a later period starts its counts again, then one more contact */
+    for (Py_ssize_t period = 0; period < periods; period++) {
+        if (starts[period] > values[period]) {
+            values[period] = starts[period];
+            PyObject *positions = PyTuple_GET_ITEM(period_counters, period);
+            if (!PyTuple_CheckExact(positions)) {
+                return POLICY_METHOD();
+            }
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(positions); j++) {
+                long long position = whole(PyTuple_GET_ITEM(positions, j), &ok);
+                if (!ok || position < 0 || position >= size) {
+                    return POLICY_METHOD();
+                }
+                values[position] = 0;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < counted; i++) {
+        long long position = whole(PyTuple_GET_ITEM(counts, i), &ok);
+        if (!ok || position < 0 || position >= size) {
+            return POLICY_METHOD();
+        }
+        values[position] += 1;
+    }
+    PyObject *updated = int_tuple(values, size);
+    if (updated == NULL) {
+        return NULL;
+    }
+    int failed = PyDict_SetItem(states, msisdn, updated);
+    Py_DECREF(updated);
+    return failed < 0 ? NULL : Py_NewRef(allowed);
+#undef POLICY_METHOD
+}
+
+/* --- the steps and the clock (Engine._tick, _due, _start_step, _send_step) --------------------- */
+
+/* engine.name(args...) -> 0 or -1 (the result is dropped) */
+static int
+call_engine(PyObject *engine, PyObject *name, Py_ssize_t count, PyObject **args)
+{
+    PyObject *call[6] = {engine};
+    for (Py_ssize_t i = 0; i < count; i++) {
+        call[i + 1] = args[i];
+    }
+    PyObject *done = PyObject_VectorcallMethod(name, call, (size_t)(count + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+static int start_step(PyObject *engine, PyObject *offer, PyObject *index, PyObject *now, PyObject *out);
+
+/* the profile and zone a send looks at (as Engine._send_step finds them); new references */
+static int
+profile_and_zone(PyObject *engine, PyObject *subscriber, PyObject **profile, PyObject **zone)
+{
+    PyObject *found = get_slot(subscriber, sub_profile, "profile");
+    if (found == NULL) {
+        return -1;
+    }
+    if (found == Py_None) {
+        *profile = Py_NewRef(unknown_profile);
+        *zone = PyObject_GetAttr(engine, s_zone);
+        return *zone == NULL ? -1 : 0;
+    }
+    *profile = Py_NewRef(found);
+    PyObject *own = Py_IS_TYPE(found, profile_type) ? Py_XNewRef(SLOT(found, prof_timezone))
+                                                    : PyObject_GetAttr(found, s_timezone);
+    if (own == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_AttributeError, "Profile without timezone");
+        }
+        return -1;
+    }
+    int named = PyObject_IsTrue(own);
+    Py_DECREF(own);
+    if (named < 0) {
+        return -1;
+    }
+    if (named) {
+        PyObject *args[2] = {engine, found};
+        *zone = PyObject_VectorcallMethod(s_profile_zone, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    } else {
+        *zone = PyObject_GetAttr(engine, s_zone);
+    }
+    return *zone == NULL ? -1 : 0;
+}
+
+/* Engine._send_step for a step whose campaign has no eligibility rule, a handset that can take it and
+ * a resolved contact plan; anything else is the engine's own method. 0 or -1 */
+static int
+send_step(PyObject *engine, PyObject *offer, PyObject *step, PyObject *now, PyObject *out)
+{
+    PyObject *subscriber = get_slot(offer, offer_offsets[O_SUBSCRIBER], "subscriber");
+    PyObject *campaign = subscriber == NULL ? NULL : get_slot(offer, offer_offsets[O_CAMPAIGN], "campaign");
+    if (campaign == NULL) {
+        return -1;
+    }
+    if (!Py_IS_TYPE(subscriber, subscriber_type) || !Py_IS_TYPE(campaign, campaign_type) ||
+        !Py_IS_TYPE(step, step_type) || SLOT(campaign, camp_eligible) != Py_None || SLOT(step, st_plan) == NULL ||
+        SLOT(step, st_plan) == Py_None) {
+        PyObject *args[4] = {offer, step, now, out};
+        return call_engine(engine, s_send_step, 4, args);
+    }
+    PyObject *profile = NULL, *zone = NULL, *policy = NULL, *verdict = NULL, *text = NULL, *command_id = NULL,
+             *days_left = NULL, *shown = NULL, *key_tuple = NULL, *package_ids = NULL, *latency = NULL,
+             *version = NULL, *expires_at = NULL, *deadline = NULL;
+    int result = -1;
+    if (profile_and_zone(engine, subscriber, &profile, &zone) < 0) {
+        goto done;
+    }
+    PyObject *stk = SLOT(step, st_stk);
+    int is_stk = stk == NULL ? -1 : PyObject_IsTrue(stk);
+    if (is_stk < 0) {
+        goto done;
+    }
+    if (is_stk) {
+        PyObject *capable = Py_IS_TYPE(profile, profile_type) ? Py_XNewRef(SLOT(profile, prof_stk_capable)) : NULL;
+        int can = capable == NULL ? 0 : PyObject_IsTrue(capable);
+        Py_XDECREF(capable);
+        if (can <= 0) { /* no SIM toolkit (or not known here): the engine's own path records it */
+            PyErr_Clear();
+            PyObject *args[4] = {offer, step, now, out};
+            result = call_engine(engine, s_send_step, 4, args);
+            goto done;
+        }
+    }
+    PyObject *msisdn = get_slot(offer, offer_offsets[O_MSISDN], "msisdn");
+    PyObject *key = msisdn == NULL ? NULL : get_slot(offer, offer_offsets[O_OFFER_ID], "offer_id");
+    if (key == NULL) {
+        goto done;
+    }
+    policy = PyObject_GetAttr(engine, s_policy);
+    if (policy == NULL) {
+        goto done;
+    }
+    verdict = contact_planned(policy, SLOT(step, st_plan), msisdn, now, zone);
+    if (verdict == NULL) {
+        goto done;
+    }
+    if (verdict != allowed) {
+        PyObject *call[6] = {engine, offer, step, verdict, now, out};
+        PyObject *handled =
+            PyObject_VectorcallMethod(s_not_allowed, call, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        int is_handled = handled == NULL ? -1 : PyObject_IsTrue(handled);
+        Py_XDECREF(handled);
+        if (is_handled != 0) {
+            result = is_handled < 0 ? -1 : 0;
+            goto done;
+        }
+    }
+    PyObject *offered = get_slot(offer, offer_offsets[O_OFFERED], "offered");
+    PyObject *mode = offered == NULL ? NULL : get_slot(step, st_mode, "mode");
+    if (mode == NULL) {
+        goto done;
+    }
+    if (!Py_IS_TYPE(offered, option_set_type)) {
+        PyErr_SetString(PyExc_TypeError, "_Offer.offered must be an _OptionSet");
+        goto done;
+    }
+    PyObject *offered_options = get_slot(offered, os_options, "options");
+    if (offered_options == NULL) {
+        goto done;
+    }
+    int any = PyObject_IsTrue(offered_options);
+    if (any < 0) {
+        goto done;
+    }
+    int is_none = PyUnicode_Check(mode) ? PyUnicode_Compare(mode, s_none) == 0
+                                         : PyObject_RichCompareBool(mode, s_none, Py_EQ);
+    if (is_none < 0 || PyErr_Occurred()) {
+        goto done;
+    }
+    if (is_none || !any) {
+        shown = Py_NewRef(no_options);
+    } else {
+        int is_largest = PyObject_RichCompareBool(mode, s_largest_mode, Py_EQ);
+        if (is_largest < 0) {
+            goto done;
+        }
+        if (is_largest) {
+            PyObject *largest = get_slot(offered, os_largest, "largest");
+            if (largest == NULL) {
+                goto done;
+            }
+            int have = PyObject_IsTrue(largest); /* `offered.largest or self._largest(offered)` */
+            if (have < 0) {
+                goto done;
+            }
+            if (have) {
+                shown = Py_NewRef(largest);
+            } else {
+                PyObject *args[2] = {engine, offered};
+                shown = PyObject_VectorcallMethod(s_largest, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            }
+        } else {
+            shown = Py_NewRef(offered);
+        }
+    }
+    if (shown == NULL) {
+        goto done;
+    }
+    if (!Py_IS_TYPE(shown, option_set_type)) {
+        PyErr_SetString(PyExc_TypeError, "the options shown must be an _OptionSet");
+        goto done;
+    }
+    PyObject *options = get_slot(shown, os_options, "options");
+    PyObject *trigger = options == NULL ? NULL : get_slot(offer, offer_offsets[O_TRIGGER], "trigger");
+    if (trigger == NULL) {
+        goto done;
+    }
+    {
+        /* trigger.attributes.get("days_left", "") */
+        PyObject *attributes = Py_IS_TYPE(trigger, trigger_type) ? SLOT(trigger, tr_attributes) : NULL;
+        if (attributes == no_attributes) {
+            days_left = Py_NewRef(empty_text);
+        } else {
+            PyObject *owned = attributes != NULL ? Py_NewRef(attributes) : PyObject_GetAttrString(trigger, "attributes");
+            if (owned == NULL) {
+                goto done;
+            }
+            PyObject *args[3] = {owned, s_days_left, empty_text};
+            days_left = PyObject_VectorcallMethod(s_get, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            Py_DECREF(owned);
+            if (days_left == NULL) {
+                goto done;
+            }
+        }
+    }
+    {
+        /* Engine._text: its cache, else the method (which renders and caches) */
+        PyObject *texts = PyObject_GetAttr(engine, s_texts);
+        if (texts == NULL) {
+            goto done;
+        }
+        key_tuple = PyTuple_Pack(3, step, shown, days_left);
+        if (key_tuple == NULL) {
+            Py_DECREF(texts);
+            goto done;
+        }
+        text = PyDict_CheckExact(texts) ? Py_XNewRef(PyDict_GetItemWithError(texts, key_tuple)) : NULL;
+        Py_DECREF(texts);
+        if (text == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            PyObject *args[4] = {engine, step, shown, days_left};
+            text = PyObject_VectorcallMethod(s_text, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (text == NULL) {
+                goto done;
+            }
+        }
+    }
+    PyObject *suffix = get_slot(step, st_suffix, "suffix");
+    if (suffix == NULL || (command_id = PyUnicode_Concat(key, suffix)) == NULL) {
+        goto done;
+    }
+    PyObject *campaign_id = get_slot(campaign, camp_id, "id");
+    if (campaign_id == NULL) {
+        goto done;
+    }
+    {
+        PyObject *command;
+        if (is_stk) {
+            PyObject *style = get_slot(step, st_style, "style");
+            if (style == NULL) {
+                goto done;
+            }
+            set_slot(offer, offer_offsets[O_PUSHED], shown);
+            PyObject *args[7] = {command_id, key, msisdn, campaign_id, style, options, text};
+            command = PyObject_Vectorcall(push_stk_builder, args, 7, NULL);
+        } else {
+            int have = PyObject_IsTrue(options);
+            PyObject *promotional = get_slot(step, st_promotional, "promotional");
+            if (have < 0 || promotional == NULL) {
+                goto done;
+            }
+            PyObject *args[6] = {command_id, msisdn, campaign_id, text, have ? key : Py_None, promotional};
+            command = PyObject_Vectorcall(send_sms_builder, args, 6, NULL);
+        }
+        if (command == NULL) {
+            goto done;
+        }
+        int failed = PyList_Append(out, command);
+        Py_DECREF(command);
+        if (failed < 0) {
+            goto done;
+        }
+    }
+    {
+        PyObject *shown_ids = get_slot(shown, os_package_ids, "package_ids");
+        PyObject *event_time = shown_ids == NULL ? NULL : PyObject_GetAttr(trigger, s_event_time);
+        if (event_time == NULL) {
+            goto done;
+        }
+        package_ids = PySequence_List(shown_ids);
+        latency = package_ids == NULL ? NULL : PyNumber_Subtract(now, event_time);
+        Py_DECREF(event_time);
+        version = latency == NULL                   ? NULL
+                  : Py_IS_TYPE(policy, policy_type) ? Py_XNewRef(SLOT(policy, pol_version))
+                                                    : PyObject_GetAttr(policy, s_version);
+        PyObject *channel = SLOT(step, st_channel_value), *index = SLOT(step, st_index);
+        if (version == NULL || channel == NULL || index == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_AttributeError, "_Step without channel_value or index");
+            }
+            goto done;
+        }
+        PyObject *variant = get_slot(offer, offer_offsets[O_VARIANT], "variant");
+        PyObject *pairs[12] = {s_channel, channel,      s_step,    index,   s_command_id,     command_id,
+                               s_options, package_ids, s_latency, latency, s_policy_version, version};
+        if (variant == NULL || append_record(out, kind_contact, now, msisdn, campaign_id, variant, key, 6, pairs) < 0) {
+            goto done;
+        }
+    }
+    int have = PyObject_IsTrue(options);
+    if (have < 0) {
+        goto done;
+    }
+    if (!have) { /* informational: no answer to wait for */
+        PyObject *index = SLOT(step, st_index);
+        PyObject *next = index == NULL ? NULL : PyNumber_Add(index, one_int);
+        if (next == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_AttributeError, "_Step without index");
+            }
+            goto done;
+        }
+        result = start_step(engine, offer, next, now, out);
+        Py_DECREF(next);
+        goto done;
+    }
+    expires_at = Py_XNewRef(get_slot(offer, offer_offsets[O_EXPIRES_AT], "expires_at"));
+    if (expires_at == NULL) {
+        goto done;
+    }
+    if (expires_at == Py_None) {
+        PyObject *after = get_slot(campaign, camp_expires_after, "expires_after");
+        Py_SETREF(expires_at, after == NULL ? NULL : PyNumber_Add(now, after));
+        if (expires_at == NULL) {
+            goto done;
+        }
+        set_slot(offer, offer_offsets[O_EXPIRES_AT], expires_at);
+    }
+    set_slot(offer, off_state, state_awaiting);
+    set_slot(offer, offer_offsets[O_DELIVERED], Py_False);
+    PyObject *cap = get_slot(step, st_hard_cap, "hard_cap");
+    deadline = cap == NULL ? NULL : PyNumber_Add(now, cap);
+    if (deadline == NULL) {
+        goto done;
+    }
+    int sooner = PyObject_RichCompareBool(expires_at, deadline, Py_LT); /* min(): the first of equals */
+    if (sooner < 0) {
+        goto done;
+    }
+    result = arm(engine, offer, key, sooner ? expires_at : deadline);
+done:
+    Py_XDECREF(profile);
+    Py_XDECREF(zone);
+    Py_XDECREF(policy);
+    Py_XDECREF(verdict);
+    Py_XDECREF(text);
+    Py_XDECREF(command_id);
+    Py_XDECREF(days_left);
+    Py_XDECREF(shown);
+    Py_XDECREF(key_tuple);
+    Py_XDECREF(package_ids);
+    Py_XDECREF(latency);
+    Py_XDECREF(version);
+    Py_XDECREF(expires_at);
+    Py_XDECREF(deadline);
+    return result;
+}
+
+/* Engine._start_step: a step that is due now is sent here; the rest (past the last step, an `after`
+ * still to wait) is the engine's own method. 0 or -1 */
+static int
+start_step(PyObject *engine, PyObject *offer, PyObject *index, PyObject *now, PyObject *out)
+{
+    PyObject *campaign = get_slot(offer, offer_offsets[O_CAMPAIGN], "campaign");
+    if (campaign == NULL) {
+        return -1;
+    }
+    PyObject *steps = Py_IS_TYPE(campaign, campaign_type) ? SLOT(campaign, camp_steps) : NULL;
+    Py_ssize_t at = PyLong_Check(index) ? PyLong_AsSsize_t(index) : -1;
+    if (at == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    PyObject *step = NULL;
+    if (steps != NULL && PyTuple_CheckExact(steps) && at >= 0 && at < PyTuple_GET_SIZE(steps)) {
+        step = PyTuple_GET_ITEM(steps, at);
+        PyObject *after = Py_IS_TYPE(step, step_type) ? SLOT(step, st_after) : NULL;
+        PyObject *ready = get_slot(offer, offer_offsets[O_STEP_READY], "step_ready");
+        if (ready == NULL) {
+            return -1;
+        }
+        int waits = after == NULL ? 1 : PyObject_RichCompareBool(after, zero_int, Py_GT);
+        if (waits < 0) {
+            return -1;
+        }
+        if (waits) {
+            int is_ready = PyObject_IsTrue(ready);
+            if (is_ready < 0) {
+                return -1;
+            }
+            if (!is_ready) {
+                step = NULL; /* the `after` is still to wait: the engine arms it */
+            }
+        }
+    }
+    if (step == NULL) {
+        PyObject *args[4] = {offer, index, now, out};
+        return call_engine(engine, s_start_step, 4, args);
+    }
+    Py_INCREF(step);
+    set_slot(offer, offer_offsets[O_STEP], index);
+    set_slot(offer, offer_offsets[O_STEP_READY], Py_False);
+    int result = send_step(engine, offer, step, now, out);
+    Py_DECREF(step);
+    return result;
+}
+
+/* _Deadlines.pop() -> (when, key) as new references; 0 or -1 */
+static int
+deadlines_pop(PyObject *deadlines, PyObject **when, PyObject **key)
+{
+    if (!Py_IS_TYPE(deadlines, deadlines_type)) {
+        PyObject *args[1] = {deadlines};
+        PyObject *pair = PyObject_VectorcallMethod(s_pop, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (pair == NULL) {
+            return -1;
+        }
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_TypeError, "_Deadlines.pop() must give (when, key)");
+            return -1;
+        }
+        *when = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        *key = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+        Py_DECREF(pair);
+        return 0;
+    }
+    PyObject *times = get_slot(deadlines, dl_times, "times");
+    PyObject *ids = times == NULL ? NULL : get_slot(deadlines, dl_ids, "_ids");
+    PyObject *unsorted = ids == NULL ? NULL : get_slot(deadlines, dl_unsorted, "_unsorted");
+    if (unsorted == NULL) {
+        return -1;
+    }
+    if (!PyList_CheckExact(times) || PyList_GET_SIZE(times) == 0 || !PyDict_CheckExact(ids) || !PySet_Check(unsorted)) {
+        PyErr_SetString(PyExc_TypeError, "_Deadlines: a non-empty list of times, a dict of ids, a set expected");
+        return -1;
+    }
+    PyObject *first = Py_NewRef(PyList_GET_ITEM(times, 0));
+    PyObject *found = PyDict_GetItemWithError(ids, first);
+    if (found == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetObject(PyExc_KeyError, first);
+        }
+        Py_DECREF(first);
+        return -1;
+    }
+    if (PyUnicode_Check(found)) {
+        *key = Py_NewRef(found);
+    } else {
+        if (!PyList_Check(found)) {
+            Py_DECREF(first);
+            PyErr_SetString(PyExc_TypeError, "_Deadlines ids must be a str or a list");
+            return -1;
+        }
+        int stale = PySet_Contains(unsorted, first);
+        if (stale < 0) {
+            Py_DECREF(first);
+            return -1;
+        }
+        if (stale) { /* found.sort(reverse=True): taken from the end, smallest first */
+            Py_INCREF(found);
+            PyObject *kwnames = PyTuple_Pack(1, s_reverse);
+            PyObject *args[2] = {found, Py_True};
+            PyObject *sorted = kwnames == NULL ? NULL
+                                               : PyObject_VectorcallMethod(s_sort, args,
+                                                                           1 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+            Py_XDECREF(kwnames);
+            Py_XDECREF(sorted);
+            Py_DECREF(found);
+            if (sorted == NULL || PySet_Discard(unsorted, first) < 0) {
+                Py_DECREF(first);
+                return -1;
+            }
+        }
+        Py_ssize_t size = PyList_GET_SIZE(found);
+        if (size == 0) {
+            Py_DECREF(first);
+            PyErr_SetString(PyExc_IndexError, "pop from empty list");
+            return -1;
+        }
+        *key = Py_NewRef(PyList_GET_ITEM(found, size - 1));
+        if (PyList_SetSlice(found, size - 1, size, NULL) < 0) {
+            Py_CLEAR(*key);
+            Py_DECREF(first);
+            return -1;
+        }
+        if (size > 1) {
+            *when = first;
+            return 0;
+        }
+    }
+    PyObject *args[1] = {times};
+    PyObject *popped = PyObject_Vectorcall(heappop, args, 1, NULL);
+    Py_XDECREF(popped);
+    if (popped == NULL || PyDict_DelItem(ids, first) < 0) {
+        Py_CLEAR(*key);
+        Py_DECREF(first);
+        return -1;
+    }
+    *when = first;
+    return 0;
+}
+
+/* Engine._tick: every offer whose deadline has come, in deadline order; 0 or -1 */
+static int
+tick(PyObject *engine, PyObject *now, PyObject *out)
+{
+    PyObject *deadlines = PyObject_GetAttr(engine, s_deadlines);
+    PyObject *offers = deadlines == NULL ? NULL : PyObject_GetAttr(engine, s_offers);
+    PyObject *times = NULL;
+    int result = -1;
+    if (offers == NULL) {
+        goto done;
+    }
+    times = Py_IS_TYPE(deadlines, deadlines_type) ? Py_XNewRef(SLOT(deadlines, dl_times))
+                                                  : PyObject_GetAttrString(deadlines, "times");
+    if (times == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_AttributeError, "_Deadlines without times");
+        }
+        goto done;
+    }
+    if (!PyList_CheckExact(times) || !PyDict_CheckExact(offers)) {
+        PyErr_SetString(PyExc_TypeError, "Engine._deadlines.times must be a list and Engine._offers a dict");
+        goto done;
+    }
+    for (;;) {
+        if (PyList_GET_SIZE(times) == 0) {
+            break;
+        }
+        int come = PyObject_RichCompareBool(PyList_GET_ITEM(times, 0), now, Py_LE);
+        if (come < 0) {
+            goto done;
+        }
+        if (!come) {
+            break;
+        }
+        PyObject *when, *key;
+        if (deadlines_pop(deadlines, &when, &key) < 0) {
+            goto done;
+        }
+        PyObject *offer = PyDict_GetItemWithError(offers, key);
+        int failed = 0;
+        if (offer == NULL) {
+            failed = PyErr_Occurred() != NULL;
+        } else if (!Py_IS_TYPE(offer, offer_type)) {
+            PyErr_SetString(PyExc_TypeError, "Engine._offers must hold _Offer objects");
+            failed = 1;
+        } else {
+            Py_INCREF(offer);
+            PyObject *queued = SLOT(offer, off_queued);
+            int live = queued == NULL ? -1 : PyObject_RichCompareBool(queued, when, Py_EQ);
+            if (queued == NULL) {
+                PyErr_SetString(PyExc_AttributeError, "_Offer without queued");
+            }
+            if (live == 1) {
+                set_slot(offer, off_queued, Py_None);
+                PyObject *deadline = Py_XNewRef(SLOT(offer, off_deadline));
+                if (deadline == NULL) {
+                    PyErr_SetString(PyExc_AttributeError, "_Offer without deadline");
+                    failed = 1;
+                } else if (deadline != Py_None) {
+                    int moved = PyObject_RichCompareBool(deadline, when, Py_NE);
+                    if (moved < 0) {
+                        failed = 1;
+                    } else if (moved) { /* its deadline moved later: requeue it there */
+                        set_slot(offer, off_queued, deadline);
+                        failed = deadlines_push(deadlines, deadline, key) < 0;
+                    } else {
+                        set_slot(offer, off_deadline, Py_None);
+                        /* Engine._due: an awaited step's wait is over (here); the other states there */
+                        PyObject *state = SLOT(offer, off_state);
+                        if (state == state_awaiting) {
+                            PyObject *expires = SLOT(offer, offer_offsets[O_EXPIRES_AT]);
+                            int over = expires == NULL ? -1
+                                       : expires == Py_None ? 0
+                                                            : PyObject_RichCompareBool(now, expires, Py_GE);
+                            PyObject *step = SLOT(offer, offer_offsets[O_STEP]);
+                            if (over < 0 || step == NULL) {
+                                if (!PyErr_Occurred()) {
+                                    PyErr_SetString(PyExc_AttributeError, "_Offer without expires_at or step");
+                                }
+                                failed = 1;
+                            } else if (over) {
+                                PyObject *call[5] = {engine, offer, s_expired, now, out};
+                                PyObject *done = PyObject_VectorcallMethod(
+                                    s_close, call, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+                                failed = done == NULL;
+                                Py_XDECREF(done);
+                            } else {
+                                PyObject *next = PyNumber_Add(step, one_int);
+                                failed = next == NULL || start_step(engine, offer, next, now, out) < 0;
+                                Py_XDECREF(next);
+                            }
+                        } else {
+                            PyObject *args[3] = {offer, now, out};
+                            failed = call_engine(engine, s_due, 3, args) < 0;
+                        }
+                    }
+                }
+                Py_XDECREF(deadline);
+            } else if (live < 0) {
+                failed = 1;
+            }
+            Py_DECREF(offer);
+        }
+        Py_DECREF(when);
+        Py_DECREF(key);
+        if (failed) {
+            goto done;
+        }
+    }
+    result = 0;
+done:
+    Py_XDECREF(deadlines);
+    Py_XDECREF(offers);
+    Py_XDECREF(times);
+    return result;
+}
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *engine;
 } TriggerPath;
 
-static PyTypeObject *trigger_path_type;
+static PyTypeObject *trigger_path_type, *tick_path_type;
 
 static PyObject *
 python_trigger(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
@@ -1189,6 +2016,27 @@ trigger_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf
     Py_RETURN_NONE;
 }
 
+/* Engine._on_tick: the deadlines that have come, then the policy's prune when it is due */
+static PyObject *
+tick_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    TriggerPath *self = (TriggerPath *)callable;
+    if (PyVectorcall_NARGS(nargsf) != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "TickPath takes (event, now, out)");
+        return NULL;
+    }
+    PyObject *now = args[1], *out = args[2];
+    if (!PyList_CheckExact(out)) {
+        PyErr_SetString(PyExc_TypeError, "out must be a list");
+        return NULL;
+    }
+    PyObject *call[1] = {now};
+    if (tick(self->engine, now, out) < 0 || call_engine(self->engine, s_maybe_prune, 1, call) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -1208,7 +2056,7 @@ trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
-    self->vectorcall = trigger_path_vectorcall;
+    self->vectorcall = type == tick_path_type ? tick_path_vectorcall : trigger_path_vectorcall;
     self->engine = Py_NewRef(engine);
     return (PyObject *)self;
 }
@@ -1252,6 +2100,25 @@ static PyType_Slot trigger_path_slots[] = {
     {Py_tp_members, trigger_path_members},
     {Py_tp_doc, "TriggerPath(engine): Engine._trigger as a callable (event, now, out)."},
     {0, NULL},
+};
+
+static PyType_Slot tick_path_slots[] = {
+    {Py_tp_new, trigger_path_new},
+    {Py_tp_dealloc, trigger_path_dealloc},
+    {Py_tp_traverse, trigger_path_traverse},
+    {Py_tp_clear, trigger_path_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_members, trigger_path_members},
+    {Py_tp_doc, "TickPath(engine): Engine._on_tick as a callable (event, now, out)."},
+    {0, NULL},
+};
+
+static PyType_Spec tick_path_spec = {
+    "campaign_core._journey.TickPath",
+    sizeof(TriggerPath),
+    0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
+    tick_path_slots,
 };
 
 static PyType_Spec trigger_path_spec = {
@@ -1320,13 +2187,24 @@ configure(PyObject *module, PyObject *namespace)
         take(namespace, "_UNKNOWN_PROFILE", &unknown_profile) < 0 ||
         take(namespace, "_NO_OPTIONS", &no_options) < 0 ||
         take(namespace, "_ARBITRATION_REASON", &arbitration_format) < 0 ||
-        take(namespace, "_RECENT_TRIGGERS", &recent) < 0 || take(namespace, "heapq", &heapq) < 0) {
+        take(namespace, "_RECENT_TRIGGERS", &recent) < 0 || take(namespace, "heapq", &heapq) < 0 ||
+        take(namespace, "_push_stk", &push_stk_builder) < 0 || take(namespace, "_send_sms", &send_sms_builder) < 0 ||
+        take(namespace, "ALLOWED", &allowed) < 0 || take(namespace, "_AWAITING", &state_awaiting) < 0 ||
+        take(namespace, "_CONTACT", &kind_contact) < 0 || take(namespace, "_NO_ATTRIBUTES", &no_attributes) < 0 ||
+        take_type(namespace, "_Step", &step_type) < 0 || take_type(namespace, "_OptionSet", &option_set_type) < 0 ||
+        take_type(namespace, "ContactPolicy", &policy_type) < 0 || take_type(namespace, "ContactPlan", &plan_type) < 0 ||
+        take_type(namespace, "_Calendar", &calendar_type) < 0) {
         Py_XDECREF(recent);
         Py_XDECREF(heapq);
         return NULL;
     }
     Py_XSETREF(heappush, PyObject_GetAttrString(heapq, "heappush"));
+    Py_XSETREF(heappop, PyObject_GetAttrString(heapq, "heappop"));
     Py_DECREF(heapq);
+    if (heappop == NULL) {
+        Py_XDECREF(recent);
+        return NULL;
+    }
     recent_triggers = PyLong_AsSsize_t(recent);
     Py_DECREF(recent);
     if (heappush == NULL || (recent_triggers == -1 && PyErr_Occurred())) {
@@ -1363,6 +2241,38 @@ configure(PyObject *module, PyObject *namespace)
     OFFSET(asg_experiment, assigner_type, "experiment");
     OFFSET(asg_experiment_id, assigner_type, "experiment_id");
     OFFSET(prof_timezone, profile_type, "timezone");
+    OFFSET(prof_stk_capable, profile_type, "stk_capable");
+    OFFSET(tr_attributes, trigger_type, "attributes");
+    OFFSET(camp_steps, campaign_type, "steps");
+    OFFSET(camp_expires_after, campaign_type, "expires_after");
+    OFFSET(st_index, step_type, "index");
+    OFFSET(st_after, step_type, "after");
+    OFFSET(st_stk, step_type, "stk");
+    OFFSET(st_plan, step_type, "plan");
+    OFFSET(st_mode, step_type, "mode");
+    OFFSET(st_style, step_type, "style");
+    OFFSET(st_suffix, step_type, "suffix");
+    OFFSET(st_channel_value, step_type, "channel_value");
+    OFFSET(st_promotional, step_type, "promotional");
+    OFFSET(st_hard_cap, step_type, "hard_cap");
+    OFFSET(os_options, option_set_type, "options");
+    OFFSET(os_largest, option_set_type, "largest");
+    OFFSET(os_package_ids, option_set_type, "package_ids");
+    OFFSET(pol_dnd, policy_type, "_dnd");
+    OFFSET(pol_calendars, policy_type, "_calendars");
+    OFFSET(pol_state, policy_type, "_state");
+    OFFSET(pol_period_counters, policy_type, "_period_counters");
+    OFFSET(pol_version, policy_type, "_version");
+    OFFSET(plan_promotional, plan_type, "promotional");
+    OFFSET(plan_uses_calendar, plan_type, "uses_calendar");
+    OFFSET(plan_first_zero, plan_type, "first_zero");
+    OFFSET(plan_counts, plan_type, "counts");
+    OFFSET(plan_first, plan_type, "first");
+    OFFSET(plan_caps, plan_type, "caps");
+    OFFSET(cal_lo, calendar_type, "lo");
+    OFFSET(cal_hi, calendar_type, "hi");
+    OFFSET(cal_quiet, calendar_type, "quiet");
+    OFFSET(cal_keys, calendar_type, "keys");
     OFFSET(dl_times, deadlines_type, "times");
     OFFSET(dl_ids, deadlines_type, "_ids");
     OFFSET(dl_unsorted, deadlines_type, "_unsorted");
@@ -1408,7 +2318,14 @@ exec_module(PyObject *module)
     if (trigger_path_type == NULL) {
         return -1;
     }
-    return PyModule_AddType(module, trigger_path_type);
+    if (PyModule_AddType(module, trigger_path_type) < 0) {
+        return -1;
+    }
+    tick_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &tick_path_spec, NULL);
+    if (tick_path_type == NULL) {
+        return -1;
+    }
+    return PyModule_AddType(module, tick_path_type);
 }
 
 static PyModuleDef_Slot module_slots[] = {

@@ -9,5 +9,15 @@ class TriggerPath:
     def __init__(self, engine: Any, /) -> None: ...
     def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
 
+@final
+class TickPath:
+    """``Engine._on_tick`` of ``engine`` as a callable ``(event, now, out)``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
+
+def blake2b(data: bytes, digest_size: int, /) -> bytes:
+    """BLAKE2b of ``data`` (unkeyed, ``digest_size`` 1..64 octets), as ``hashlib.blake2b`` gives it."""
+
 def configure(namespace: dict[str, Any], /) -> None:
     """Take the engine module's record kinds, offer states, builders and classes (once, at import)."""

@@ -282,6 +282,7 @@ class _Campaign:
         "cooldown",
         "days_before",
         "eligible",
+        "expires_after",
         "id",
         "journey",
         "level",
@@ -321,6 +322,7 @@ class _Campaign:
         self.offer_salt = f"{config.id}\x00".encode()
         self.offer_hash = blake2b(self.offer_salt, digest_size=10)
         # the timeout of the QueryCredit that starts the offer; None: no offer, or scoring disabled
+        self.expires_after = config.offer.expires_after if config.offer is not None else None
         self.score_timeout = (
             config.scoring.timeout if config.offer is not None and config.scoring.enabled else None
         )
@@ -727,6 +729,7 @@ class Engine:
         self.accelerated = accelerated and _journey is not None
         if self.accelerated:
             self._handlers[TriggerRaised] = _journey.TriggerPath(self)
+            self._handlers[Tick] = _journey.TickPath(self)
 
     # --- the engine face ------------------------------------------------------------------------
 
@@ -799,6 +802,9 @@ class Engine:
 
     def _on_tick(self, _event: Tick, now: float, out: list[Command]) -> None:
         self._tick(now, out)
+        self._maybe_prune(now)
+
+    def _maybe_prune(self, now: float) -> None:
         if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
             self._prune(now)
 
@@ -2110,7 +2116,10 @@ def _load_journey(environ: Mapping[str, str]) -> Any:
         from campaign_core import _journey as journey  # noqa: PLC0415 (here, so that tests can replay the choice)
     except ImportError:
         return None
-    journey.configure(globals())
+    from campaign_core.model import _NO_ATTRIBUTES  # noqa: PLC0415 (the shared empty attributes)
+    from campaign_core.policy import _Calendar  # noqa: PLC0415 (its slots are read there)
+
+    journey.configure({**globals(), "_NO_ATTRIBUTES": _NO_ATTRIBUTES, "_Calendar": _Calendar})
     return journey
 
 

@@ -297,10 +297,12 @@ class ContactPolicy:
         "_quiet",
         "_removed",
         "_state",
+        "_version",
     )
 
     def __init__(self, config: PolicyConfig) -> None:
         self._config = config
+        self._version = config.version
         periods = tuple(p for p in _PERIODS if any(rule.per == p for rule in config.caps))
         counters: list[str] = []
         for rule in config.caps:
@@ -359,7 +361,7 @@ class ContactPolicy:
     @property
     def version(self) -> int:
         """The policy file's ``version``: record it with every decision."""
-        return self._config.version
+        return self._version
 
     @property
     def config(self) -> PolicyConfig:
