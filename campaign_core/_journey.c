@@ -227,6 +227,10 @@ static Py_ssize_t os_options, os_largest, os_package_ids;
 static Py_ssize_t pol_dnd, pol_calendars, pol_state, pol_period_counters, pol_version;
 static Py_ssize_t plan_promotional, plan_uses_calendar, plan_first_zero, plan_counts, plan_first, plan_caps;
 static Py_ssize_t cal_lo, cal_hi, cal_quiet, cal_keys;
+static Py_ssize_t cs_request_id, cs_balance, cs_credit_limit, dr_command_id, dr_delivered, dr_state;
+static Py_ssize_t camp_packages_prices, camp_payment, camp_sized, st_wait;
+static PyTypeObject *credit_type, *delivery_type;
+static PyObject *kind_scored, *kind_delivered;
 static Py_ssize_t dl_times, dl_ids, dl_unsorted;
 static Py_ssize_t off_deadline, off_queued, off_state;
 
@@ -248,7 +252,9 @@ static PyObject *s_by_trigger, *s_subscribers, *s_offers, *s_zone, *s_deadlines,
     *s_score_suffix, *s_experiment_delay, *s_control, *s_push, *s_timezone, *s_pop, *s_due, *s_start_step,
     *s_send_step, *s_contact_planned, *s_not_allowed, *s_largest, *s_text, *s_texts, *s_policy, *s_version,
     *s_days_left, *s_get, *s_channel, *s_step, *s_command_id, *s_options, *s_latency, *s_policy_version,
-    *s_maybe_prune, *s_close, *s_expired, *s_sort, *s_reverse, *s_none, *s_largest_mode;
+    *s_maybe_prune, *s_close, *s_expired, *s_sort, *s_reverse, *s_none, *s_largest_mode, *s_balance,
+    *s_credit_limit, *s_credit, *s_balance_word, *s_sized_method, *s_suppressed_word, *s_nothing_affordable,
+    *s_reason_kw, *s_credit_scored, *s_delivered_method, *s_delivered, *s_state_key, *s_score_tag, *s_on_tick;
 
 static int
 intern_names(void)
@@ -313,6 +319,20 @@ intern_names(void)
     NAME(s_reverse, "reverse");
     NAME(s_none, "none");
     NAME(s_largest_mode, "largest");
+    NAME(s_balance, "balance");
+    NAME(s_credit_limit, "credit_limit");
+    NAME(s_credit, "credit");
+    NAME(s_balance_word, "balance");
+    NAME(s_sized_method, "_sized");
+    NAME(s_suppressed_word, "suppressed");
+    NAME(s_nothing_affordable, "nothing affordable");
+    NAME(s_reason_kw, "reason");
+    NAME(s_credit_scored, "_credit_scored");
+    NAME(s_delivered_method, "_delivered");
+    NAME(s_delivered, "delivered");
+    NAME(s_state_key, "state");
+    NAME(s_score_tag, "score");
+    NAME(s_on_tick, "_on_tick");
 #undef NAME
     zero_delay = PyFloat_FromDouble(0.0);
     zero_int = PyLong_FromLong(0);
@@ -1188,25 +1208,6 @@ whole(PyObject *value, int *ok)
     return result;
 }
 
-/* the tuple of count C numbers as Python ints */
-static PyObject *
-int_tuple(const long long *values, Py_ssize_t count)
-{
-    PyObject *result = PyTuple_New(count);
-    if (result == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyLong_FromLongLong(values[i]);
-        if (item == NULL) {
-            Py_DECREF(result);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(result, i, item);
-    }
-    return result;
-}
-
 /* ContactPolicy.contact_planned(plan, msisdn, now, zone) when the contact is allowed and the calendar
  * holds `now` (counted here, as there); for anything else (do-not-disturb, quiet hours, a cap
  * reached, a calendar to refresh, objects of other classes) the policy's own method, which this
@@ -1321,33 +1322,50 @@ contact_planned(PyObject *policy, PyObject *plan, PyObject *msisdn, PyObject *no
     if (counted == 0) {
         return Py_NewRef(allowed);
     }
-    /* ContactPolicy._counted: a later period starts its counts again, then one more contact */
+    /* ContactPolicy._counted: a later period starts its counts again, then one more contact. The new
+     * tuple holds the same int objects _counted's would: the calendar's period starts, the state's
+     * unchanged values (shared, as the policy's memory figures count on) and new counts */
+    PyObject *sources[MAX_STATE];
+    for (Py_ssize_t i = 0; i < size; i++) {
+        sources[i] = PyTuple_GET_ITEM(state, i);
+    }
     for (Py_ssize_t period = 0; period < periods; period++) {
         if (starts[period] > values[period]) {
             values[period] = starts[period];
+            sources[period] = PyTuple_GET_ITEM(keys, period);
             PyObject *positions = PyTuple_GET_ITEM(period_counters, period);
             if (!PyTuple_CheckExact(positions)) {
                 return POLICY_METHOD();
             }
             for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(positions); j++) {
                 long long position = whole(PyTuple_GET_ITEM(positions, j), &ok);
-                if (!ok || position < 0 || position >= size) {
+                if (!ok || position < periods || position >= size) {
                     return POLICY_METHOD();
                 }
                 values[position] = 0;
+                sources[position] = NULL;
             }
         }
     }
     for (Py_ssize_t i = 0; i < counted; i++) {
         long long position = whole(PyTuple_GET_ITEM(counts, i), &ok);
-        if (!ok || position < 0 || position >= size) {
+        if (!ok || position < periods || position >= size) {
             return POLICY_METHOD();
         }
         values[position] += 1;
+        sources[position] = NULL;
     }
-    PyObject *updated = int_tuple(values, size);
+    PyObject *updated = PyTuple_New(size);
     if (updated == NULL) {
         return NULL;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *item = sources[i] != NULL ? Py_NewRef(sources[i]) : PyLong_FromLongLong(values[i]);
+        if (item == NULL) {
+            Py_DECREF(updated);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(updated, i, item);
     }
     int failed = PyDict_SetItem(states, msisdn, updated);
     Py_DECREF(updated);
@@ -1955,13 +1973,304 @@ done:
     return result;
 }
 
+/* --- credit scores and delivery receipts (Engine._credit_scored, _size, _delivered) ------------- */
+
+/* the key and tag of "<key>:<tag>" (str.rpartition(":")): new references, or -1 */
+static int
+split_id(PyObject *id, PyObject **key, PyObject **tag)
+{
+    if (!PyUnicode_Check(id)) {
+        PyErr_SetString(PyExc_TypeError, "an id must be a str");
+        return -1;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(id);
+    Py_ssize_t colon = PyUnicode_FindChar(id, ':', 0, length, -1);
+    if (colon == -2) {
+        return -1;
+    }
+    if (colon < 0) { /* ("", "", id) */
+        *key = PyUnicode_New(0, 0);
+        *tag = Py_NewRef(id);
+    } else {
+        *key = PyUnicode_Substring(id, 0, colon);
+        *tag = PyUnicode_Substring(id, colon + 1, length);
+    }
+    if (*key == NULL || *tag == NULL) {
+        Py_CLEAR(*key);
+        Py_CLEAR(*tag);
+        return -1;
+    }
+    return 0;
+}
+
+/* Engine._credit_scored with _size: 1 done, 0 not native (the engine's method), -1 error */
+static int
+credit_scored(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
+{
+    PyObject *request_id = SLOT(event, cs_request_id), *balance = SLOT(event, cs_balance);
+    PyObject *credit = SLOT(event, cs_credit_limit);
+    if (request_id == NULL || balance == NULL || credit == NULL || !PyUnicode_CheckExact(request_id)) {
+        return 0;
+    }
+    PyObject *offers = PyObject_GetAttr(engine, s_offers);
+    if (offers == NULL) {
+        return -1;
+    }
+    PyObject *key = NULL, *tag = NULL, *offer = NULL, *text_balance = NULL, *text_credit = NULL;
+    int result = -1;
+    if (!PyDict_CheckExact(offers)) {
+        result = 0;
+        goto done;
+    }
+    if (split_id(request_id, &key, &tag) < 0) {
+        goto done;
+    }
+    offer = Py_XNewRef(PyDict_GetItemWithError(offers, key));
+    if (offer == NULL) {
+        result = PyErr_Occurred() ? -1 : 1; /* late (after the timeout) or unknown */
+        goto done;
+    }
+    if (!Py_IS_TYPE(offer, offer_type)) {
+        result = 0;
+        goto done;
+    }
+    int scored = PyUnicode_Compare(tag, s_score_tag);
+    if (scored == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (scored != 0 || SLOT(offer, off_state) != state_scoring) {
+        result = 1; /* not a score request, or the offer went on without it */
+        goto done;
+    }
+    PyObject *campaign = SLOT(offer, offer_offsets[O_CAMPAIGN]);
+    if (campaign == NULL || !Py_IS_TYPE(campaign, campaign_type) || SLOT(campaign, camp_packages_prices) == NULL ||
+        SLOT(campaign, camp_payment) == NULL || SLOT(campaign, camp_sized) == NULL ||
+        !PyTuple_CheckExact(SLOT(campaign, camp_packages_prices)) || !PyDict_CheckExact(SLOT(campaign, camp_sized)) ||
+        !PyUnicode_Check(SLOT(campaign, camp_payment)) || PyTuple_GET_SIZE(SLOT(campaign, camp_packages_prices)) > 30) {
+        result = 0; /* (3**30 patterns would not fit here: the engine's own path for a catalogue that size) */
+        goto done;
+    }
+    /* every check is done: from here on this is the engine's path */
+    text_balance = PyObject_Str(balance);
+    text_credit = text_balance == NULL ? NULL : PyObject_Str(credit);
+    if (text_credit == NULL) {
+        goto done;
+    }
+    {
+        PyObject *pairs[4] = {s_balance, text_balance, s_credit_limit, text_credit};
+        PyObject *variant = SLOT(offer, offer_offsets[O_VARIANT]), *msisdn = SLOT(offer, offer_offsets[O_MSISDN]);
+        PyObject *campaign_id = SLOT(campaign, camp_id);
+        if (variant == NULL || msisdn == NULL || campaign_id == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "_Offer or _Campaign with a field never set");
+            goto done;
+        }
+        if (append_record(out, kind_scored, now, msisdn, campaign_id, variant, key, 2, pairs) < 0) {
+            goto done;
+        }
+    }
+    /* _size: the payment of each package (0 none, 1 balance, 2 credit) as the digits of one number */
+    PyObject *prices = SLOT(campaign, camp_packages_prices), *payment = SLOT(campaign, camp_payment);
+    int on_credit = PyUnicode_Compare(payment, s_credit) == 0;
+    int on_balance = PyUnicode_Compare(payment, s_balance_word) == 0;
+    long long pattern = 0;
+    Py_ssize_t count = PyTuple_GET_SIZE(prices);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *price = PyTuple_GET_ITEM(prices, i);
+        pattern *= 3;
+        if (balance == Py_None) { /* no scoring at all: billing decides at activation */
+            pattern += on_credit ? 2 : 1;
+            continue;
+        }
+        if (!on_credit) {
+            int fits = PyObject_RichCompareBool(price, balance, Py_LE);
+            if (fits < 0) {
+                goto done;
+            }
+            if (fits) {
+                pattern += 1;
+                continue;
+            }
+        }
+        if (!on_balance && credit != Py_None) {
+            int fits = PyObject_RichCompareBool(price, credit, Py_LE);
+            if (fits < 0) {
+                goto done;
+            }
+            if (fits) {
+                pattern += 2;
+            }
+        }
+    }
+    PyObject *pattern_obj = PyLong_FromLongLong(pattern);
+    if (pattern_obj == NULL) {
+        goto done;
+    }
+    PyObject *offered = Py_XNewRef(PyDict_GetItemWithError(SLOT(campaign, camp_sized), pattern_obj));
+    if (offered == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(pattern_obj);
+            goto done;
+        }
+        PyObject *args[3] = {engine, campaign, pattern_obj};
+        offered = PyObject_VectorcallMethod(s_sized_method, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_DECREF(pattern_obj);
+    if (offered == NULL) {
+        goto done;
+    }
+    set_slot(offer, offer_offsets[O_OFFERED], offered);
+    PyObject *options = Py_IS_TYPE(offered, option_set_type) ? SLOT(offered, os_options) : NULL;
+    Py_DECREF(offered);
+    int any = options == NULL ? -1 : PyObject_IsTrue(options);
+    if (any < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "_Campaign.sized must hold _OptionSet objects");
+        }
+        goto done;
+    }
+    if (!any) {
+        PyObject *kwnames = PyTuple_Pack(1, s_reason_kw);
+        PyObject *call[6] = {engine, offer, s_suppressed_word, now, out, s_nothing_affordable};
+        PyObject *closed = kwnames == NULL ? NULL
+                                           : PyObject_VectorcallMethod(s_close, call, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                                       kwnames);
+        Py_XDECREF(kwnames);
+        Py_XDECREF(closed);
+        result = closed == NULL ? -1 : 1;
+        goto done;
+    }
+    result = start_step(engine, offer, zero_int, now, out) < 0 ? -1 : 1;
+done:
+    Py_DECREF(offers);
+    Py_XDECREF(key);
+    Py_XDECREF(tag);
+    Py_XDECREF(offer);
+    Py_XDECREF(text_balance);
+    Py_XDECREF(text_credit);
+    return result;
+}
+
+/* Engine._delivered: 1 done, 0 not native (the engine's method), -1 error */
+static int
+delivered(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
+{
+    PyObject *command_id = SLOT(event, dr_command_id), *flag = SLOT(event, dr_delivered);
+    PyObject *state = SLOT(event, dr_state);
+    if (command_id == NULL || flag == NULL || state == NULL || !PyUnicode_CheckExact(command_id)) {
+        return 0;
+    }
+    PyObject *offers = PyObject_GetAttr(engine, s_offers);
+    if (offers == NULL) {
+        return -1;
+    }
+    PyObject *key = NULL, *tag = NULL, *offer = NULL, *step_text = NULL, *step = NULL, *deadline = NULL;
+    int result = -1;
+    if (!PyDict_CheckExact(offers)) {
+        result = 0;
+        goto done;
+    }
+    if (split_id(command_id, &key, &tag) < 0) {
+        goto done;
+    }
+    offer = Py_XNewRef(PyDict_GetItemWithError(offers, key));
+    if (offer == NULL) {
+        result = PyErr_Occurred() ? -1 : 1; /* a closed offer, or not one of ours */
+        goto done;
+    }
+    if (!Py_IS_TYPE(offer, offer_type)) {
+        result = 0;
+        goto done;
+    }
+    if (SLOT(offer, off_state) != state_awaiting) {
+        result = 1; /* a receipt for an earlier step, a confirmation, or nothing awaited */
+        goto done;
+    }
+    PyObject *index = SLOT(offer, offer_offsets[O_STEP]), *campaign = SLOT(offer, offer_offsets[O_CAMPAIGN]);
+    PyObject *expires_at = SLOT(offer, offer_offsets[O_EXPIRES_AT]);
+    if (index == NULL || campaign == NULL || expires_at == NULL || expires_at == Py_None || !PyLong_CheckExact(index) ||
+        !Py_IS_TYPE(campaign, campaign_type) || SLOT(campaign, camp_steps) == NULL ||
+        !PyTuple_CheckExact(SLOT(campaign, camp_steps))) {
+        result = 0;
+        goto done;
+    }
+    step_text = PyObject_Str(index);
+    if (step_text == NULL) {
+        goto done;
+    }
+    int same = PyUnicode_Compare(tag, step_text);
+    if (same == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (same != 0) {
+        result = 1; /* a receipt for an earlier step */
+        goto done;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(index);
+    if (at < 0 || at >= PyTuple_GET_SIZE(SLOT(campaign, camp_steps))) {
+        if (at == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        result = 0;
+        goto done;
+    }
+    step = Py_NewRef(PyTuple_GET_ITEM(SLOT(campaign, camp_steps), at));
+    if (!Py_IS_TYPE(step, step_type) || SLOT(step, st_wait) == NULL) {
+        result = 0;
+        goto done;
+    }
+    int is_delivered = PyObject_IsTrue(flag);
+    if (is_delivered < 0) {
+        goto done;
+    }
+    {
+        PyObject *variant = SLOT(offer, offer_offsets[O_VARIANT]), *msisdn = SLOT(offer, offer_offsets[O_MSISDN]);
+        PyObject *campaign_id = SLOT(campaign, camp_id);
+        if (variant == NULL || msisdn == NULL || campaign_id == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "_Offer or _Campaign with a field never set");
+            goto done;
+        }
+        PyObject *pairs[6] = {s_step, index, s_delivered, is_delivered ? Py_True : Py_False, s_state_key, state};
+        if (append_record(out, kind_delivered, now, msisdn, campaign_id, variant, key, 3, pairs) < 0) {
+            goto done;
+        }
+    }
+    if (is_delivered) {
+        set_slot(offer, offer_offsets[O_DELIVERED], Py_True);
+        deadline = PyNumber_Add(now, SLOT(step, st_wait));
+        if (deadline == NULL) {
+            goto done;
+        }
+        int sooner = PyObject_RichCompareBool(expires_at, deadline, Py_LT);
+        if (sooner < 0) {
+            goto done;
+        }
+        result = arm(engine, offer, key, sooner ? expires_at : deadline) < 0 ? -1 : 1;
+        goto done;
+    }
+    PyObject *next = PyNumber_Add(index, one_int);
+    if (next == NULL) {
+        goto done;
+    }
+    result = start_step(engine, offer, next, now, out) < 0 ? -1 : 1;
+    Py_DECREF(next);
+done:
+    Py_DECREF(offers);
+    Py_XDECREF(key);
+    Py_XDECREF(tag);
+    Py_XDECREF(offer);
+    Py_XDECREF(step_text);
+    Py_XDECREF(step);
+    Py_XDECREF(deadline);
+    return result;
+}
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *engine;
 } TriggerPath;
 
-static PyTypeObject *trigger_path_type, *tick_path_type;
+static PyTypeObject *trigger_path_type, *tick_path_type, *credit_path_type, *delivery_path_type;
 
 static PyObject *
 python_trigger(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
@@ -2026,15 +2335,54 @@ tick_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, P
         return NULL;
     }
     PyObject *now = args[1], *out = args[2];
-    if (!PyList_CheckExact(out)) {
-        PyErr_SetString(PyExc_TypeError, "out must be a list");
-        return NULL;
+    if (!PyList_CheckExact(out)) { /* the engine's own path appends to what it is given */
+        PyObject *call[4] = {self->engine, args[0], now, out};
+        return PyObject_VectorcallMethod(s_on_tick, call, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     }
     PyObject *call[1] = {now};
     if (tick(self->engine, now, out) < 0 || call_engine(self->engine, s_maybe_prune, 1, call) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+/* a handler of one event type: the C function when the event is of that very class and the
+ * engine's objects are, else the engine's Python method */
+static PyObject *
+event_path(PyObject *engine, PyObject *const *args, size_t nargsf, PyObject *kwnames, PyTypeObject *event_type,
+           int (*native_handler)(PyObject *, PyObject *, PyObject *, PyObject *), PyObject *method)
+{
+    if (PyVectorcall_NARGS(nargsf) != 3 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "an engine path takes (event, now, out)");
+        return NULL;
+    }
+    PyObject *event = args[0], *now = args[1], *out = args[2];
+    int done = 0;
+    if (PyList_CheckExact(out) && Py_IS_TYPE(event, event_type)) {
+        done = native_handler(engine, event, now, out);
+    }
+    if (done < 0) {
+        return NULL;
+    }
+    if (done == 0) {
+        PyObject *call[4] = {engine, event, now, out};
+        return PyObject_VectorcallMethod(method, call, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+credit_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return event_path(((TriggerPath *)callable)->engine, args, nargsf, kwnames, credit_type, credit_scored,
+                      s_credit_scored);
+}
+
+static PyObject *
+delivery_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return event_path(((TriggerPath *)callable)->engine, args, nargsf, kwnames, delivery_type, delivered,
+                      s_delivered_method);
 }
 
 static PyObject *
@@ -2056,7 +2404,10 @@ trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
-    self->vectorcall = type == tick_path_type ? tick_path_vectorcall : trigger_path_vectorcall;
+    self->vectorcall = type == tick_path_type       ? tick_path_vectorcall
+                       : type == credit_path_type   ? credit_path_vectorcall
+                       : type == delivery_path_type ? delivery_path_vectorcall
+                                                    : trigger_path_vectorcall;
     self->engine = Py_NewRef(engine);
     return (PyObject *)self;
 }
@@ -2120,6 +2471,30 @@ static PyType_Spec tick_path_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
     tick_path_slots,
 };
+
+#define PATH_SPEC(var, name, doc)                                                                     \
+    static PyType_Slot var##_slots[] = {                                                             \
+        {Py_tp_new, trigger_path_new},                                                               \
+        {Py_tp_dealloc, trigger_path_dealloc},                                                       \
+        {Py_tp_traverse, trigger_path_traverse},                                                     \
+        {Py_tp_clear, trigger_path_clear},                                                           \
+        {Py_tp_call, PyVectorcall_Call},                                                             \
+        {Py_tp_members, trigger_path_members},                                                       \
+        {Py_tp_doc, doc},                                                                            \
+        {0, NULL},                                                                                   \
+    };                                                                                               \
+    static PyType_Spec var = {                                                                       \
+        name,                                                                                        \
+        sizeof(TriggerPath),                                                                         \
+        0,                                                                                           \
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE, \
+        var##_slots,                                                                                 \
+    }
+
+PATH_SPEC(credit_path_spec, "campaign_core._journey.CreditPath",
+          "CreditPath(engine): Engine._credit_scored as a callable (event, now, out).");
+PATH_SPEC(delivery_path_spec, "campaign_core._journey.DeliveryPath",
+          "DeliveryPath(engine): Engine._delivered as a callable (event, now, out).");
 
 static PyType_Spec trigger_path_spec = {
     "campaign_core._journey.TriggerPath",
@@ -2193,7 +2568,9 @@ configure(PyObject *module, PyObject *namespace)
         take(namespace, "_CONTACT", &kind_contact) < 0 || take(namespace, "_NO_ATTRIBUTES", &no_attributes) < 0 ||
         take_type(namespace, "_Step", &step_type) < 0 || take_type(namespace, "_OptionSet", &option_set_type) < 0 ||
         take_type(namespace, "ContactPolicy", &policy_type) < 0 || take_type(namespace, "ContactPlan", &plan_type) < 0 ||
-        take_type(namespace, "_Calendar", &calendar_type) < 0) {
+        take_type(namespace, "_Calendar", &calendar_type) < 0 || take_type(namespace, "CreditScored", &credit_type) < 0 ||
+        take_type(namespace, "DeliveryReported", &delivery_type) < 0 || take(namespace, "_SCORED", &kind_scored) < 0 ||
+        take(namespace, "_DELIVERED", &kind_delivered) < 0) {
         Py_XDECREF(recent);
         Py_XDECREF(heapq);
         return NULL;
@@ -2273,6 +2650,16 @@ configure(PyObject *module, PyObject *namespace)
     OFFSET(cal_hi, calendar_type, "hi");
     OFFSET(cal_quiet, calendar_type, "quiet");
     OFFSET(cal_keys, calendar_type, "keys");
+    OFFSET(cs_request_id, credit_type, "request_id");
+    OFFSET(cs_balance, credit_type, "balance");
+    OFFSET(cs_credit_limit, credit_type, "credit_limit");
+    OFFSET(dr_command_id, delivery_type, "command_id");
+    OFFSET(dr_delivered, delivery_type, "delivered");
+    OFFSET(dr_state, delivery_type, "state");
+    OFFSET(camp_packages_prices, campaign_type, "prices");
+    OFFSET(camp_payment, campaign_type, "payment");
+    OFFSET(camp_sized, campaign_type, "sized");
+    OFFSET(st_wait, step_type, "wait");
     OFFSET(dl_times, deadlines_type, "times");
     OFFSET(dl_ids, deadlines_type, "_ids");
     OFFSET(dl_unsorted, deadlines_type, "_unsorted");
@@ -2322,10 +2709,18 @@ exec_module(PyObject *module)
         return -1;
     }
     tick_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &tick_path_spec, NULL);
-    if (tick_path_type == NULL) {
+    if (tick_path_type == NULL || PyModule_AddType(module, tick_path_type) < 0) {
         return -1;
     }
-    return PyModule_AddType(module, tick_path_type);
+    credit_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &credit_path_spec, NULL);
+    if (credit_path_type == NULL || PyModule_AddType(module, credit_path_type) < 0) {
+        return -1;
+    }
+    delivery_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &delivery_path_spec, NULL);
+    if (delivery_path_type == NULL) {
+        return -1;
+    }
+    return PyModule_AddType(module, delivery_path_type);
 }
 
 static PyModuleDef_Slot module_slots[] = {

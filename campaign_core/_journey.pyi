@@ -16,6 +16,20 @@ class TickPath:
     def __init__(self, engine: Any, /) -> None: ...
     def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
 
+@final
+class CreditPath:
+    """``Engine._credit_scored`` of ``engine`` as a callable ``(event, now, out)``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
+
+@final
+class DeliveryPath:
+    """``Engine._delivered`` of ``engine`` as a callable ``(event, now, out)``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
+
 def blake2b(data: bytes, digest_size: int, /) -> bytes:
     """BLAKE2b of ``data`` (unkeyed, ``digest_size`` 1..64 octets), as ``hashlib.blake2b`` gives it."""
 

@@ -291,6 +291,7 @@ class _Campaign:
         "offer_salt",
         "packages",
         "payment",
+        "prices",
         "rank",
         "score_timeout",
         "scoring",
@@ -330,6 +331,7 @@ class _Campaign:
         # options are listed smallest first (volume, then price); a stable sort keeps the file's order
         # of equal ones, so filtering this order gives what sorting the affordable ones gives
         self.packages = tuple(sorted((packages[p] for p in offered), key=lambda p: (p.volume_mb, p.price)))
+        self.prices = tuple(package.price for package in self.packages)  # read by campaign_core._journey
         self.payment = config.offer.payment if config.offer is not None else ""
         self.sized: dict[int, _OptionSet] = {}  # affordability pattern -> options
         self.steps = tuple(_Step(step, index, policy) for index, step in enumerate(config.journey))
@@ -730,6 +732,8 @@ class Engine:
         if self.accelerated:
             self._handlers[TriggerRaised] = _journey.TriggerPath(self)
             self._handlers[Tick] = _journey.TickPath(self)
+            self._handlers[CreditScored] = _journey.CreditPath(self)
+            self._handlers[DeliveryReported] = _journey.DeliveryPath(self)
 
     # --- the engine face ------------------------------------------------------------------------
 
