@@ -229,8 +229,15 @@ static Py_ssize_t plan_promotional, plan_uses_calendar, plan_first_zero, plan_co
 static Py_ssize_t cal_lo, cal_hi, cal_quiet, cal_keys;
 static Py_ssize_t cs_request_id, cs_balance, cs_credit_limit, dr_command_id, dr_delivered, dr_state;
 static Py_ssize_t camp_packages_prices, camp_payment, camp_sized, st_wait;
-static PyTypeObject *credit_type, *delivery_type;
-static PyObject *kind_scored, *kind_delivered;
+static PyTypeObject *credit_type, *delivery_type, *responded_type, *activated_type, *option_type;
+static PyObject *kind_scored, *kind_delivered, *kind_response, *kind_activation, *kind_fulfilled, *kind_closed;
+static PyObject *state_activating, *state_open, *stk_ok, *stk_declined, *activate_builder, *reply_builder,
+    *channel_sms, *transactional;
+static Py_ssize_t recent_responses, recent_closed;
+static Py_ssize_t rs_response_id, rs_msisdn, rs_channel, rs_offer_id, rs_option_id;
+static Py_ssize_t ac_offer_id, ac_package_id, ac_payment, ac_price;
+static Py_ssize_t opt_package_id, opt_price, opt_payment;
+static Py_ssize_t sub_responses, sub_closed, camp_texts, os_by_name, os_names;
 static Py_ssize_t dl_times, dl_ids, dl_unsorted;
 static Py_ssize_t off_deadline, off_queued, off_state;
 
@@ -254,7 +261,11 @@ static PyObject *s_by_trigger, *s_subscribers, *s_offers, *s_zone, *s_deadlines,
     *s_days_left, *s_get, *s_channel, *s_step, *s_command_id, *s_options, *s_latency, *s_policy_version,
     *s_maybe_prune, *s_close, *s_expired, *s_sort, *s_reverse, *s_none, *s_largest_mode, *s_balance,
     *s_credit_limit, *s_credit, *s_balance_word, *s_sized_method, *s_suppressed_word, *s_nothing_affordable,
-    *s_reason_kw, *s_credit_scored, *s_delivered_method, *s_delivered, *s_state_key, *s_score_tag, *s_on_tick;
+    *s_reason_kw, *s_credit_scored, *s_delivered_method, *s_delivered, *s_state_key, *s_score_tag, *s_on_tick, *s_reject_response, *s_answer, *s_refused, *s_text_kw,
+    *s_duplicate_word, *s_not_offered_yet, *s_not_offered, *s_duplicate_attr, *s_not_offered_attr, *s_expired_attr,
+    *s_declined_attr, *s_declined_word, *s_accepted_attr, *s_confirmation_attr, *s_format_map, *s_fields_method,
+    *s_option_fields, *s_response_id, *s_option, *s_payment, *s_price, *s_value, *s_record_method,
+    *s_confirm_suffix, *s_outcome, *s_activated_word, *s_two_places, *s_response_method, *s_activation_method;
 
 static int
 intern_names(void)
@@ -333,6 +344,35 @@ intern_names(void)
     NAME(s_state_key, "state");
     NAME(s_score_tag, "score");
     NAME(s_on_tick, "_on_tick");
+    NAME(s_reject_response, "_reject_response");
+    NAME(s_answer, "_answer");
+    NAME(s_refused, "refused");
+    NAME(s_text_kw, "text");
+    NAME(s_duplicate_word, "duplicate");
+    NAME(s_not_offered_yet, "not offered yet");
+    NAME(s_not_offered, "not offered");
+    NAME(s_duplicate_attr, "duplicate");
+    NAME(s_not_offered_attr, "not_offered");
+    NAME(s_expired_attr, "expired");
+    NAME(s_declined_attr, "declined");
+    NAME(s_declined_word, "declined");
+    NAME(s_accepted_attr, "accepted");
+    NAME(s_confirmation_attr, "confirmation");
+    NAME(s_format_map, "format_map");
+    NAME(s_fields_method, "_fields");
+    NAME(s_option_fields, "_option_fields");
+    NAME(s_response_id, "response_id");
+    NAME(s_option, "option");
+    NAME(s_payment, "payment");
+    NAME(s_price, "price");
+    NAME(s_value, "value");
+    NAME(s_record_method, "record");
+    NAME(s_confirm_suffix, ":confirm");
+    NAME(s_outcome, "outcome");
+    NAME(s_activated_word, "activated");
+    NAME(s_two_places, ".2f");
+    NAME(s_response_method, "_response");
+    NAME(s_activation_method, "_activation");
 #undef NAME
     zero_delay = PyFloat_FromDouble(0.0);
     zero_int = PyLong_FromLong(0);
@@ -2264,13 +2304,551 @@ done:
     return result;
 }
 
+/* --- responses and fulfilment (Engine._response, _activation, _close) ---------------------------- */
+
+/* Engine._fields(option): the engine's cache, else the method; new reference */
+static PyObject *
+fields_of(PyObject *engine, PyObject *option)
+{
+    PyObject *cache = PyObject_GetAttr(engine, s_option_fields);
+    if (cache == NULL) {
+        return NULL;
+    }
+    PyObject *fields = NULL;
+    if (PyDict_CheckExact(cache)) {
+        PyObject *id = PyLong_FromVoidPtr(option);
+        PyObject *kept = id == NULL ? NULL : PyDict_GetItemWithError(cache, id);
+        Py_XDECREF(id);
+        if (kept != NULL && PyTuple_CheckExact(kept) && PyTuple_GET_SIZE(kept) == 2) {
+            fields = Py_NewRef(PyTuple_GET_ITEM(kept, 1));
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(cache);
+            return NULL;
+        }
+    }
+    Py_DECREF(cache);
+    if (fields == NULL) {
+        PyObject *args[2] = {engine, option};
+        fields = PyObject_VectorcallMethod(s_fields_method, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    return fields;
+}
+
+/* template.format_map(fields); new reference */
+static PyObject *
+render(PyObject *texts, PyObject *name, PyObject *fields)
+{
+    PyObject *template = PyObject_GetAttr(texts, name);
+    if (template == NULL) {
+        return NULL;
+    }
+    PyObject *text = PyObject_CallMethodOneArg(template, s_format_map, fields);
+    Py_DECREF(template);
+    return text;
+}
+
+/* Engine._close(offer, outcome, now, out) without a reason: 0 or -1 */
+static int
+close_offer(PyObject *engine, PyObject *offer, PyObject *outcome, PyObject *now, PyObject *out)
+{
+    PyObject *key = SLOT(offer, offer_offsets[O_OFFER_ID]), *subscriber = SLOT(offer, offer_offsets[O_SUBSCRIBER]);
+    PyObject *campaign = SLOT(offer, offer_offsets[O_CAMPAIGN]), *variant = SLOT(offer, offer_offsets[O_VARIANT]);
+    PyObject *offered = SLOT(offer, offer_offsets[O_OFFERED]), *msisdn = SLOT(offer, offer_offsets[O_MSISDN]);
+    if (key == NULL || subscriber == NULL || campaign == NULL || variant == NULL || offered == NULL || msisdn == NULL ||
+        !Py_IS_TYPE(subscriber, subscriber_type) || !Py_IS_TYPE(campaign, campaign_type) ||
+        !Py_IS_TYPE(offered, option_set_type) || SLOT(subscriber, sub_offers) == NULL ||
+        SLOT(subscriber, sub_closed) == NULL || !PyTuple_CheckExact(SLOT(subscriber, sub_offers)) ||
+        !PyTuple_CheckExact(SLOT(subscriber, sub_closed)) || SLOT(campaign, camp_id) == NULL ||
+        SLOT(offered, os_names) == NULL) {
+        PyObject *call[5] = {engine, offer, outcome, now, out};
+        PyObject *done = PyObject_VectorcallMethod(s_close, call, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    Py_INCREF(key);
+    Py_INCREF(offer);
+    int result = -1;
+    PyObject *offers = PyObject_GetAttr(engine, s_offers), *kept = NULL, *entry = NULL, *closed = NULL;
+    if (offers == NULL || PyObject_DelItem(offers, key) < 0) {
+        goto done;
+    }
+    set_slot(offer, off_deadline, Py_None);
+    PyObject *open = SLOT(subscriber, sub_offers);
+    Py_ssize_t size = PyTuple_GET_SIZE(open), count = 0;
+    kept = PyTuple_New(size);
+    if (kept == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *item = PyTuple_GET_ITEM(open, i);
+        int other = PyObject_RichCompareBool(item, key, Py_NE);
+        if (other < 0) {
+            goto done;
+        }
+        if (other) {
+            PyTuple_SET_ITEM(kept, count++, Py_NewRef(item));
+        }
+    }
+    if (count == 0) {
+        Py_SETREF(kept, PyTuple_New(0)); /* () */
+    } else if (count != size && _PyTuple_Resize(&kept, count) < 0) {
+        goto done;
+    }
+    set_slot(subscriber, sub_offers, kept);
+    PyObject *campaign_id = SLOT(campaign, camp_id);
+    entry = PyTuple_Pack(5, key, outcome, SLOT(offered, os_names), campaign_id, variant);
+    if (entry == NULL) {
+        goto done;
+    }
+    PyObject *before = SLOT(subscriber, sub_closed);
+    Py_ssize_t many = PyTuple_GET_SIZE(before);
+    closed = tuple_plus(before, many > recent_closed - 1 ? many - (recent_closed - 1) : 0, entry);
+    if (closed == NULL) {
+        goto done;
+    }
+    set_slot(subscriber, sub_closed, closed);
+    PyObject *pairs[2] = {s_outcome, outcome};
+    result = append_record(out, kind_closed, now, msisdn, campaign_id, variant, key, 1, pairs);
+done:
+    Py_XDECREF(offers);
+    Py_XDECREF(kept);
+    Py_XDECREF(entry);
+    Py_XDECREF(closed);
+    Py_DECREF(key);
+    Py_DECREF(offer);
+    return result;
+}
+
+/* Engine._answer(offer, event, now, out, refused=..., text=texts.<name>): 0 or -1 */
+static int
+answer(PyObject *engine, PyObject *offer, PyObject *event, PyObject *now, PyObject *out, PyObject *refused,
+       PyObject *texts, PyObject *name)
+{
+    PyObject *text = PyObject_GetAttr(texts, name);
+    if (text == NULL) {
+        return -1;
+    }
+    PyObject *kwnames = PyTuple_Pack(2, s_refused, s_text_kw);
+    if (kwnames == NULL) {
+        Py_DECREF(text);
+        return -1;
+    }
+    PyObject *call[7] = {engine, offer, event, now, out, refused, text};
+    PyObject *done = PyObject_VectorcallMethod(s_answer, call, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, kwnames);
+    Py_DECREF(kwnames);
+    Py_DECREF(text);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+/* Engine._response: 1 done, 0 not native (the engine's method, before anything changed), -1 error */
+static int
+response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
+{
+    PyObject *msisdn = SLOT(event, rs_msisdn), *response_id = SLOT(event, rs_response_id);
+    PyObject *channel = SLOT(event, rs_channel), *offer_id = SLOT(event, rs_offer_id);
+    PyObject *option_id = SLOT(event, rs_option_id);
+    if (msisdn == NULL || response_id == NULL || channel == NULL || offer_id == NULL || option_id == NULL ||
+        !PyUnicode_CheckExact(msisdn) || !PyUnicode_CheckExact(response_id) ||
+        (offer_id != Py_None && !PyUnicode_CheckExact(offer_id)) ||
+        (option_id != Py_None && !PyUnicode_CheckExact(option_id))) {
+        return 0;
+    }
+    PyObject *subscribers = PyObject_GetAttr(engine, s_subscribers);
+    PyObject *offers = subscribers == NULL ? NULL : PyObject_GetAttr(engine, s_offers);
+    PyObject *subscriber = NULL, *offer = NULL, *fields = NULL, *text = NULL, *package_ids = NULL, *latency = NULL,
+             *price_text = NULL, *command = NULL;
+    int result = -1;
+    if (offers == NULL) {
+        goto done;
+    }
+    if (!PyDict_CheckExact(subscribers) || !PyDict_CheckExact(offers)) {
+        result = 0;
+        goto done;
+    }
+    subscriber = Py_XNewRef(PyDict_GetItemWithError(subscribers, msisdn));
+    if (subscriber == NULL) {
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        subscriber = PyObject_CallNoArgs(subscriber_class);
+        if (subscriber == NULL || !Py_IS_TYPE(subscriber, subscriber_type)) {
+            if (subscriber != NULL) {
+                PyErr_SetString(PyExc_TypeError, "_Subscriber() made an object of another class");
+            }
+            goto done;
+        }
+        if (PyDict_SetItem(subscribers, msisdn, subscriber) < 0) {
+            goto done;
+        }
+    } else if (!Py_IS_TYPE(subscriber, subscriber_type) || SLOT(subscriber, sub_responses) == NULL ||
+               !PyTuple_CheckExact(SLOT(subscriber, sub_responses)) || SLOT(subscriber, sub_offers) == NULL ||
+               !PyTuple_CheckExact(SLOT(subscriber, sub_offers))) {
+        result = 0;
+        goto done;
+    }
+    PyObject *seen = SLOT(subscriber, sub_responses);
+    int known = PySequence_Contains(seen, response_id);
+    if (known != 0) {
+        result = known < 0 ? -1 : 1; /* the same answer delivered again: already handled */
+        goto done;
+    }
+    {
+        Py_ssize_t size = PyTuple_GET_SIZE(seen);
+        PyObject *kept =
+            tuple_plus(seen, size > recent_responses - 1 ? size - (recent_responses - 1) : 0, response_id);
+        if (kept == NULL) {
+            goto done;
+        }
+        set_slot(subscriber, sub_responses, kept);
+        Py_DECREF(kept);
+    }
+    /* from here on, every way out is the engine's path's */
+    result = 1;
+    if (offer_id == Py_None) { /* Engine._offer_with: the newest open offer naming the option */
+        if (option_id != Py_None) {
+            PyObject *open = SLOT(subscriber, sub_offers);
+            for (Py_ssize_t i = PyTuple_GET_SIZE(open) - 1; i >= 0 && offer == NULL; i--) {
+                PyObject *candidate = PyDict_GetItemWithError(offers, PyTuple_GET_ITEM(open, i));
+                if (candidate == NULL) {
+                    if (PyErr_Occurred()) {
+                        result = -1;
+                        goto done;
+                    }
+                    continue;
+                }
+                PyObject *expires = SLOT(candidate, offer_offsets[O_EXPIRES_AT]);
+                PyObject *offered = SLOT(candidate, offer_offsets[O_OFFERED]);
+                if (!Py_IS_TYPE(candidate, offer_type) || expires == NULL || offered == NULL ||
+                    !Py_IS_TYPE(offered, option_set_type) || SLOT(offered, os_by_name) == NULL) {
+                    PyErr_SetString(PyExc_TypeError, "Engine._offers must hold _Offer objects");
+                    result = -1;
+                    goto done;
+                }
+                if (expires == Py_None) {
+                    continue;
+                }
+                int named = PySequence_Contains(SLOT(offered, os_by_name), option_id);
+                if (named < 0) {
+                    result = -1;
+                    goto done;
+                }
+                if (named) {
+                    offer = Py_NewRef(candidate);
+                }
+            }
+        }
+    } else {
+        offer = Py_XNewRef(PyDict_GetItemWithError(offers, offer_id));
+        if (offer == NULL && PyErr_Occurred()) {
+            result = -1;
+            goto done;
+        }
+    }
+    int mine = 0;
+    if (offer != NULL) {
+        if (!Py_IS_TYPE(offer, offer_type) || SLOT(offer, offer_offsets[O_MSISDN]) == NULL) {
+            PyErr_SetString(PyExc_TypeError, "Engine._offers must hold _Offer objects");
+            result = -1;
+            goto done;
+        }
+        mine = PyObject_RichCompareBool(SLOT(offer, offer_offsets[O_MSISDN]), msisdn, Py_EQ);
+        if (mine < 0) {
+            result = -1;
+            goto done;
+        }
+    }
+    PyObject *campaign = mine ? SLOT(offer, offer_offsets[O_CAMPAIGN]) : NULL;
+    PyObject *texts = campaign != NULL && Py_IS_TYPE(campaign, campaign_type) ? SLOT(campaign, camp_texts) : NULL;
+    if (mine && texts == NULL) {
+        PyErr_SetString(PyExc_TypeError, "_Offer.campaign must be a _Campaign");
+        result = -1;
+        goto done;
+    }
+    if (!mine || texts == Py_None) { /* no open offer of this subscriber, or one that offers nothing */
+        PyObject *args[4] = {event, subscriber, now, out};
+        result = call_engine(engine, s_reject_response, 4, args) < 0 ? -1 : 1;
+        goto done;
+    }
+    PyObject *state = SLOT(offer, off_state), *expires_at = SLOT(offer, offer_offsets[O_EXPIRES_AT]);
+    if (state == NULL || expires_at == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_Offer without state or expires_at");
+        result = -1;
+        goto done;
+    }
+    if (state == state_activating) {
+        result = answer(engine, offer, event, now, out, s_duplicate_word, texts, s_duplicate_attr) < 0 ? -1 : 1;
+        goto done;
+    }
+    if ((state != state_awaiting && state != state_open) || expires_at == Py_None) {
+        result = answer(engine, offer, event, now, out, s_not_offered_yet, texts, s_not_offered_attr) < 0 ? -1 : 1;
+        goto done;
+    }
+    int over = PyObject_RichCompareBool(now, expires_at, Py_GE);
+    if (over != 0) {
+        if (over < 0 || close_offer(engine, offer, s_expired, now, out) < 0 ||
+            answer(engine, offer, event, now, out, s_expired, texts, s_expired_attr) < 0) {
+            result = -1;
+        }
+        goto done;
+    }
+    if (channel == stk_declined) {
+        if (answer(engine, offer, event, now, out, Py_None, texts, s_declined_attr) < 0 ||
+            close_offer(engine, offer, s_declined_word, now, out) < 0) {
+            result = -1;
+        }
+        goto done;
+    }
+    PyObject *option = NULL; /* borrowed */
+    if (channel == stk_ok && option_id == Py_None) {
+        PyObject *pushed = SLOT(offer, offer_offsets[O_PUSHED]);
+        PyObject *options = pushed != NULL && Py_IS_TYPE(pushed, option_set_type) ? SLOT(pushed, os_options) : NULL;
+        if (options == NULL || !PyTuple_CheckExact(options)) {
+            PyErr_SetString(PyExc_TypeError, "_Offer.pushed must be an _OptionSet");
+            result = -1;
+            goto done;
+        }
+        option = PyTuple_GET_SIZE(options) == 1 ? PyTuple_GET_ITEM(options, 0) : NULL;
+    } else if (option_id != Py_None) {
+        PyObject *offered = SLOT(offer, offer_offsets[O_OFFERED]);
+        PyObject *by_name = offered != NULL && Py_IS_TYPE(offered, option_set_type) ? SLOT(offered, os_by_name) : NULL;
+        if (by_name == NULL || !PyDict_CheckExact(by_name)) {
+            PyErr_SetString(PyExc_TypeError, "_Offer.offered must be an _OptionSet");
+            result = -1;
+            goto done;
+        }
+        option = PyDict_GetItemWithError(by_name, option_id);
+        if (option == NULL && PyErr_Occurred()) {
+            result = -1;
+            goto done;
+        }
+    }
+    if (option == NULL) {
+        result = answer(engine, offer, event, now, out, s_not_offered, texts, s_not_offered_attr) < 0 ? -1 : 1;
+        goto done;
+    }
+    Py_INCREF(option);
+    result = -1;
+    fields = fields_of(engine, option);
+    PyObject *package_id = Py_IS_TYPE(option, option_type) ? SLOT(option, opt_package_id) : NULL;
+    PyObject *payment = Py_IS_TYPE(option, option_type) ? SLOT(option, opt_payment) : NULL;
+    PyObject *price = Py_IS_TYPE(option, option_type) ? SLOT(option, opt_price) : NULL;
+    if (fields == NULL || package_id == NULL || payment == NULL || price == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "an offered option must be an OfferOption");
+        }
+        Py_DECREF(option);
+        goto done;
+    }
+    set_slot(offer, off_state, state_activating);
+    set_slot(offer, off_deadline, Py_None);
+    set_slot(offer, offer_offsets[O_CHOSEN], option);
+    Py_DECREF(option); /* the offer holds it */
+    PyObject *key = SLOT(offer, offer_offsets[O_OFFER_ID]), *variant = SLOT(offer, offer_offsets[O_VARIANT]);
+    PyObject *trigger = SLOT(offer, offer_offsets[O_TRIGGER]), *campaign_id = SLOT(campaign, camp_id);
+    PyObject *event_time = trigger == NULL ? NULL : PyObject_GetAttr(trigger, s_event_time);
+    if (key == NULL || variant == NULL || campaign_id == NULL || event_time == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_AttributeError, "_Offer or _Campaign with a field never set");
+        }
+        goto done;
+    }
+    latency = PyNumber_Subtract(now, event_time);
+    Py_DECREF(event_time);
+    PyObject *channel_value = latency == NULL ? NULL : PyObject_GetAttr(channel, s_value_);
+    if (channel_value == NULL) {
+        goto done;
+    }
+    {
+        PyObject *pairs[10] = {s_response_id, response_id, s_channel, channel_value, s_option,
+                               option_id,     s_package_id, package_id, s_latency, latency};
+        int failed = append_record(out, kind_response, now, msisdn, campaign_id, variant, key, 5, pairs);
+        Py_DECREF(channel_value);
+        if (failed < 0) {
+            goto done;
+        }
+    }
+    PyObject *payment_value = PyObject_GetAttr(payment, s_value_);
+    price_text = payment_value == NULL ? NULL : PyObject_Str(price);
+    if (price_text == NULL) {
+        Py_XDECREF(payment_value);
+        goto done;
+    }
+    {
+        PyObject *pairs[6] = {s_package_id, package_id, s_payment, payment_value, s_price, price_text};
+        int failed = append_record(out, kind_activation, now, msisdn, campaign_id, variant, key, 3, pairs);
+        Py_DECREF(payment_value);
+        if (failed < 0) {
+            goto done;
+        }
+    }
+    {
+        PyObject *args[5] = {key, msisdn, package_id, payment, price};
+        command = PyObject_Vectorcall(activate_builder, args, 5, NULL);
+        if (command == NULL || PyList_Append(out, command) < 0) {
+            goto done;
+        }
+        Py_CLEAR(command);
+    }
+    text = render(texts, s_accepted_attr, fields);
+    if (text == NULL) {
+        goto done;
+    }
+    {
+        PyObject *args[5] = {response_id, msisdn, channel, Py_True, text};
+        command = PyObject_Vectorcall(reply_builder, args, 5, NULL);
+        if (command == NULL || PyList_Append(out, command) < 0) {
+            goto done;
+        }
+    }
+    result = 1;
+done:
+    Py_XDECREF(subscribers);
+    Py_XDECREF(offers);
+    Py_XDECREF(subscriber);
+    Py_XDECREF(offer);
+    Py_XDECREF(fields);
+    Py_XDECREF(text);
+    Py_XDECREF(package_ids);
+    Py_XDECREF(latency);
+    Py_XDECREF(price_text);
+    Py_XDECREF(command);
+    return result;
+}
+
+/* Engine._activation of an Activated: 1 done, 0 not native (the engine's method), -1 error */
+static int
+activation(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
+{
+    PyObject *offer_id = SLOT(event, ac_offer_id), *package_id = SLOT(event, ac_package_id);
+    PyObject *payment = SLOT(event, ac_payment), *price = SLOT(event, ac_price);
+    if (offer_id == NULL || package_id == NULL || payment == NULL || price == NULL || !PyUnicode_CheckExact(offer_id)) {
+        return 0;
+    }
+    PyObject *offers = PyObject_GetAttr(engine, s_offers);
+    if (offers == NULL) {
+        return -1;
+    }
+    PyObject *offer = NULL, *fields = NULL, *profile = NULL, *zone = NULL, *text = NULL, *values = NULL,
+             *price_text = NULL, *command_id = NULL, *policy = NULL;
+    int result = -1;
+    if (!PyDict_CheckExact(offers)) {
+        result = 0;
+        goto done;
+    }
+    offer = Py_XNewRef(PyDict_GetItemWithError(offers, offer_id));
+    if (offer == NULL) {
+        result = PyErr_Occurred() ? -1 : 1; /* billing repeated itself (idempotent): already recorded */
+        goto done;
+    }
+    if (!Py_IS_TYPE(offer, offer_type)) {
+        result = 0;
+        goto done;
+    }
+    if (SLOT(offer, off_state) != state_activating) {
+        result = 1;
+        goto done;
+    }
+    PyObject *campaign = SLOT(offer, offer_offsets[O_CAMPAIGN]), *option = SLOT(offer, offer_offsets[O_CHOSEN]);
+    PyObject *subscriber = SLOT(offer, offer_offsets[O_SUBSCRIBER]);
+    PyObject *msisdn = SLOT(offer, offer_offsets[O_MSISDN]), *key = SLOT(offer, offer_offsets[O_OFFER_ID]);
+    PyObject *variant = SLOT(offer, offer_offsets[O_VARIANT]);
+    if (campaign == NULL || option == NULL || subscriber == NULL || msisdn == NULL || key == NULL || variant == NULL ||
+        !Py_IS_TYPE(campaign, campaign_type) || SLOT(campaign, camp_texts) == NULL ||
+        SLOT(campaign, camp_texts) == Py_None || option == Py_None || !Py_IS_TYPE(subscriber, subscriber_type) ||
+        SLOT(campaign, camp_id) == NULL) {
+        result = 0; /* the engine's path asserts what it expects */
+        goto done;
+    }
+    PyObject *texts = SLOT(campaign, camp_texts), *campaign_id = SLOT(campaign, camp_id);
+    fields = fields_of(engine, option);
+    if (fields == NULL || profile_and_zone(engine, subscriber, &profile, &zone) < 0) {
+        goto done;
+    }
+    PyObject *payment_value = PyObject_GetAttr(payment, s_value);
+    price_text = payment_value == NULL ? NULL : PyObject_Str(price);
+    if (price_text == NULL) {
+        Py_XDECREF(payment_value);
+        goto done;
+    }
+    {
+        PyObject *pairs[6] = {s_package_id, package_id, s_payment, payment_value, s_price, price_text};
+        int failed = append_record(out, kind_fulfilled, now, msisdn, campaign_id, variant, key, 3, pairs);
+        Py_DECREF(payment_value);
+        if (failed < 0) {
+            goto done;
+        }
+    }
+    /* {**fields, "payment": event.payment.value, "price": f"{event.price:.2f}"} */
+    values = PyDict_New();
+    if (values == NULL || PyDict_Update(values, fields) < 0) {
+        goto done;
+    }
+    {
+        PyObject *value = PyObject_GetAttr(payment, s_value);
+        int failed = value == NULL || PyDict_SetItem(values, s_payment, value) < 0;
+        Py_XDECREF(value);
+        PyObject *formatted = failed ? NULL : PyObject_Format(price, s_two_places);
+        failed = formatted == NULL || PyDict_SetItem(values, s_price, formatted) < 0;
+        Py_XDECREF(formatted);
+        if (failed) {
+            goto done;
+        }
+    }
+    text = render(texts, s_confirmation_attr, values);
+    if (text == NULL) {
+        goto done;
+    }
+    policy = PyObject_GetAttr(engine, s_policy);
+    if (policy == NULL) {
+        goto done;
+    }
+    {
+        PyObject *args[6] = {policy, msisdn, channel_sms, transactional, now, zone};
+        PyObject *done_record =
+            PyObject_VectorcallMethod(s_record_method, args, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (done_record == NULL) {
+            goto done;
+        }
+        Py_DECREF(done_record);
+    }
+    command_id = PyUnicode_Concat(key, s_confirm_suffix);
+    if (command_id == NULL) {
+        goto done;
+    }
+    {
+        PyObject *args[6] = {command_id, msisdn, campaign_id, text, key, Py_False};
+        PyObject *command = PyObject_Vectorcall(send_sms_builder, args, 6, NULL);
+        int failed = command == NULL || PyList_Append(out, command) < 0;
+        Py_XDECREF(command);
+        if (failed) {
+            goto done;
+        }
+    }
+    result = close_offer(engine, offer, s_activated_word, now, out) < 0 ? -1 : 1;
+done:
+    Py_DECREF(offers);
+    Py_XDECREF(offer);
+    Py_XDECREF(fields);
+    Py_XDECREF(profile);
+    Py_XDECREF(zone);
+    Py_XDECREF(text);
+    Py_XDECREF(values);
+    Py_XDECREF(price_text);
+    Py_XDECREF(command_id);
+    Py_XDECREF(policy);
+    return result;
+}
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *engine;
 } TriggerPath;
 
-static PyTypeObject *trigger_path_type, *tick_path_type, *credit_path_type, *delivery_path_type;
+static PyTypeObject *trigger_path_type, *tick_path_type, *credit_path_type, *delivery_path_type, *response_path_type,
+    *activation_path_type;
 
 static PyObject *
 python_trigger(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
@@ -2379,6 +2957,20 @@ credit_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
 }
 
 static PyObject *
+response_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return event_path(((TriggerPath *)callable)->engine, args, nargsf, kwnames, responded_type, response,
+                      s_response_method);
+}
+
+static PyObject *
+activation_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return event_path(((TriggerPath *)callable)->engine, args, nargsf, kwnames, activated_type, activation,
+                      s_activation_method);
+}
+
+static PyObject *
 delivery_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     return event_path(((TriggerPath *)callable)->engine, args, nargsf, kwnames, delivery_type, delivered,
@@ -2407,6 +2999,8 @@ trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->vectorcall = type == tick_path_type       ? tick_path_vectorcall
                        : type == credit_path_type   ? credit_path_vectorcall
                        : type == delivery_path_type ? delivery_path_vectorcall
+                       : type == response_path_type ? response_path_vectorcall
+                       : type == activation_path_type ? activation_path_vectorcall
                                                     : trigger_path_vectorcall;
     self->engine = Py_NewRef(engine);
     return (PyObject *)self;
@@ -2493,6 +3087,10 @@ static PyType_Spec tick_path_spec = {
 
 PATH_SPEC(credit_path_spec, "campaign_core._journey.CreditPath",
           "CreditPath(engine): Engine._credit_scored as a callable (event, now, out).");
+PATH_SPEC(response_path_spec, "campaign_core._journey.ResponsePath",
+          "ResponsePath(engine): Engine._response as a callable (event, now, out).");
+PATH_SPEC(activation_path_spec, "campaign_core._journey.ActivationPath",
+          "ActivationPath(engine): Engine._activation as a callable (event, now, out).");
 PATH_SPEC(delivery_path_spec, "campaign_core._journey.DeliveryPath",
           "DeliveryPath(engine): Engine._delivered as a callable (event, now, out).");
 
@@ -2548,7 +3146,7 @@ configure(PyObject *module, PyObject *namespace)
         PyErr_SetString(PyExc_TypeError, "configure() takes the engine module's namespace (a dict)");
         return NULL;
     }
-    PyObject *recent = NULL, *heapq = NULL;
+    PyObject *recent = NULL, *heapq = NULL, *responses_limit = NULL, *closed_limit = NULL;
     if (take(namespace, "_record", &record_builder) < 0 || take(namespace, "_query_credit", &query_credit_builder) < 0 ||
         take(namespace, "_Subscriber", &subscriber_class) < 0 || take_type(namespace, "_Offer", &offer_type) < 0 ||
         take_type(namespace, "_Subscriber", &subscriber_type) < 0 ||
@@ -2570,7 +3168,15 @@ configure(PyObject *module, PyObject *namespace)
         take_type(namespace, "ContactPolicy", &policy_type) < 0 || take_type(namespace, "ContactPlan", &plan_type) < 0 ||
         take_type(namespace, "_Calendar", &calendar_type) < 0 || take_type(namespace, "CreditScored", &credit_type) < 0 ||
         take_type(namespace, "DeliveryReported", &delivery_type) < 0 || take(namespace, "_SCORED", &kind_scored) < 0 ||
-        take(namespace, "_DELIVERED", &kind_delivered) < 0) {
+        take(namespace, "_DELIVERED", &kind_delivered) < 0 || take_type(namespace, "Responded", &responded_type) < 0 ||
+        take_type(namespace, "Activated", &activated_type) < 0 || take_type(namespace, "OfferOption", &option_type) < 0 ||
+        take(namespace, "_RESPONSE", &kind_response) < 0 || take(namespace, "_ACTIVATION", &kind_activation) < 0 ||
+        take(namespace, "_FULFILLED", &kind_fulfilled) < 0 || take(namespace, "_CLOSED", &kind_closed) < 0 ||
+        take(namespace, "_ACTIVATING", &state_activating) < 0 || take(namespace, "_OPEN", &state_open) < 0 ||
+        take(namespace, "_STK_OK", &stk_ok) < 0 || take(namespace, "_STK_DECLINED", &stk_declined) < 0 ||
+        take(namespace, "_activate", &activate_builder) < 0 || take(namespace, "_reply", &reply_builder) < 0 ||
+        take(namespace, "_CHANNEL_SMS", &channel_sms) < 0 || take(namespace, "TRANSACTIONAL", &transactional) < 0 ||
+        take(namespace, "_RECENT_RESPONSES", &responses_limit) < 0 || take(namespace, "_RECENT_CLOSED", &closed_limit) < 0) {
         Py_XDECREF(recent);
         Py_XDECREF(heapq);
         return NULL;
@@ -2584,6 +3190,16 @@ configure(PyObject *module, PyObject *namespace)
     }
     recent_triggers = PyLong_AsSsize_t(recent);
     Py_DECREF(recent);
+    recent_responses = PyLong_AsSsize_t(responses_limit);
+    recent_closed = PyLong_AsSsize_t(closed_limit);
+    Py_DECREF(responses_limit);
+    Py_DECREF(closed_limit);
+    if (recent_responses < 1 || recent_closed < 1) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "_RECENT_RESPONSES and _RECENT_CLOSED must be >= 1");
+        }
+        return NULL;
+    }
     if (heappush == NULL || (recent_triggers == -1 && PyErr_Occurred())) {
         return NULL;
     }
@@ -2660,6 +3276,23 @@ configure(PyObject *module, PyObject *namespace)
     OFFSET(camp_payment, campaign_type, "payment");
     OFFSET(camp_sized, campaign_type, "sized");
     OFFSET(st_wait, step_type, "wait");
+    OFFSET(rs_response_id, responded_type, "response_id");
+    OFFSET(rs_msisdn, responded_type, "msisdn");
+    OFFSET(rs_channel, responded_type, "channel");
+    OFFSET(rs_offer_id, responded_type, "offer_id");
+    OFFSET(rs_option_id, responded_type, "option_id");
+    OFFSET(ac_offer_id, activated_type, "offer_id");
+    OFFSET(ac_package_id, activated_type, "package_id");
+    OFFSET(ac_payment, activated_type, "payment");
+    OFFSET(ac_price, activated_type, "price");
+    OFFSET(opt_package_id, option_type, "package_id");
+    OFFSET(opt_price, option_type, "price");
+    OFFSET(opt_payment, option_type, "payment");
+    OFFSET(sub_responses, subscriber_type, "responses");
+    OFFSET(sub_closed, subscriber_type, "closed");
+    OFFSET(camp_texts, campaign_type, "texts");
+    OFFSET(os_by_name, option_set_type, "by_name");
+    OFFSET(os_names, option_set_type, "names");
     OFFSET(dl_times, deadlines_type, "times");
     OFFSET(dl_ids, deadlines_type, "_ids");
     OFFSET(dl_unsorted, deadlines_type, "_unsorted");
@@ -2714,6 +3347,14 @@ exec_module(PyObject *module)
     }
     credit_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &credit_path_spec, NULL);
     if (credit_path_type == NULL || PyModule_AddType(module, credit_path_type) < 0) {
+        return -1;
+    }
+    response_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &response_path_spec, NULL);
+    if (response_path_type == NULL || PyModule_AddType(module, response_path_type) < 0) {
+        return -1;
+    }
+    activation_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &activation_path_spec, NULL);
+    if (activation_path_type == NULL || PyModule_AddType(module, activation_path_type) < 0) {
         return -1;
     }
     delivery_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &delivery_path_spec, NULL);

@@ -30,6 +30,20 @@ class DeliveryPath:
     def __init__(self, engine: Any, /) -> None: ...
     def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
 
+@final
+class ResponsePath:
+    """``Engine._response`` of ``engine`` as a callable ``(event, now, out)``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
+
+@final
+class ActivationPath:
+    """``Engine._activation`` of ``engine`` as a callable ``(event, now, out)``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
+
 def blake2b(data: bytes, digest_size: int, /) -> bytes:
     """BLAKE2b of ``data`` (unkeyed, ``digest_size`` 1..64 octets), as ``hashlib.blake2b`` gives it."""
 

@@ -168,6 +168,7 @@ _FAILED = RecordKind.FAILED
 _CLOSED = RecordKind.CLOSED
 _STK_OK = ResponseChannel.STK_OK
 _STK_DECLINED = ResponseChannel.STK_DECLINED
+_CHANNEL_SMS = Channel.SMS
 
 
 class OfferState(IntEnum):
@@ -297,6 +298,7 @@ class _Campaign:
         "scoring",
         "sized",
         "steps",
+        "texts",
     )
 
     def __init__(
@@ -335,6 +337,7 @@ class _Campaign:
         self.payment = config.offer.payment if config.offer is not None else ""
         self.sized: dict[int, _OptionSet] = {}  # affordability pattern -> options
         self.steps = tuple(_Step(step, index, policy) for index, step in enumerate(config.journey))
+        self.texts = config.offer.texts if config.offer is not None else None  # what an answer is told
 
     def matches(self, trigger: TriggerRaised) -> bool:
         level = self.level
@@ -734,6 +737,8 @@ class Engine:
             self._handlers[Tick] = _journey.TickPath(self)
             self._handlers[CreditScored] = _journey.CreditPath(self)
             self._handlers[DeliveryReported] = _journey.DeliveryPath(self)
+            self._handlers[Responded] = _journey.ResponsePath(self)
+            self._handlers[Activated] = _journey.ActivationPath(self)
 
     # --- the engine face ------------------------------------------------------------------------
 
