@@ -238,6 +238,8 @@ static Py_ssize_t rs_response_id, rs_msisdn, rs_channel, rs_offer_id, rs_option_
 static Py_ssize_t ac_offer_id, ac_package_id, ac_payment, ac_price;
 static Py_ssize_t opt_package_id, opt_price, opt_payment;
 static Py_ssize_t sub_responses, sub_closed, camp_texts, os_by_name, os_names;
+static Py_ssize_t pu_profile, prof_packages, prof_attributes, prof_msisdn;
+static PyTypeObject *profile_updated_type, *package_type;
 static Py_ssize_t dl_times, dl_ids, dl_unsorted;
 static Py_ssize_t off_deadline, off_queued, off_state;
 
@@ -265,7 +267,8 @@ static PyObject *s_by_trigger, *s_subscribers, *s_offers, *s_zone, *s_deadlines,
     *s_duplicate_word, *s_not_offered_yet, *s_not_offered, *s_duplicate_attr, *s_not_offered_attr, *s_expired_attr,
     *s_declined_attr, *s_declined_word, *s_accepted_attr, *s_confirmation_attr, *s_format_map, *s_fields_method,
     *s_option_fields, *s_response_id, *s_option, *s_payment, *s_price, *s_value, *s_record_method,
-    *s_confirm_suffix, *s_outcome, *s_activated_word, *s_two_places, *s_response_method, *s_activation_method;
+    *s_confirm_suffix, *s_outcome, *s_activated_word, *s_two_places, *s_response_method, *s_activation_method,
+    *s_handlers, *s_handler_of, *s_on_profile;
 
 static int
 intern_names(void)
@@ -373,6 +376,9 @@ intern_names(void)
     NAME(s_two_places, ".2f");
     NAME(s_response_method, "_response");
     NAME(s_activation_method, "_activation");
+    NAME(s_handlers, "_handlers");
+    NAME(s_handler_of, "_handler_of");
+    NAME(s_on_profile, "_on_profile");
 #undef NAME
     zero_delay = PyFloat_FromDouble(0.0);
     zero_int = PyLong_FromLong(0);
@@ -418,6 +424,43 @@ set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
     PyObject *old = SLOT(obj, offset);
     SLOT(obj, offset) = Py_NewRef(value);
     Py_XDECREF(old);
+}
+
+/* --- what the collector need not walk ------------------------------------------------------------ */
+
+/* Untrack a tuple none of whose items may be tracked: what the collector does to such a tuple when it
+ * first meets it (_PyTuple_MaybeUntrack), done when the engine makes it, so that no young collection
+ * walks the millions of id and count tuples the engine keeps. The same rule: an item may be tracked
+ * when it is a GC object and not a tuple already untracked. */
+static void
+untrack_atomic(PyObject *tuple)
+{
+    if (!PyTuple_CheckExact(tuple) || !PyObject_GC_IsTracked(tuple)) {
+        return;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(tuple);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        if (PyObject_IS_GC(item) && (!PyTuple_CheckExact(item) || PyObject_GC_IsTracked(item))) {
+            return;
+        }
+    }
+    PyObject_GC_UnTrack(tuple);
+}
+
+/* Untrack an engine-owned _Offer or _Subscriber. Neither is ever on a reference cycle: the engine
+ * holds them in its dicts (and an offer its subscriber), and what they hold (ids, profiles, compiled
+ * campaigns, events, option sets, tuples of those) never refers back to an offer or a subscriber. So
+ * the collector, which would walk each of them in a young collection and in every full pass, has
+ * nothing to find there; what they refer to stays alive through them as through any untracked
+ * container. tests/campaign/test_engine_accelerated.py checks that they are untracked and that an
+ * engine's memory is all returned when it is dropped. */
+static inline void
+untrack_owned(PyObject *obj)
+{
+    if (PyObject_GC_IsTracked(obj)) {
+        PyObject_GC_UnTrack(obj);
+    }
 }
 
 /* --- records and state -------------------------------------------------------------------------- */
@@ -513,10 +556,12 @@ remember_start(PyObject *subscriber, PyObject *key, PyObject *when)
         Py_DECREF(result);
         return -1;
     }
+    untrack_atomic(pair);
     PyTuple_SET_ITEM(result, kept++, pair);
     if (kept != size + 1 && _PyTuple_Resize(&result, kept) < 0) {
         return -1;
     }
+    untrack_atomic(result);
     set_slot(subscriber, sub_last_start, result);
     Py_DECREF(result);
     return 0;
@@ -836,6 +881,7 @@ new_offer(PyObject *key, PyObject *campaign, PyObject *variant, PyObject *event,
     for (int i = 0; i < O_COUNT; i++) {
         SLOT(offer, offer_offsets[i]) = Py_NewRef(values[i]);
     }
+    untrack_owned(offer);
     return offer;
 }
 
@@ -916,6 +962,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
             PyErr_SetString(PyExc_TypeError, "_Subscriber() made an object of another class");
             goto done;
         }
+        untrack_owned(subscriber);
         if (PyDict_SetItem(subscribers, msisdn, subscriber) < 0) {
             goto done;
         }
@@ -941,6 +988,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
         if (kept == NULL) {
             goto done;
         }
+        untrack_atomic(kept);
         set_slot(subscriber, sub_triggers, kept);
         Py_DECREF(kept);
     }
@@ -1177,6 +1225,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
         if (grown == NULL) {
             goto done;
         }
+        untrack_atomic(grown);
         set_slot(subscriber, sub_offers, grown);
         Py_DECREF(grown);
     }
@@ -1318,6 +1367,7 @@ contact_planned(PyObject *policy, PyObject *plan, PyObject *msisdn, PyObject *no
             if (started == NULL) {
                 return NULL;
             }
+            untrack_atomic(started);
             int failed = PyDict_SetItem(states, msisdn, started);
             Py_DECREF(started);
             if (failed < 0) {
@@ -1407,6 +1457,7 @@ contact_planned(PyObject *policy, PyObject *plan, PyObject *msisdn, PyObject *no
         }
         PyTuple_SET_ITEM(updated, i, item);
     }
+    untrack_atomic(updated);
     int failed = PyDict_SetItem(states, msisdn, updated);
     Py_DECREF(updated);
     return failed < 0 ? NULL : Py_NewRef(allowed);
@@ -2395,6 +2446,7 @@ close_offer(PyObject *engine, PyObject *offer, PyObject *outcome, PyObject *now,
     } else if (count != size && _PyTuple_Resize(&kept, count) < 0) {
         goto done;
     }
+    untrack_atomic(kept);
     set_slot(subscriber, sub_offers, kept);
     PyObject *campaign_id = SLOT(campaign, camp_id);
     entry = PyTuple_Pack(5, key, outcome, SLOT(offered, os_names), campaign_id, variant);
@@ -2407,6 +2459,8 @@ close_offer(PyObject *engine, PyObject *offer, PyObject *outcome, PyObject *now,
     if (closed == NULL) {
         goto done;
     }
+    untrack_atomic(entry);
+    untrack_atomic(closed);
     set_slot(subscriber, sub_closed, closed);
     PyObject *pairs[2] = {s_outcome, outcome};
     result = append_record(out, kind_closed, now, msisdn, campaign_id, variant, key, 1, pairs);
@@ -2479,6 +2533,7 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
             }
             goto done;
         }
+        untrack_owned(subscriber);
         if (PyDict_SetItem(subscribers, msisdn, subscriber) < 0) {
             goto done;
         }
@@ -2501,6 +2556,7 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
         if (kept == NULL) {
             goto done;
         }
+        untrack_atomic(kept);
         set_slot(subscriber, sub_responses, kept);
         Py_DECREF(kept);
     }
@@ -2841,13 +2897,150 @@ done:
     return result;
 }
 
+/* --- profiles (Engine._on_profile) ------------------------------------------------------------- */
+
+/* whether obj is a str, int, float, bool or None (no references to anything) */
+static inline int
+atomic(PyObject *obj)
+{
+    return obj == Py_None || PyUnicode_CheckExact(obj) || PyLong_CheckExact(obj) || PyBool_Check(obj) ||
+           PyFloat_CheckExact(obj);
+}
+
+/* whether every slot of obj (an instance of a slotted class without __dict__) holds an atomic value */
+static int
+atomic_slots(PyObject *obj)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    PyMemberDef *members = type->tp_members;
+    if (type->tp_dictoffset != 0 || type->tp_base != &PyBaseObject_Type || members == NULL) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; members[i].name != NULL; i++) {
+        if (members[i].type != T_OBJECT_EX) {
+            return 0;
+        }
+        PyObject *value = SLOT(obj, members[i].offset);
+        if (value != NULL && !atomic(value)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Untrack a Profile that cannot be on a reference cycle: atomic fields, packages of ActivePackages with
+ * atomic fields, attributes the shared empty mapping or a dict of str to str. The engine keeps one per
+ * subscriber (a million, with their packages) for as long as it runs: the collector's full passes need
+ * not walk them. Anything else stays tracked. */
+static void
+untrack_profile(PyObject *profile)
+{
+    if (!PyObject_GC_IsTracked(profile) || !Py_IS_TYPE(profile, profile_type)) {
+        return;
+    }
+    PyObject *packages = SLOT(profile, prof_packages), *attributes = SLOT(profile, prof_attributes);
+    if (packages == NULL || attributes == NULL || !PyTuple_CheckExact(packages)) {
+        return;
+    }
+    if (attributes != no_attributes) {
+        if (!PyDict_CheckExact(attributes)) {
+            return;
+        }
+        PyObject *name, *value;
+        Py_ssize_t at = 0;
+        while (PyDict_Next(attributes, &at, &name, &value)) {
+            if (!PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(value)) {
+                return;
+            }
+        }
+    }
+    /* every other slot atomic */
+    PyTypeObject *type = Py_TYPE(profile);
+    PyMemberDef *members = type->tp_members;
+    if (type->tp_dictoffset != 0 || type->tp_base != &PyBaseObject_Type || members == NULL) {
+        return;
+    }
+    for (Py_ssize_t i = 0; members[i].name != NULL; i++) {
+        Py_ssize_t offset = members[i].offset;
+        if (offset == prof_packages || offset == prof_attributes) {
+            continue;
+        }
+        PyObject *value = SLOT(profile, offset);
+        if (members[i].type != T_OBJECT_EX || (value != NULL && !atomic(value))) {
+            return;
+        }
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(packages);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *package = PyTuple_GET_ITEM(packages, i);
+        if (!Py_IS_TYPE(package, package_type) || !atomic_slots(package)) {
+            return;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        untrack_owned(PyTuple_GET_ITEM(packages, i));
+    }
+    untrack_owned(packages); /* (immutable, and each item holds atomic values only) */
+    untrack_owned(profile);
+}
+
+/* Engine._on_profile: 1 done, 0 not native (the engine's method), -1 error */
+static int
+profile_updated(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
+{
+    PyObject *profile = SLOT(event, pu_profile);
+    if (profile == NULL || !Py_IS_TYPE(profile, profile_type) || SLOT(profile, prof_msisdn) == NULL) {
+        return 0;
+    }
+    PyObject *msisdn = SLOT(profile, prof_msisdn);
+    PyObject *subscribers = PyObject_GetAttr(engine, s_subscribers);
+    if (subscribers == NULL) {
+        return -1;
+    }
+    int result = -1;
+    if (!PyDict_CheckExact(subscribers)) {
+        result = 0;
+        goto done;
+    }
+    PyObject *subscriber = PyDict_GetItemWithError(subscribers, msisdn);
+    if (subscriber == NULL) {
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        subscriber = PyObject_CallNoArgs(subscriber_class);
+        if (subscriber == NULL) {
+            goto done;
+        }
+        if (!Py_IS_TYPE(subscriber, subscriber_type)) {
+            Py_DECREF(subscriber);
+            PyErr_SetString(PyExc_TypeError, "_Subscriber() made an object of another class");
+            goto done;
+        }
+        untrack_owned(subscriber);
+        int failed = PyDict_SetItem(subscribers, msisdn, subscriber);
+        Py_DECREF(subscriber); /* the dict holds it */
+        if (failed < 0) {
+            goto done;
+        }
+    } else if (!Py_IS_TYPE(subscriber, subscriber_type)) {
+        result = 0;
+        goto done;
+    }
+    untrack_profile(profile);
+    set_slot(subscriber, sub_profile, profile);
+    result = 1;
+done:
+    Py_DECREF(subscribers);
+    return result;
+}
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *engine;
 } TriggerPath;
 
-static PyTypeObject *trigger_path_type, *tick_path_type, *credit_path_type, *delivery_path_type, *response_path_type,
+static PyTypeObject *dispatch_type, *profile_path_type, *trigger_path_type, *tick_path_type, *credit_path_type, *delivery_path_type, *response_path_type,
     *activation_path_type;
 
 static PyObject *
@@ -2971,10 +3164,68 @@ activation_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nar
 }
 
 static PyObject *
+profile_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return event_path(((TriggerPath *)callable)->engine, args, nargsf, kwnames, profile_updated_type,
+                      profile_updated, s_on_profile);
+}
+
+static PyObject *
 delivery_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     return event_path(((TriggerPath *)callable)->engine, args, nargsf, kwnames, delivery_type, delivered,
                       s_delivered_method);
+}
+
+/* Engine.handle(event, now): the handler of the event's class from engine._handlers, else the engine's
+ * _handler_of (a subclass of an event type); a new list of the commands */
+static PyObject *
+dispatch_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PyObject *engine = ((TriggerPath *)callable)->engine;
+    if (PyVectorcall_NARGS(nargsf) != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "handle() takes (event, now)");
+        return NULL;
+    }
+    PyObject *event = args[0], *now = args[1];
+    PyObject *handlers = PyObject_GetAttr(engine, s_handlers);
+    if (handlers == NULL) {
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        Py_DECREF(handlers);
+        return NULL;
+    }
+    PyObject *handler = PyDict_CheckExact(handlers) ? Py_XNewRef(PyDict_GetItemWithError(handlers, (PyObject *)Py_TYPE(event)))
+                                                    : PyObject_GetItem(handlers, (PyObject *)Py_TYPE(event));
+    Py_DECREF(handlers);
+    if (handler == NULL) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_KeyError)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyErr_Clear();
+        PyObject *call[2] = {engine, event};
+        handler = PyObject_VectorcallMethod(s_handler_of, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (handler == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (handler == Py_None) {
+            Py_DECREF(handler);
+            return out;
+        }
+    }
+    PyObject *call[3] = {event, now, out};
+    PyObject *done = PyObject_Vectorcall(handler, call, 3, NULL);
+    Py_DECREF(handler);
+    if (done == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return out;
 }
 
 static PyObject *
@@ -2996,7 +3247,9 @@ trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
-    self->vectorcall = type == tick_path_type       ? tick_path_vectorcall
+    self->vectorcall = type == dispatch_type        ? dispatch_vectorcall
+                       : type == profile_path_type  ? profile_path_vectorcall
+                       : type == tick_path_type     ? tick_path_vectorcall
                        : type == credit_path_type   ? credit_path_vectorcall
                        : type == delivery_path_type ? delivery_path_vectorcall
                        : type == response_path_type ? response_path_vectorcall
@@ -3087,6 +3340,10 @@ static PyType_Spec tick_path_spec = {
 
 PATH_SPEC(credit_path_spec, "campaign_core._journey.CreditPath",
           "CreditPath(engine): Engine._credit_scored as a callable (event, now, out).");
+PATH_SPEC(dispatch_spec, "campaign_core._journey.Dispatch",
+          "Dispatch(engine): Engine.handle as a callable (event, now) -> commands.");
+PATH_SPEC(profile_path_spec, "campaign_core._journey.ProfilePath",
+          "ProfilePath(engine): Engine._on_profile as a callable (event, now, out).");
 PATH_SPEC(response_path_spec, "campaign_core._journey.ResponsePath",
           "ResponsePath(engine): Engine._response as a callable (event, now, out).");
 PATH_SPEC(activation_path_spec, "campaign_core._journey.ActivationPath",
@@ -3176,7 +3433,9 @@ configure(PyObject *module, PyObject *namespace)
         take(namespace, "_STK_OK", &stk_ok) < 0 || take(namespace, "_STK_DECLINED", &stk_declined) < 0 ||
         take(namespace, "_activate", &activate_builder) < 0 || take(namespace, "_reply", &reply_builder) < 0 ||
         take(namespace, "_CHANNEL_SMS", &channel_sms) < 0 || take(namespace, "TRANSACTIONAL", &transactional) < 0 ||
-        take(namespace, "_RECENT_RESPONSES", &responses_limit) < 0 || take(namespace, "_RECENT_CLOSED", &closed_limit) < 0) {
+        take(namespace, "_RECENT_RESPONSES", &responses_limit) < 0 || take(namespace, "_RECENT_CLOSED", &closed_limit) < 0 ||
+        take_type(namespace, "ProfileUpdated", &profile_updated_type) < 0 ||
+        take_type(namespace, "ActivePackage", &package_type) < 0) {
         Py_XDECREF(recent);
         Py_XDECREF(heapq);
         return NULL;
@@ -3293,6 +3552,10 @@ configure(PyObject *module, PyObject *namespace)
     OFFSET(camp_texts, campaign_type, "texts");
     OFFSET(os_by_name, option_set_type, "by_name");
     OFFSET(os_names, option_set_type, "names");
+    OFFSET(pu_profile, profile_updated_type, "profile");
+    OFFSET(prof_packages, profile_type, "packages");
+    OFFSET(prof_attributes, profile_type, "attributes");
+    OFFSET(prof_msisdn, profile_type, "msisdn");
     OFFSET(dl_times, deadlines_type, "times");
     OFFSET(dl_ids, deadlines_type, "_ids");
     OFFSET(dl_unsorted, deadlines_type, "_unsorted");
@@ -3347,6 +3610,14 @@ exec_module(PyObject *module)
     }
     credit_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &credit_path_spec, NULL);
     if (credit_path_type == NULL || PyModule_AddType(module, credit_path_type) < 0) {
+        return -1;
+    }
+    dispatch_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &dispatch_spec, NULL);
+    if (dispatch_type == NULL || PyModule_AddType(module, dispatch_type) < 0) {
+        return -1;
+    }
+    profile_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &profile_path_spec, NULL);
+    if (profile_path_type == NULL || PyModule_AddType(module, profile_path_type) < 0) {
         return -1;
     }
     response_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &response_path_spec, NULL);

@@ -3,6 +3,13 @@
 from typing import Any, final
 
 @final
+class Dispatch:
+    """``Engine.handle`` of ``engine`` as a callable ``(event, now) -> commands``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, /) -> list[Any]: ...
+
+@final
 class TriggerPath:
     """``Engine._trigger`` of ``engine`` as a callable ``(event, now, out)``."""
 
@@ -40,6 +47,13 @@ class ResponsePath:
 @final
 class ActivationPath:
     """``Engine._activation`` of ``engine`` as a callable ``(event, now, out)``."""
+
+    def __init__(self, engine: Any, /) -> None: ...
+    def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...
+
+@final
+class ProfilePath:
+    """``Engine._on_profile`` of ``engine`` as a callable ``(event, now, out)``."""
 
     def __init__(self, engine: Any, /) -> None: ...
     def __call__(self, event: Any, now: float, out: list[Any], /) -> None: ...

@@ -739,6 +739,9 @@ class Engine:
             self._handlers[DeliveryReported] = _journey.DeliveryPath(self)
             self._handlers[Responded] = _journey.ResponsePath(self)
             self._handlers[Activated] = _journey.ActivationPath(self)
+            self._handlers[ProfileUpdated] = _journey.ProfilePath(self)
+            # handle() itself: the dispatch on the event's class, without a Python frame per event
+            self.handle = _journey.Dispatch(self)  # type: ignore[method-assign]
 
     # --- the engine face ------------------------------------------------------------------------
 
