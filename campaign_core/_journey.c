@@ -463,6 +463,74 @@ untrack_owned(PyObject *obj)
     }
 }
 
+/* a number as a double when that is exact: a float, or an int of at most 53 bits; else 0 */
+static inline int
+exact_double(PyObject *obj, double *value)
+{
+    if (PyFloat_CheckExact(obj)) {
+        *value = PyFloat_AS_DOUBLE(obj);
+        return 1;
+    }
+    if (PyLong_CheckExact(obj)) {
+        int overflow = 0;
+        long long whole_value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow || whole_value > (1LL << 53) || whole_value < -(1LL << 53)) {
+            if (whole_value == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+            return 0;
+        }
+        *value = (double)whole_value;
+        return 1;
+    }
+    return 0;
+}
+
+/* PyObject_RichCompareBool for the engine's times and durations: floats and ints compared as doubles
+ * when both convert exactly (as Python compares them: NaN is unequal and unordered), anything else
+ * through Python's comparison */
+static int
+compare_numbers(PyObject *a, PyObject *b, int op)
+{
+    double x, y;
+    if (exact_double(a, &x) && exact_double(b, &y)) {
+        switch (op) {
+        case Py_LT:
+            return x < y;
+        case Py_LE:
+            return x <= y;
+        case Py_EQ:
+            return x == y;
+        case Py_NE:
+            return x != y;
+        case Py_GT:
+            return x > y;
+        default:
+            return x >= y;
+        }
+    }
+    return PyObject_RichCompareBool(a, b, op);
+}
+
+/* engine.<name> for one of the engine's own instance attributes (its dicts, policy, zone): from the
+ * instance's __dict__ (a lookup of the interned name, no type walk), else the attribute lookup; a new
+ * reference. Engine declares no class attribute or property of these names. */
+static PyObject *
+engine_attr(PyObject *engine, PyObject *name)
+{
+    PyObject **dict = _PyObject_GetDictPtr(engine);
+    if (dict != NULL && *dict != NULL && PyDict_CheckExact(*dict)) {
+        PyObject *value = PyDict_GetItemWithError(*dict, name);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_GetAttr(engine, name);
+}
+
 /* --- records and state -------------------------------------------------------------------------- */
 
 /* a dict of count (key, value) pairs, in order (borrowed references) */
@@ -628,13 +696,13 @@ arm(PyObject *engine, PyObject *offer, PyObject *key, PyObject *when)
         return -1;
     }
     if (queued != Py_None) {
-        int sooner = PyObject_RichCompareBool(when, queued, Py_LT);
+        int sooner = compare_numbers(when, queued, Py_LT);
         if (sooner <= 0) {
             return sooner;
         }
     }
     set_slot(offer, off_queued, when);
-    PyObject *deadlines = PyObject_GetAttr(engine, s_deadlines);
+    PyObject *deadlines = engine_attr(engine, s_deadlines);
     if (deadlines == NULL) {
         return -1;
     }
@@ -924,7 +992,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
     }
     PyObject *msisdn = SLOT(event, tr_msisdn), *trigger_id = SLOT(event, tr_trigger_id);
     PyObject *event_time = SLOT(event, tr_event_time);
-    PyObject *subscribers = PyObject_GetAttr(engine, s_subscribers);
+    PyObject *subscribers = engine_attr(engine, s_subscribers);
     if (subscribers == NULL) {
         return -1;
     }
@@ -1013,7 +1081,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
     }
     if (profile == Py_None) {
         profile = Py_NewRef(unknown_profile); /* billing never described this subscriber */
-        zone = PyObject_GetAttr(engine, s_zone);
+        zone = engine_attr(engine, s_zone);
     } else {
         Py_INCREF(profile);
         PyObject *own = Py_IS_TYPE(profile, profile_type) ? Py_XNewRef(SLOT(profile, prof_timezone))
@@ -1033,7 +1101,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
             PyObject *args[2] = {engine, profile};
             zone = PyObject_VectorcallMethod(s_profile_zone, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         } else {
-            zone = PyObject_GetAttr(engine, s_zone); /* what _profile_zone answers for no zone */
+            zone = engine_attr(engine, s_zone); /* what _profile_zone answers for no zone */
         }
     }
     if (zone == NULL) {
@@ -1195,7 +1263,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
     if (key == NULL) {
         goto done;
     }
-    offers_dict = PyObject_GetAttr(engine, s_offers);
+    offers_dict = engine_attr(engine, s_offers);
     if (offers_dict == NULL) {
         goto done;
     }
@@ -1238,7 +1306,7 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
             goto done;
         }
     }
-    int deferred = PyObject_RichCompareBool(delay, zero_int, Py_GT);
+    int deferred = compare_numbers(delay, zero_int, Py_GT);
     if (deferred < 0) {
         goto done;
     }
@@ -1344,9 +1412,9 @@ contact_planned(PyObject *policy, PyObject *plan, PyObject *msisdn, PyObject *no
     if (lo == NULL || hi == NULL || quiet == NULL || keys == NULL || !PyTuple_CheckExact(keys)) {
         return POLICY_METHOD();
     }
-    int within = PyObject_RichCompareBool(lo, now, Py_LE);
+    int within = compare_numbers(lo, now, Py_LE);
     if (within == 1) {
-        within = PyObject_RichCompareBool(now, hi, Py_LT);
+        within = compare_numbers(now, hi, Py_LT);
     }
     if (within <= 0) {
         return within < 0 ? NULL : POLICY_METHOD(); /* the calendar is refreshed there */
@@ -1491,7 +1559,7 @@ profile_and_zone(PyObject *engine, PyObject *subscriber, PyObject **profile, PyO
     }
     if (found == Py_None) {
         *profile = Py_NewRef(unknown_profile);
-        *zone = PyObject_GetAttr(engine, s_zone);
+        *zone = engine_attr(engine, s_zone);
         return *zone == NULL ? -1 : 0;
     }
     *profile = Py_NewRef(found);
@@ -1512,7 +1580,7 @@ profile_and_zone(PyObject *engine, PyObject *subscriber, PyObject **profile, PyO
         PyObject *args[2] = {engine, found};
         *zone = PyObject_VectorcallMethod(s_profile_zone, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     } else {
-        *zone = PyObject_GetAttr(engine, s_zone);
+        *zone = engine_attr(engine, s_zone);
     }
     return *zone == NULL ? -1 : 0;
 }
@@ -1561,7 +1629,7 @@ send_step(PyObject *engine, PyObject *offer, PyObject *step, PyObject *now, PyOb
     if (key == NULL) {
         goto done;
     }
-    policy = PyObject_GetAttr(engine, s_policy);
+    policy = engine_attr(engine, s_policy);
     if (policy == NULL) {
         goto done;
     }
@@ -1660,7 +1728,7 @@ send_step(PyObject *engine, PyObject *offer, PyObject *step, PyObject *now, PyOb
     }
     {
         /* Engine._text: its cache, else the method (which renders and caches) */
-        PyObject *texts = PyObject_GetAttr(engine, s_texts);
+        PyObject *texts = engine_attr(engine, s_texts);
         if (texts == NULL) {
             goto done;
         }
@@ -1780,7 +1848,7 @@ send_step(PyObject *engine, PyObject *offer, PyObject *step, PyObject *now, PyOb
     if (deadline == NULL) {
         goto done;
     }
-    int sooner = PyObject_RichCompareBool(expires_at, deadline, Py_LT); /* min(): the first of equals */
+    int sooner = compare_numbers(expires_at, deadline, Py_LT); /* min(): the first of equals */
     if (sooner < 0) {
         goto done;
     }
@@ -1825,7 +1893,7 @@ start_step(PyObject *engine, PyObject *offer, PyObject *index, PyObject *now, Py
         if (ready == NULL) {
             return -1;
         }
-        int waits = after == NULL ? 1 : PyObject_RichCompareBool(after, zero_int, Py_GT);
+        int waits = after == NULL ? 1 : compare_numbers(after, zero_int, Py_GT);
         if (waits < 0) {
             return -1;
         }
@@ -1951,8 +2019,8 @@ deadlines_pop(PyObject *deadlines, PyObject **when, PyObject **key)
 static int
 tick(PyObject *engine, PyObject *now, PyObject *out)
 {
-    PyObject *deadlines = PyObject_GetAttr(engine, s_deadlines);
-    PyObject *offers = deadlines == NULL ? NULL : PyObject_GetAttr(engine, s_offers);
+    PyObject *deadlines = engine_attr(engine, s_deadlines);
+    PyObject *offers = deadlines == NULL ? NULL : engine_attr(engine, s_offers);
     PyObject *times = NULL;
     int result = -1;
     if (offers == NULL) {
@@ -1974,7 +2042,7 @@ tick(PyObject *engine, PyObject *now, PyObject *out)
         if (PyList_GET_SIZE(times) == 0) {
             break;
         }
-        int come = PyObject_RichCompareBool(PyList_GET_ITEM(times, 0), now, Py_LE);
+        int come = compare_numbers(PyList_GET_ITEM(times, 0), now, Py_LE);
         if (come < 0) {
             goto done;
         }
@@ -1995,7 +2063,7 @@ tick(PyObject *engine, PyObject *now, PyObject *out)
         } else {
             Py_INCREF(offer);
             PyObject *queued = SLOT(offer, off_queued);
-            int live = queued == NULL ? -1 : PyObject_RichCompareBool(queued, when, Py_EQ);
+            int live = queued == NULL ? -1 : compare_numbers(queued, when, Py_EQ);
             if (queued == NULL) {
                 PyErr_SetString(PyExc_AttributeError, "_Offer without queued");
             }
@@ -2006,7 +2074,7 @@ tick(PyObject *engine, PyObject *now, PyObject *out)
                     PyErr_SetString(PyExc_AttributeError, "_Offer without deadline");
                     failed = 1;
                 } else if (deadline != Py_None) {
-                    int moved = PyObject_RichCompareBool(deadline, when, Py_NE);
+                    int moved = compare_numbers(deadline, when, Py_NE);
                     if (moved < 0) {
                         failed = 1;
                     } else if (moved) { /* its deadline moved later: requeue it there */
@@ -2020,7 +2088,7 @@ tick(PyObject *engine, PyObject *now, PyObject *out)
                             PyObject *expires = SLOT(offer, offer_offsets[O_EXPIRES_AT]);
                             int over = expires == NULL ? -1
                                        : expires == Py_None ? 0
-                                                            : PyObject_RichCompareBool(now, expires, Py_GE);
+                                                            : compare_numbers(now, expires, Py_GE);
                             PyObject *step = SLOT(offer, offer_offsets[O_STEP]);
                             if (over < 0 || step == NULL) {
                                 if (!PyErr_Occurred()) {
@@ -2103,7 +2171,7 @@ credit_scored(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     if (request_id == NULL || balance == NULL || credit == NULL || !PyUnicode_CheckExact(request_id)) {
         return 0;
     }
-    PyObject *offers = PyObject_GetAttr(engine, s_offers);
+    PyObject *offers = engine_attr(engine, s_offers);
     if (offers == NULL) {
         return -1;
     }
@@ -2250,7 +2318,7 @@ delivered(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     if (command_id == NULL || flag == NULL || state == NULL || !PyUnicode_CheckExact(command_id)) {
         return 0;
     }
-    PyObject *offers = PyObject_GetAttr(engine, s_offers);
+    PyObject *offers = engine_attr(engine, s_offers);
     if (offers == NULL) {
         return -1;
     }
@@ -2331,7 +2399,7 @@ delivered(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
         if (deadline == NULL) {
             goto done;
         }
-        int sooner = PyObject_RichCompareBool(expires_at, deadline, Py_LT);
+        int sooner = compare_numbers(expires_at, deadline, Py_LT);
         if (sooner < 0) {
             goto done;
         }
@@ -2361,7 +2429,7 @@ done:
 static PyObject *
 fields_of(PyObject *engine, PyObject *option)
 {
-    PyObject *cache = PyObject_GetAttr(engine, s_option_fields);
+    PyObject *cache = engine_attr(engine, s_option_fields);
     if (cache == NULL) {
         return NULL;
     }
@@ -2420,7 +2488,7 @@ close_offer(PyObject *engine, PyObject *offer, PyObject *outcome, PyObject *now,
     Py_INCREF(key);
     Py_INCREF(offer);
     int result = -1;
-    PyObject *offers = PyObject_GetAttr(engine, s_offers), *kept = NULL, *entry = NULL, *closed = NULL;
+    PyObject *offers = engine_attr(engine, s_offers), *kept = NULL, *entry = NULL, *closed = NULL;
     if (offers == NULL || PyObject_DelItem(offers, key) < 0) {
         goto done;
     }
@@ -2509,8 +2577,8 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
         (option_id != Py_None && !PyUnicode_CheckExact(option_id))) {
         return 0;
     }
-    PyObject *subscribers = PyObject_GetAttr(engine, s_subscribers);
-    PyObject *offers = subscribers == NULL ? NULL : PyObject_GetAttr(engine, s_offers);
+    PyObject *subscribers = engine_attr(engine, s_subscribers);
+    PyObject *offers = subscribers == NULL ? NULL : engine_attr(engine, s_offers);
     PyObject *subscriber = NULL, *offer = NULL, *fields = NULL, *text = NULL, *package_ids = NULL, *latency = NULL,
              *price_text = NULL, *command = NULL;
     int result = -1;
@@ -2641,7 +2709,7 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
         result = answer(engine, offer, event, now, out, s_not_offered_yet, texts, s_not_offered_attr) < 0 ? -1 : 1;
         goto done;
     }
-    int over = PyObject_RichCompareBool(now, expires_at, Py_GE);
+    int over = compare_numbers(now, expires_at, Py_GE);
     if (over != 0) {
         if (over < 0 || close_offer(engine, offer, s_expired, now, out) < 0 ||
             answer(engine, offer, event, now, out, s_expired, texts, s_expired_attr) < 0) {
@@ -2782,7 +2850,7 @@ activation(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     if (offer_id == NULL || package_id == NULL || payment == NULL || price == NULL || !PyUnicode_CheckExact(offer_id)) {
         return 0;
     }
-    PyObject *offers = PyObject_GetAttr(engine, s_offers);
+    PyObject *offers = engine_attr(engine, s_offers);
     if (offers == NULL) {
         return -1;
     }
@@ -2856,7 +2924,7 @@ activation(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     if (text == NULL) {
         goto done;
     }
-    policy = PyObject_GetAttr(engine, s_policy);
+    policy = engine_attr(engine, s_policy);
     if (policy == NULL) {
         goto done;
     }
@@ -2993,7 +3061,7 @@ profile_updated(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
         return 0;
     }
     PyObject *msisdn = SLOT(profile, prof_msisdn);
-    PyObject *subscribers = PyObject_GetAttr(engine, s_subscribers);
+    PyObject *subscribers = engine_attr(engine, s_subscribers);
     if (subscribers == NULL) {
         return -1;
     }
@@ -3062,7 +3130,7 @@ trigger_path_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf
     if (!PyList_CheckExact(out) || !Py_IS_TYPE(event, trigger_type)) {
         return python_trigger(self->engine, event, now, out);
     }
-    PyObject *by_trigger = PyObject_GetAttr(self->engine, s_by_trigger);
+    PyObject *by_trigger = engine_attr(self->engine, s_by_trigger);
     if (by_trigger == NULL) {
         return NULL;
     }
@@ -3188,7 +3256,7 @@ dispatch_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
         return NULL;
     }
     PyObject *event = args[0], *now = args[1];
-    PyObject *handlers = PyObject_GetAttr(engine, s_handlers);
+    PyObject *handlers = engine_attr(engine, s_handlers);
     if (handlers == NULL) {
         return NULL;
     }
