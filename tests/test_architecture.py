@@ -8,6 +8,10 @@
 - Nowhere: ``pickle`` / ``marshal`` / ``shelve``, ``eval`` / ``exec`` / ``__import__``; ``print``
   only in the CLIs (``gateway/cli.py``, ``simulators/cli.py``).
 
+The optional C accelerators of the pure layers (``protocols/**/*.c``, ``campaign_core/*.c``) are held to
+the same rule: no call of a C clock, socket, file or process function, no import of a Python module
+from C, outside comments and strings (``check_c_source``).
+
 A clock read is an import of ``time`` or an attribute named like a clock reader (``datetime.now``,
 ``date.today``, ``time.monotonic``, ...). Attributes of ``self`` / ``cls`` are exempt: an engine may
 keep the ``now`` it was given. ``loop.time()`` needs ``asyncio``, which is banned anyway.
@@ -16,6 +20,7 @@ keep the ``now`` it was given. ``loop.time()`` needs ``asyncio``, which is banne
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,6 +208,88 @@ def test_no_unsafe_code(relpath: str) -> None:
 @pytest.mark.parametrize("relpath", MODULES)
 def test_no_print(relpath: str) -> None:
     _assert_clean(check_print(_read(relpath), relpath))
+
+
+# --- the C accelerators of the pure layers ------------------------------------------------------------
+
+# C functions that read a clock, do I/O or reach outside the process, and the C API calls that import
+# Python modules (from which asyncio, socket or time would come)
+C_FORBIDDEN_CALLS = frozenset(
+    {
+        "time", "clock", "clock_gettime", "gettimeofday", "ftime", "localtime", "gmtime", "mktime",
+        "_PyTime_GetSystemClock", "_PyTime_GetMonotonicClock", "_PyTime_GetPerfCounter", "PyTime_Time",
+        "PyTime_Monotonic", "PyTime_PerfCounter",
+        "socket", "connect", "bind", "listen", "accept", "send", "recv", "sendto", "recvfrom", "select", "poll",
+        "epoll_wait", "fopen", "open", "read", "write", "fork", "system", "popen", "exec", "execv", "execve",
+        "PyImport_Import", "PyImport_ImportModule", "PyImport_ImportModuleLevel", "PyImport_ImportModuleLevelObject",
+        "PyImport_AddModule",
+    }
+)  # fmt: skip
+_C_COMMENT_OR_STRING = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_C_CALL = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*\(")
+
+
+def check_c_source(source: str, relpath: str) -> list[Violation]:
+    """Calls of forbidden C functions in a C source of a pure layer (comments and strings blanked,
+    line numbers kept)."""
+    code = _C_COMMENT_OR_STRING.sub(lambda match: re.sub(r"[^\n]", " ", match.group(0)), source)
+    found: list[Violation] = []
+    for number, line in enumerate(code.splitlines(), start=1):
+        for match in _C_CALL.finditer(line):
+            if match.group(1) in C_FORBIDDEN_CALLS:
+                found.append(
+                    Violation(relpath, number, f"C call {match.group(1)}(): no clock, I/O or imports here")
+                )
+    return found
+
+
+def _c_sources() -> list[str]:
+    found: list[str] = []
+    for package in PURE_LAYER_ALLOWED:
+        found.extend(path.relative_to(ROOT).as_posix() for path in sorted((ROOT / package).rglob("*.c")))
+    return found
+
+
+C_SOURCES = _c_sources()
+
+
+def test_c_sources_are_found() -> None:
+    assert "campaign_core/_journey.c" in C_SOURCES
+    assert "protocols/_slots.c" in C_SOURCES
+
+
+@pytest.mark.parametrize("relpath", C_SOURCES)
+def test_c_sources_of_pure_layers_call_no_clock_io_or_import(relpath: str) -> None:
+    _assert_clean(check_c_source(_read(relpath), relpath))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "static double now(void) { return (double)time(NULL); }\n",
+        "int fd = socket(AF_INET, SOCK_STREAM, 0);\n",
+        "struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);\n",
+        'PyObject *m = PyImport_ImportModule("asyncio");\n',
+        'FILE *f = fopen(path, "r");\n',
+    ],
+)
+def test_c_rule_flags_violation(source: str) -> None:
+    (violation,) = check_c_source(source, "campaign_core/x.c")
+    assert violation.line == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/* time(NULL) would read the clock: not here */\n",
+        'PyErr_SetString(PyExc_TypeError, "socket(...) and time() are not called");\n',
+        "PyObject *when = PyNumber_Add(now, timeout); /* `now` is passed in */\n",
+        "static int send_step(PyObject *engine); x->read_only = 1;\n",
+        "int selected = poll_count + 1; s->time(x);\n",
+    ],
+)
+def test_c_rule_allows(source: str) -> None:
+    assert check_c_source(source, "campaign_core/x.c") == []
 
 
 # --- the rules themselves: each must flag what it forbids and pass what it allows ---------------------
