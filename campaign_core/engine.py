@@ -55,6 +55,16 @@ built (``_Campaign``: trigger parameters, eligibility rules compiled to one func
 with the same options share one ``_OptionSet`` (the tuple and what is derived from it: the largest, the
 names a response may use, texts); the deadline heap holds distinct times only (``_Deadlines``). Each of
 these gives what the plain code gives: tests/campaign/test_engine_fast_paths.py.
+
+The C accelerator (``campaign_core/_journey.c``, optional like the codecs' ones): when it is built and
+``Engine(..., accelerated=True)`` (the default; ``TGW_PURE_PYTHON=1`` ignores it), ``handle`` and the
+handlers of triggers, ticks, credit scores, delivery receipts, responses, activations and profiles
+are C callables that do what these methods do on the same objects, reading and writing their slots.
+What they do not do themselves (eligibility rules, policy refusals, refused responses, the failure
+events, any object of another class) they hand to the Python methods, before changing anything. They also untrack
+from the cyclic collector what the engine keeps and can never be on a cycle (its offers, subscribers,
+atomic profiles, id and count tuples). tests/campaign/test_engine_accelerated*.py run both engines on
+the same events and compare every command, the state and the snapshots.
 """
 
 from __future__ import annotations
