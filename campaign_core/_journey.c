@@ -981,6 +981,8 @@ native(PyObject *campaigns, PyObject *event, PyObject *subscriber)
     return 1;
 }
 
+static int profile_and_zone(PyObject *engine, PyObject *subscriber, PyObject **profile, PyObject **zone);
+
 /* Engine._trigger once the campaigns are known (not selective): 1 done, 0 not native (nothing
  * changed: the caller runs Engine._trigger), -1 error */
 static int
@@ -1075,37 +1077,8 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
             goto done;
         }
     }
-    profile = get_slot(subscriber, sub_profile, "profile");
-    if (profile == NULL) {
-        goto done;
-    }
-    if (profile == Py_None) {
-        profile = Py_NewRef(unknown_profile); /* billing never described this subscriber */
-        zone = engine_attr(engine, s_zone);
-    } else {
-        Py_INCREF(profile);
-        PyObject *own = Py_IS_TYPE(profile, profile_type) ? Py_XNewRef(SLOT(profile, prof_timezone))
-                                                          : PyObject_GetAttr(profile, s_timezone);
-        if (own == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_AttributeError, "Profile without timezone");
-            }
-            goto done;
-        }
-        int named = PyObject_IsTrue(own);
-        Py_DECREF(own);
-        if (named < 0) {
-            goto done;
-        }
-        if (named) {
-            PyObject *args[2] = {engine, profile};
-            zone = PyObject_VectorcallMethod(s_profile_zone, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        } else {
-            zone = engine_attr(engine, s_zone); /* what _profile_zone answers for no zone */
-        }
-    }
-    if (zone == NULL) {
-        goto done;
+    if (profile_and_zone(engine, subscriber, &profile, &zone) < 0) {
+        goto done; /* (no profile: billing never described this subscriber, the rules see the defaults) */
     }
 
     for (Py_ssize_t c = 0; c < count; c++) {
@@ -3296,6 +3269,8 @@ dispatch_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, Py
     return out;
 }
 
+static vectorcallfunc call_of(PyTypeObject *type);
+
 static PyObject *
 trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -3315,14 +3290,7 @@ trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
-    self->vectorcall = type == dispatch_type        ? dispatch_vectorcall
-                       : type == profile_path_type  ? profile_path_vectorcall
-                       : type == tick_path_type     ? tick_path_vectorcall
-                       : type == credit_path_type   ? credit_path_vectorcall
-                       : type == delivery_path_type ? delivery_path_vectorcall
-                       : type == response_path_type ? response_path_vectorcall
-                       : type == activation_path_type ? activation_path_vectorcall
-                                                    : trigger_path_vectorcall;
+    self->vectorcall = call_of(type);
     self->engine = Py_NewRef(engine);
     return (PyObject *)self;
 }
@@ -3357,36 +3325,6 @@ static PyMemberDef trigger_path_members[] = {
     {NULL},
 };
 
-static PyType_Slot trigger_path_slots[] = {
-    {Py_tp_new, trigger_path_new},
-    {Py_tp_dealloc, trigger_path_dealloc},
-    {Py_tp_traverse, trigger_path_traverse},
-    {Py_tp_clear, trigger_path_clear},
-    {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_members, trigger_path_members},
-    {Py_tp_doc, "TriggerPath(engine): Engine._trigger as a callable (event, now, out)."},
-    {0, NULL},
-};
-
-static PyType_Slot tick_path_slots[] = {
-    {Py_tp_new, trigger_path_new},
-    {Py_tp_dealloc, trigger_path_dealloc},
-    {Py_tp_traverse, trigger_path_traverse},
-    {Py_tp_clear, trigger_path_clear},
-    {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_members, trigger_path_members},
-    {Py_tp_doc, "TickPath(engine): Engine._on_tick as a callable (event, now, out)."},
-    {0, NULL},
-};
-
-static PyType_Spec tick_path_spec = {
-    "campaign_core._journey.TickPath",
-    sizeof(TriggerPath),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
-    tick_path_slots,
-};
-
 #define PATH_SPEC(var, name, doc)                                                                     \
     static PyType_Slot var##_slots[] = {                                                             \
         {Py_tp_new, trigger_path_new},                                                               \
@@ -3406,6 +3344,10 @@ static PyType_Spec tick_path_spec = {
         var##_slots,                                                                                 \
     }
 
+PATH_SPEC(trigger_path_spec, "campaign_core._journey.TriggerPath",
+          "TriggerPath(engine): Engine._trigger as a callable (event, now, out).");
+PATH_SPEC(tick_path_spec, "campaign_core._journey.TickPath",
+          "TickPath(engine): Engine._on_tick as a callable (event, now, out).");
 PATH_SPEC(credit_path_spec, "campaign_core._journey.CreditPath",
           "CreditPath(engine): Engine._credit_scored as a callable (event, now, out).");
 PATH_SPEC(dispatch_spec, "campaign_core._journey.Dispatch",
@@ -3418,14 +3360,6 @@ PATH_SPEC(activation_path_spec, "campaign_core._journey.ActivationPath",
           "ActivationPath(engine): Engine._activation as a callable (event, now, out).");
 PATH_SPEC(delivery_path_spec, "campaign_core._journey.DeliveryPath",
           "DeliveryPath(engine): Engine._delivered as a callable (event, now, out).");
-
-static PyType_Spec trigger_path_spec = {
-    "campaign_core._journey.TriggerPath",
-    sizeof(TriggerPath),
-    0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
-    trigger_path_slots,
-};
 
 /* --- configure ---------------------------------------------------------------------------------- */
 
@@ -3659,48 +3593,47 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* the engine paths: each class, its spec and its call */
+static const struct {
+    PyType_Spec *spec;
+    PyTypeObject **type;
+    vectorcallfunc call;
+} paths[] = {
+    {&dispatch_spec, &dispatch_type, dispatch_vectorcall},
+    {&trigger_path_spec, &trigger_path_type, trigger_path_vectorcall},
+    {&tick_path_spec, &tick_path_type, tick_path_vectorcall},
+    {&credit_path_spec, &credit_path_type, credit_path_vectorcall},
+    {&delivery_path_spec, &delivery_path_type, delivery_path_vectorcall},
+    {&response_path_spec, &response_path_type, response_path_vectorcall},
+    {&activation_path_spec, &activation_path_type, activation_path_vectorcall},
+    {&profile_path_spec, &profile_path_type, profile_path_vectorcall},
+};
+
+/* the call of a path class (the classes cannot be subclassed: always one of these) */
+static vectorcallfunc
+call_of(PyTypeObject *type)
+{
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (*paths[i].type == type) {
+            return paths[i].call;
+        }
+    }
+    return trigger_path_vectorcall;
+}
+
 static int
 exec_module(PyObject *module)
 {
     if (intern_names() < 0) {
         return -1;
     }
-    trigger_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &trigger_path_spec, NULL);
-    if (trigger_path_type == NULL) {
-        return -1;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        *paths[i].type = (PyTypeObject *)PyType_FromModuleAndSpec(module, paths[i].spec, NULL);
+        if (*paths[i].type == NULL || PyModule_AddType(module, *paths[i].type) < 0) {
+            return -1;
+        }
     }
-    if (PyModule_AddType(module, trigger_path_type) < 0) {
-        return -1;
-    }
-    tick_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &tick_path_spec, NULL);
-    if (tick_path_type == NULL || PyModule_AddType(module, tick_path_type) < 0) {
-        return -1;
-    }
-    credit_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &credit_path_spec, NULL);
-    if (credit_path_type == NULL || PyModule_AddType(module, credit_path_type) < 0) {
-        return -1;
-    }
-    dispatch_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &dispatch_spec, NULL);
-    if (dispatch_type == NULL || PyModule_AddType(module, dispatch_type) < 0) {
-        return -1;
-    }
-    profile_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &profile_path_spec, NULL);
-    if (profile_path_type == NULL || PyModule_AddType(module, profile_path_type) < 0) {
-        return -1;
-    }
-    response_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &response_path_spec, NULL);
-    if (response_path_type == NULL || PyModule_AddType(module, response_path_type) < 0) {
-        return -1;
-    }
-    activation_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &activation_path_spec, NULL);
-    if (activation_path_type == NULL || PyModule_AddType(module, activation_path_type) < 0) {
-        return -1;
-    }
-    delivery_path_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &delivery_path_spec, NULL);
-    if (delivery_path_type == NULL) {
-        return -1;
-    }
-    return PyModule_AddType(module, delivery_path_type);
+    return 0;
 }
 
 static PyModuleDef_Slot module_slots[] = {
