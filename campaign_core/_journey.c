@@ -2537,6 +2537,24 @@ answer(PyObject *engine, PyObject *offer, PyObject *event, PyObject *now, PyObje
     return done == NULL ? -1 : 0;
 }
 
+/* an ACTIVATION or FULFILLED record: {"package_id", "payment": payment.<value_name>, "price": str(price)} */
+static int
+append_sale(PyObject *out, PyObject *kind, PyObject *now, PyObject *msisdn, PyObject *campaign_id, PyObject *variant,
+            PyObject *key, PyObject *package_id, PyObject *payment, PyObject *value_name, PyObject *price)
+{
+    PyObject *payment_value = PyObject_GetAttr(payment, value_name);
+    PyObject *price_text = payment_value == NULL ? NULL : PyObject_Str(price);
+    if (price_text == NULL) {
+        Py_XDECREF(payment_value);
+        return -1;
+    }
+    PyObject *pairs[6] = {s_package_id, package_id, s_payment, payment_value, s_price, price_text};
+    int failed = append_record(out, kind, now, msisdn, campaign_id, variant, key, 3, pairs);
+    Py_DECREF(payment_value);
+    Py_DECREF(price_text);
+    return failed;
+}
+
 /* Engine._response: 1 done, 0 not native (the engine's method, before anything changed), -1 error */
 static int
 response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
@@ -2553,7 +2571,7 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     PyObject *subscribers = engine_attr(engine, s_subscribers);
     PyObject *offers = subscribers == NULL ? NULL : engine_attr(engine, s_offers);
     PyObject *subscriber = NULL, *offer = NULL, *fields = NULL, *text = NULL, *package_ids = NULL, *latency = NULL,
-             *price_text = NULL, *command = NULL;
+             *command = NULL;
     int result = -1;
     if (offers == NULL) {
         goto done;
@@ -2766,19 +2784,9 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
             goto done;
         }
     }
-    PyObject *payment_value = PyObject_GetAttr(payment, s_value_);
-    price_text = payment_value == NULL ? NULL : PyObject_Str(price);
-    if (price_text == NULL) {
-        Py_XDECREF(payment_value);
+    if (append_sale(out, kind_activation, now, msisdn, campaign_id, variant, key, package_id, payment, s_value_, price) <
+        0) {
         goto done;
-    }
-    {
-        PyObject *pairs[6] = {s_package_id, package_id, s_payment, payment_value, s_price, price_text};
-        int failed = append_record(out, kind_activation, now, msisdn, campaign_id, variant, key, 3, pairs);
-        Py_DECREF(payment_value);
-        if (failed < 0) {
-            goto done;
-        }
     }
     {
         PyObject *args[5] = {key, msisdn, package_id, payment, price};
@@ -2809,7 +2817,6 @@ done:
     Py_XDECREF(text);
     Py_XDECREF(package_ids);
     Py_XDECREF(latency);
-    Py_XDECREF(price_text);
     Py_XDECREF(command);
     return result;
 }
@@ -2828,7 +2835,7 @@ activation(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
         return -1;
     }
     PyObject *offer = NULL, *fields = NULL, *profile = NULL, *zone = NULL, *text = NULL, *values = NULL,
-             *price_text = NULL, *command_id = NULL, *policy = NULL;
+             *command_id = NULL, *policy = NULL;
     int result = -1;
     if (!PyDict_CheckExact(offers)) {
         result = 0;
@@ -2863,19 +2870,9 @@ activation(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     if (fields == NULL || profile_and_zone(engine, subscriber, &profile, &zone) < 0) {
         goto done;
     }
-    PyObject *payment_value = PyObject_GetAttr(payment, s_value);
-    price_text = payment_value == NULL ? NULL : PyObject_Str(price);
-    if (price_text == NULL) {
-        Py_XDECREF(payment_value);
+    if (append_sale(out, kind_fulfilled, now, msisdn, campaign_id, variant, key, package_id, payment, s_value, price) <
+        0) {
         goto done;
-    }
-    {
-        PyObject *pairs[6] = {s_package_id, package_id, s_payment, payment_value, s_price, price_text};
-        int failed = append_record(out, kind_fulfilled, now, msisdn, campaign_id, variant, key, 3, pairs);
-        Py_DECREF(payment_value);
-        if (failed < 0) {
-            goto done;
-        }
     }
     /* {**fields, "payment": event.payment.value, "price": f"{event.price:.2f}"} */
     values = PyDict_New();
@@ -2932,7 +2929,6 @@ done:
     Py_XDECREF(zone);
     Py_XDECREF(text);
     Py_XDECREF(values);
-    Py_XDECREF(price_text);
     Py_XDECREF(command_id);
     Py_XDECREF(policy);
     return result;
