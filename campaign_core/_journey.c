@@ -268,7 +268,7 @@ static PyObject *s_by_trigger, *s_subscribers, *s_offers, *s_zone, *s_deadlines,
     *s_declined_attr, *s_declined_word, *s_accepted_attr, *s_confirmation_attr, *s_format_map, *s_fields_method,
     *s_option_fields, *s_response_id, *s_option, *s_payment, *s_price, *s_value, *s_record_method,
     *s_confirm_suffix, *s_outcome, *s_activated_word, *s_two_places, *s_response_method, *s_activation_method,
-    *s_handlers, *s_handler_of, *s_on_profile;
+    *s_handlers, *s_handler_of, *s_on_profile, *s_handle;
 
 static int
 intern_names(void)
@@ -379,6 +379,7 @@ intern_names(void)
     NAME(s_handlers, "_handlers");
     NAME(s_handler_of, "_handler_of");
     NAME(s_on_profile, "_on_profile");
+    NAME(s_handle, "handle");
 #undef NAME
     zero_delay = PyFloat_FromDouble(0.0);
     zero_int = PyLong_FromLong(0);
@@ -448,13 +449,8 @@ untrack_atomic(PyObject *tuple)
     PyObject_GC_UnTrack(tuple);
 }
 
-/* Untrack an engine-owned _Offer or _Subscriber. Neither is ever on a reference cycle: the engine
- * holds them in its dicts (and an offer its subscriber), and what they hold (ids, profiles, compiled
- * campaigns, events, option sets, tuples of those) never refers back to an offer or a subscriber. So
- * the collector, which would walk each of them in a young collection and in every full pass, has
- * nothing to find there; what they refer to stays alive through them as through any untracked
- * container. tests/campaign/test_engine_accelerated.py checks that they are untracked and that an
- * engine's memory is all returned when it is dropped. */
+/* Untrack an object that holds atomic values only (an ActivePackage, a tuple of them, a Profile of
+ * them): nothing it refers to can refer back, so no cycle can pass through it. */
 static inline void
 untrack_owned(PyObject *obj)
 {
@@ -949,7 +945,6 @@ new_offer(PyObject *key, PyObject *campaign, PyObject *variant, PyObject *event,
     for (int i = 0; i < O_COUNT; i++) {
         SLOT(offer, offer_offsets[i]) = Py_NewRef(values[i]);
     }
-    untrack_owned(offer);
     return offer;
 }
 
@@ -1032,7 +1027,6 @@ trigger_campaigns(PyObject *engine, PyObject *campaigns, PyObject *event, PyObje
             PyErr_SetString(PyExc_TypeError, "_Subscriber() made an object of another class");
             goto done;
         }
-        untrack_owned(subscriber);
         if (PyDict_SetItem(subscribers, msisdn, subscriber) < 0) {
             goto done;
         }
@@ -2592,7 +2586,6 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
             }
             goto done;
         }
-        untrack_owned(subscriber);
         if (PyDict_SetItem(subscribers, msisdn, subscriber) < 0) {
             goto done;
         }
@@ -2769,10 +2762,11 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
         }
         goto done;
     }
-    latency = PyNumber_Subtract(now, event_time);
+    PyObject *channel_value = PyObject_GetAttr(channel, s_value_); /* read before the latency, as there */
+    latency = channel_value == NULL ? NULL : PyNumber_Subtract(now, event_time);
     Py_DECREF(event_time);
-    PyObject *channel_value = latency == NULL ? NULL : PyObject_GetAttr(channel, s_value_);
-    if (channel_value == NULL) {
+    if (latency == NULL) {
+        Py_XDECREF(channel_value);
         goto done;
     }
     {
@@ -2966,7 +2960,7 @@ atomic_slots(PyObject *obj)
 }
 
 /* Untrack a Profile that cannot be on a reference cycle: atomic fields, packages of ActivePackages with
- * atomic fields, attributes the shared empty mapping or a dict of str to str. The engine keeps one per
+ * atomic fields, the shared empty attributes (immutable and empty). The engine keeps one per
  * subscriber (a million, with their packages) for as long as it runs: the collector's full passes need
  * not walk them. Anything else stays tracked. */
 static void
@@ -2980,16 +2974,7 @@ untrack_profile(PyObject *profile)
         return;
     }
     if (attributes != no_attributes) {
-        if (!PyDict_CheckExact(attributes)) {
-            return;
-        }
-        PyObject *name, *value;
-        Py_ssize_t at = 0;
-        while (PyDict_Next(attributes, &at, &name, &value)) {
-            if (!PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(value)) {
-                return;
-            }
-        }
+        return; /* a mapping of its own may be changed later to refer to anything */
     }
     /* every other slot atomic */
     PyTypeObject *type = Py_TYPE(profile);
@@ -3053,7 +3038,6 @@ profile_updated(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
             PyErr_SetString(PyExc_TypeError, "_Subscriber() made an object of another class");
             goto done;
         }
-        untrack_owned(subscriber);
         int failed = PyDict_SetItem(subscribers, msisdn, subscriber);
         Py_DECREF(subscriber); /* the dict holds it */
         if (failed < 0) {
@@ -3220,9 +3204,27 @@ static PyObject *
 dispatch_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     PyObject *engine = ((TriggerPath *)callable)->engine;
-    if (PyVectorcall_NARGS(nargsf) != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "handle() takes (event, now)");
-        return NULL;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        /* keywords, or a wrong count: the class's own handle, which takes them or says what is wrong */
+        PyObject *method = PyObject_GetAttr((PyObject *)Py_TYPE(engine), s_handle);
+        if (method == NULL) {
+            return NULL;
+        }
+        Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+        PyObject **call = PyMem_New(PyObject *, total + 1);
+        if (call == NULL) {
+            Py_DECREF(method);
+            return PyErr_NoMemory();
+        }
+        call[0] = engine;
+        for (Py_ssize_t i = 0; i < total; i++) {
+            call[i + 1] = args[i];
+        }
+        PyObject *result = PyObject_Vectorcall(method, call, (size_t)(nargs + 1), kwnames);
+        PyMem_Free(call);
+        Py_DECREF(method);
+        return result;
     }
     PyObject *event = args[0], *now = args[1];
     PyObject *handlers = engine_attr(engine, s_handlers);
