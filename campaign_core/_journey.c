@@ -707,6 +707,20 @@ arm(PyObject *engine, PyObject *offer, PyObject *key, PyObject *when)
     return failed;
 }
 
+/* BLAKE2b of salt (bytes) followed by text (a str, as UTF-8): hashlib.blake2b(salt + text.encode()) */
+static int
+salted_digest(PyObject *salt, PyObject *text, uint8_t *digest, size_t size)
+{
+    Py_ssize_t length;
+    const char *data = PyUnicode_AsUTF8AndSize(text, &length);
+    if (data == NULL) {
+        return -1;
+    }
+    blake2b_two((const uint8_t *)PyBytes_AS_STRING(salt), (size_t)PyBytes_GET_SIZE(salt), (const uint8_t *)data,
+                (size_t)length, digest, size);
+    return 0;
+}
+
 /* the experiment arm of `msisdn` (Assigner.__call__): its (campaign, control, name, delay), borrowed */
 static PyObject *
 arm_of(PyObject *assign, PyObject *msisdn)
@@ -722,14 +736,10 @@ arm_of(PyObject *assign, PyObject *msisdn)
         PyErr_SetString(PyExc_TypeError, "Assigner: salt bytes, upper bounds and arm fields expected");
         return NULL;
     }
-    Py_ssize_t length;
-    const char *text = PyUnicode_AsUTF8AndSize(msisdn, &length);
-    if (text == NULL) {
+    uint8_t digest[8];
+    if (salted_digest(salt, msisdn, digest, sizeof digest) < 0) {
         return NULL;
     }
-    uint8_t digest[8];
-    blake2b_two((const uint8_t *)PyBytes_AS_STRING(salt), (size_t)PyBytes_GET_SIZE(salt), (const uint8_t *)text,
-                (size_t)length, digest, 8);
     uint64_t value = 0;
     for (int i = 0; i < 8; i++) {
         value = (value << 8) | digest[i]; /* big-endian, as int.from_bytes(digest, "big") */
@@ -904,14 +914,10 @@ offer_key(PyObject *campaign, PyObject *trigger_id)
         PyErr_SetString(PyExc_TypeError, "_Campaign.offer_salt must be bytes");
         return NULL;
     }
-    Py_ssize_t length;
-    const char *text = PyUnicode_AsUTF8AndSize(trigger_id, &length);
-    if (text == NULL) {
+    uint8_t digest[10];
+    if (salted_digest(salt, trigger_id, digest, sizeof digest) < 0) {
         return NULL;
     }
-    uint8_t digest[10];
-    blake2b_two((const uint8_t *)PyBytes_AS_STRING(salt), (size_t)PyBytes_GET_SIZE(salt), (const uint8_t *)text,
-                (size_t)length, digest, 10);
     PyObject *key = PyUnicode_New(20, 127);
     if (key == NULL) {
         return NULL;
