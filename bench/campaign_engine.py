@@ -83,11 +83,6 @@ def libpython() -> str:
     return "shared" if "libpython" in maps else "static"
 
 
-def engine_path(engine: Engine) -> str:
-    """Which trigger path the engine runs: ``C`` (campaign_core._journey) or ``Python``."""
-    return "C" if engine.accelerated else "Python"
-
-
 def pin(core: int) -> None:
     try:
         if (os.cpu_count() or 1) > core:
@@ -253,7 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     total_events = args.subscribers + feeder.events
     return {
         "python": platform.python_version(),
-        "engine_path": engine_path(engine),
+        "engine_path": "C" if engine.accelerated else "Python",  # campaign_core._journey, or not
         "libpython": libpython(),
         "machine": platform.processor() or platform.machine(),
         "subscribers": args.subscribers,

@@ -2135,6 +2135,33 @@ split_id(PyObject *id, PyObject **key, PyObject **tag)
     return 0;
 }
 
+/* The open offer a "<key>:<tag>" id names (the lookup of Engine._scoring and _awaited): 1 with
+ * *offer (an _Offer) and *key, *tag, all new references, or with *offer NULL when no open offer has
+ * that key; 0 when the engine's objects are not of its own classes (nothing changed); -1 error */
+static int
+offer_named(PyObject *engine, PyObject *id, PyObject **key, PyObject **tag, PyObject **offer)
+{
+    PyObject *offers = engine_attr(engine, s_offers);
+    if (offers == NULL) {
+        return -1;
+    }
+    int result = 0;
+    if (PyDict_CheckExact(offers)) {
+        result = -1;
+        if (split_id(id, key, tag) == 0) {
+            *offer = Py_XNewRef(PyDict_GetItemWithError(offers, *key));
+            if (*offer != NULL && !Py_IS_TYPE(*offer, offer_type)) {
+                Py_CLEAR(*offer);
+                result = 0;
+            } else {
+                result = *offer == NULL && PyErr_Occurred() ? -1 : 1;
+            }
+        }
+    }
+    Py_DECREF(offers);
+    return result;
+}
+
 /* Engine._credit_scored with _size: 1 done, 0 not native (the engine's method), -1 error */
 static int
 credit_scored(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
@@ -2144,28 +2171,12 @@ credit_scored(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     if (request_id == NULL || balance == NULL || credit == NULL || !PyUnicode_CheckExact(request_id)) {
         return 0;
     }
-    PyObject *offers = engine_attr(engine, s_offers);
-    if (offers == NULL) {
-        return -1;
-    }
     PyObject *key = NULL, *tag = NULL, *offer = NULL, *text_balance = NULL, *text_credit = NULL;
-    int result = -1;
-    if (!PyDict_CheckExact(offers)) {
-        result = 0;
-        goto done;
+    int result = offer_named(engine, request_id, &key, &tag, &offer);
+    if (result <= 0 || offer == NULL) {
+        goto done; /* (no offer: late, after the timeout, or unknown) */
     }
-    if (split_id(request_id, &key, &tag) < 0) {
-        goto done;
-    }
-    offer = Py_XNewRef(PyDict_GetItemWithError(offers, key));
-    if (offer == NULL) {
-        result = PyErr_Occurred() ? -1 : 1; /* late (after the timeout) or unknown */
-        goto done;
-    }
-    if (!Py_IS_TYPE(offer, offer_type)) {
-        result = 0;
-        goto done;
-    }
+    result = -1;
     int scored = PyUnicode_Compare(tag, s_score_tag);
     if (scored == -1 && PyErr_Occurred()) {
         goto done;
@@ -2273,7 +2284,6 @@ credit_scored(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     }
     result = start_step(engine, offer, zero_int, now, out) < 0 ? -1 : 1;
 done:
-    Py_DECREF(offers);
     Py_XDECREF(key);
     Py_XDECREF(tag);
     Py_XDECREF(offer);
@@ -2291,28 +2301,12 @@ delivered(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     if (command_id == NULL || flag == NULL || state == NULL || !PyUnicode_CheckExact(command_id)) {
         return 0;
     }
-    PyObject *offers = engine_attr(engine, s_offers);
-    if (offers == NULL) {
-        return -1;
-    }
     PyObject *key = NULL, *tag = NULL, *offer = NULL, *step_text = NULL, *step = NULL, *deadline = NULL;
-    int result = -1;
-    if (!PyDict_CheckExact(offers)) {
-        result = 0;
-        goto done;
+    int result = offer_named(engine, command_id, &key, &tag, &offer);
+    if (result <= 0 || offer == NULL) {
+        goto done; /* (no offer: a closed one, or not one of ours) */
     }
-    if (split_id(command_id, &key, &tag) < 0) {
-        goto done;
-    }
-    offer = Py_XNewRef(PyDict_GetItemWithError(offers, key));
-    if (offer == NULL) {
-        result = PyErr_Occurred() ? -1 : 1; /* a closed offer, or not one of ours */
-        goto done;
-    }
-    if (!Py_IS_TYPE(offer, offer_type)) {
-        result = 0;
-        goto done;
-    }
+    result = -1;
     if (SLOT(offer, off_state) != state_awaiting) {
         result = 1; /* a receipt for an earlier step, a confirmation, or nothing awaited */
         goto done;
@@ -2386,7 +2380,6 @@ delivered(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     result = start_step(engine, offer, next, now, out) < 0 ? -1 : 1;
     Py_DECREF(next);
 done:
-    Py_DECREF(offers);
     Py_XDECREF(key);
     Py_XDECREF(tag);
     Py_XDECREF(offer);
@@ -2570,7 +2563,7 @@ response(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
     }
     PyObject *subscribers = engine_attr(engine, s_subscribers);
     PyObject *offers = subscribers == NULL ? NULL : engine_attr(engine, s_offers);
-    PyObject *subscriber = NULL, *offer = NULL, *fields = NULL, *text = NULL, *package_ids = NULL, *latency = NULL,
+    PyObject *subscriber = NULL, *offer = NULL, *fields = NULL, *text = NULL, *latency = NULL,
              *command = NULL;
     int result = -1;
     if (offers == NULL) {
@@ -2815,7 +2808,6 @@ done:
     Py_XDECREF(offer);
     Py_XDECREF(fields);
     Py_XDECREF(text);
-    Py_XDECREF(package_ids);
     Py_XDECREF(latency);
     Py_XDECREF(command);
     return result;
@@ -3067,8 +3059,7 @@ typedef struct {
     PyObject *engine;
 } TriggerPath;
 
-static PyTypeObject *dispatch_type, *profile_path_type, *trigger_path_type, *tick_path_type, *credit_path_type, *delivery_path_type, *response_path_type,
-    *activation_path_type;
+
 
 static PyObject *
 python_trigger(PyObject *engine, PyObject *event, PyObject *now, PyObject *out)
@@ -3290,11 +3281,16 @@ trigger_path_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTuple(args, "O:TriggerPath", &engine)) {
         return NULL;
     }
+    vectorcallfunc call = call_of(type);
+    if (call == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s is not an engine path", type->tp_name);
+        return NULL;
+    }
     TriggerPath *self = (TriggerPath *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    self->vectorcall = call_of(type);
+    self->vectorcall = call;
     self->engine = Py_NewRef(engine);
     return (PyObject *)self;
 }
@@ -3597,32 +3593,32 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* the engine paths: each class, its spec and its call */
-static const struct {
+/* the engine paths: each spec, its call, and the class made from the spec when the module loads */
+static struct {
     PyType_Spec *spec;
-    PyTypeObject **type;
     vectorcallfunc call;
+    PyTypeObject *type;
 } paths[] = {
-    {&dispatch_spec, &dispatch_type, dispatch_vectorcall},
-    {&trigger_path_spec, &trigger_path_type, trigger_path_vectorcall},
-    {&tick_path_spec, &tick_path_type, tick_path_vectorcall},
-    {&credit_path_spec, &credit_path_type, credit_path_vectorcall},
-    {&delivery_path_spec, &delivery_path_type, delivery_path_vectorcall},
-    {&response_path_spec, &response_path_type, response_path_vectorcall},
-    {&activation_path_spec, &activation_path_type, activation_path_vectorcall},
-    {&profile_path_spec, &profile_path_type, profile_path_vectorcall},
+    {&dispatch_spec, dispatch_vectorcall, NULL},
+    {&trigger_path_spec, trigger_path_vectorcall, NULL},
+    {&tick_path_spec, tick_path_vectorcall, NULL},
+    {&credit_path_spec, credit_path_vectorcall, NULL},
+    {&delivery_path_spec, delivery_path_vectorcall, NULL},
+    {&response_path_spec, response_path_vectorcall, NULL},
+    {&activation_path_spec, activation_path_vectorcall, NULL},
+    {&profile_path_spec, profile_path_vectorcall, NULL},
 };
 
-/* the call of a path class (the classes cannot be subclassed: always one of these) */
+/* the call of a path class (the classes cannot be subclassed: one of these, or NULL) */
 static vectorcallfunc
 call_of(PyTypeObject *type)
 {
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        if (*paths[i].type == type) {
+        if (paths[i].type == type) {
             return paths[i].call;
         }
     }
-    return trigger_path_vectorcall;
+    return NULL;
 }
 
 static int
@@ -3632,8 +3628,8 @@ exec_module(PyObject *module)
         return -1;
     }
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        *paths[i].type = (PyTypeObject *)PyType_FromModuleAndSpec(module, paths[i].spec, NULL);
-        if (*paths[i].type == NULL || PyModule_AddType(module, *paths[i].type) < 0) {
+        paths[i].type = (PyTypeObject *)PyType_FromModuleAndSpec(module, paths[i].spec, NULL);
+        if (paths[i].type == NULL || PyModule_AddType(module, paths[i].type) < 0) {
             return -1;
         }
     }

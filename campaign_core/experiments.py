@@ -2,9 +2,9 @@
 
 Assignment: the arm of a subscriber is a function of the experiment's salt and the MSISDN only, so it
 is the same on every node, after every restart and in every replay, and nothing needs storing to keep
-it. The first 8 octets of SHA-256(salt ":" msisdn), big-endian, taken modulo 10,000, give a bucket in
+it. BLAKE2b-64 of salt ":" msisdn (RFC 7693), big-endian, taken modulo 10,000, gives a bucket in
 0..9999; the arms, in file order, own consecutive ranges of ``share * 100`` buckets. A hash rather than
-``random`` (seeded or not) is what makes it reproducible per subscriber; SHA-256 rather than Python's
+``random`` (seeded or not) is what makes it reproducible per subscriber; BLAKE2b rather than Python's
 ``hash`` because that one is salted per process.
 
 Arbitration, when one trigger qualifies a subscriber for several campaigns: the highest ``priority``
