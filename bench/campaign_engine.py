@@ -30,14 +30,16 @@ absolute, on the machine of the run (``python -VV`` and the CPU are printed).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from operator import attrgetter
 from pathlib import Path
@@ -68,6 +70,7 @@ from campaign_core.model import (  # noqa: E402
 from gateway.campaigns.loader import load_campaign_dir  # noqa: E402
 from gateway.runtime import HeapSteward, settle_heap  # noqa: E402
 
+SEED = 20260601  # the shuffle of who exhausts first: the same in every run
 START = 1_780_304_400.0  # 2026-06-01 12:00 in Nairobi: outside the shipped quiet hours
 
 
@@ -95,11 +98,14 @@ def msisdn_of(index: int) -> str:
     return f"2547{index:08d}"
 
 
-def profiles(count: int) -> list[Event]:
+def profiles(indexes: range) -> list[tuple[Event, float]]:
     package = (ActivePackage("data_1000mb", "2026-05-15", "2026-06-14"),)
     return [
-        ProfileUpdated(Profile(msisdn_of(i), segment="prepaid", tenure_days=400, packages=package))
-        for i in range(count)
+        (
+            ProfileUpdated(Profile(msisdn_of(i), segment="prepaid", tenure_days=400, packages=package)),
+            START - 100,
+        )
+        for i in indexes
     ]
 
 
@@ -118,8 +124,13 @@ class Journeys:
         answer_rate: float,
         measure: Callable[[], int],
         steward: HeapSteward,
+        *,
+        chunk: int,
+        shuffled: bool,
     ) -> None:
         self.engine = engine
+        self.chunk = chunk
+        self.shuffled = shuffled
         self.steward = steward
         self.measure = measure
         self.open_offers_memory = 0
@@ -130,91 +141,157 @@ class Journeys:
         self.cpu_seconds = 0.0  # this process's CPU time in them
         self.phases: list[tuple[str, int, float]] = []  # (phase, events, wall seconds)
 
+    def profiles(self, count: int) -> tuple[float, float]:
+        """The ``ProfileUpdated`` of ``count`` subscribers, timed as the phases are, but counted apart:
+        their (wall, CPU) seconds; ``seconds`` and the other totals start again after them."""
+        self._phase("profiles", count, profiles)
+        timed = self.seconds, self.cpu_seconds
+        self.events = 0
+        self.seconds = self.cpu_seconds = 0.0
+        self.phases.clear()
+        return timed
+
     def _phase(
         self,
         name: str,
-        events: list[tuple[Event, float]],
+        count: int,
+        make: Callable[[range], list[tuple[Event, float]]],
         wanted: type | tuple[type, ...] = (),
         fields: tuple[str, ...] = (),
     ) -> list[Any]:
-        """``handle`` each (event, now); the ``fields`` of the commands of the ``wanted`` types, in order,
-        one after the other in one flat list. The commands themselves are not kept: the gateway writes
-        them to its store and lets them go, and a million of them held here would be the collector's
-        work in every later phase, not the engine's."""
+        """``handle`` the ``count`` (event, now) pairs ``make`` builds for each range of indexes, a chunk
+        at a time (``chunked``); the ``fields`` of the commands of the ``wanted`` types, in order, one
+        after the other in one flat list. The commands themselves are not kept: the gateway writes them
+        to its store and lets them go, and a million of them held here would be the collector's work in
+        every later phase, not the engine's."""
         handle = self.engine.handle
         kept: list[Any] = []
         keep = kept.extend
         pick = attrgetter(*fields) if len(fields) > 1 else (lambda command: (getattr(command, fields[0]),))
+        seconds = cpu_seconds = 0.0
+        for events in chunked(count, self.chunk, make):
+            cpu, wall = time.process_time(), time.perf_counter()
+            for event, now in events:
+                for command in handle(event, now):
+                    if isinstance(command, wanted):
+                        keep(pick(command))
+            seconds += time.perf_counter() - wall
+            cpu_seconds += time.process_time() - cpu
+            del events, event  # before the next chunk is made
         cpu, wall = time.process_time(), time.perf_counter()
-        for event, now in events:
-            for command in handle(event, now):
-                if isinstance(command, wanted):
-                    keep(pick(command))
         self.steward.maintain()  # the gateway runs it from its loop within a second of it falling due
-        seconds = time.perf_counter() - wall
+        seconds += time.perf_counter() - wall
         self.seconds += seconds
-        self.cpu_seconds += time.process_time() - cpu
-        self.events += len(events)
-        self.phases.append((name, len(events), seconds))
+        self.cpu_seconds += cpu_seconds + time.process_time() - cpu
+        self.events += count
+        self.phases.append((name, count, seconds))
         return kept
 
     def run(self) -> None:
         now = START
-        triggers: list[tuple[Event, float]] = [
-            (
-                TriggerRaised(
-                    f"{msisdn_of(i)}/data_1000mb/2026-05/100", TriggerKind.EXHAUSTED, msisdn_of(i), now - 2.0,
-                    "data_1000mb", 100,
-                ),
-                now,
-            )
-            for i in range(self.count)
-        ]  # fmt: skip
-        queries = self._phase("exhaustion triggers", triggers, QueryCredit, ("request_id", "msisdn"))
-        del triggers
+        # exhaustion comes to subscribers in an order of its own, not the order billing described them in
+        order = list(range(self.count))
+        if self.shuffled:
+            random.Random(SEED).shuffle(order)
+        queries = self._phase(
+            "exhaustion triggers",
+            self.count,
+            lambda indexes: [
+                (
+                    TriggerRaised(
+                        f"{msisdn_of(i)}/data_1000mb/2026-05/100", TriggerKind.EXHAUSTED, msisdn_of(i), now - 2.0,
+                        "data_1000mb", 100,
+                    ),
+                    now,
+                )
+                for i in map(order.__getitem__, indexes)
+            ],
+            QueryCredit,
+            ("request_id", "msisdn"),
+        )  # fmt: skip
+        order.clear()
         no_balance, credit = Decimal(0), Decimal(120)  # billing scores each: 120 KES of credit, no balance
         pushes = self._phase(
             "credit scores (DSTK dialogs go out)",
-            [
-                (CreditScored(request_id, msisdn, no_balance, credit), now + 1)
-                for request_id, msisdn in zip(queries[::2], queries[1::2], strict=True)
+            len(queries) // 2,
+            lambda indexes: [
+                (CreditScored(queries[2 * i], queries[2 * i + 1], no_balance, credit), now + 1)
+                for i in indexes
             ],
             (PushStk, SendSms),
             ("command_id",),
         )
+        queries.clear()
         # the DSTK dialogs are delivered
-        self._phase("DSTK receipts", [(DeliveryReported(command_id, True), now + 5) for command_id in pushes])
-        del queries, pushes
+        self._phase(
+            "DSTK receipts",
+            len(pushes),
+            lambda indexes: [(DeliveryReported(pushes[i], True), now + 5) for i in indexes],
+        )
+        pushes.clear()
         self.open_offers_memory = self.measure()  # every offer open, waiting for an answer
         # nobody answers the dialog: the waits expire, the SMS go out (a Tick a simulated minute)
         sms = self._phase(
             "ticks (the waits expire, the SMS go out)",
-            [(Tick(), now + 60 * minute) for minute in range(1, 40)],
+            39,
+            lambda indexes: [(Tick(), now + 60 * (minute + 1)) for minute in indexes],
             SendSms,
             ("command_id", "msisdn"),
         )
-        sent = list(zip(sms[::2], sms[1::2], strict=True))
-        del sms
         self._phase(
-            "SMS receipts", [(DeliveryReported(command_id, True), now + 2500) for command_id, _ in sent]
+            "SMS receipts",
+            len(sms) // 2,
+            lambda indexes: [(DeliveryReported(sms[2 * i], True), now + 2500) for i in indexes],
         )
-        answers: list[tuple[Event, float]] = []
-        if self.answer_every:
-            answers = [
-                (Responded(f"mo-{i}", msisdn, ResponseChannel.USSD, option_id="*123*100#"), now + 3000)
-                for i, (_, msisdn) in enumerate(sent)
-                if i % self.answer_every == 0
-            ]
+        answering = range(0, len(sms) // 2, self.answer_every) if self.answer_every else range(0)
         activations = self._phase(
-            "USSD answers", answers, Activate, ("offer_id", "package_id", "payment", "price")
+            "USSD answers",
+            len(answering),
+            lambda indexes: [
+                (
+                    Responded(
+                        f"mo-{answering[i]}",
+                        sms[2 * answering[i] + 1],
+                        ResponseChannel.USSD,
+                        option_id="*123*100#",
+                    ),
+                    now + 3000,
+                )
+                for i in indexes
+            ],
+            Activate,
+            ("offer_id", "package_id", "payment", "price"),
         )
+        sms.clear()
         self._phase(
             "activations",
-            [
-                (Activated(*activations[i : i + 4]), now + 3001)  # offer_id, package_id, payment, price
-                for i in range(0, len(activations), 4)
+            len(activations) // 4,
+            lambda indexes: [
+                (
+                    Activated(*activations[4 * i : 4 * i + 4]),
+                    now + 3001,
+                )  # offer_id, package_id, payment, price
+                for i in indexes
             ],
         )
+
+
+def chunked(
+    count: int, chunk: int, make: Callable[[range], list[tuple[Event, float]]]
+) -> Iterator[list[tuple[Event, float]]]:
+    """``make``'s events for indexes 0 .. count - 1, ``chunk`` at a time (all at once for 0). The gateway's
+    intakes make each event as it comes and drop it once handled; here at most a chunk of them is alive.
+    The collector is paused while a chunk is built: a collection due then runs at the next allocation,
+    which is inside the clock, so the engine's young objects are walked on its time, not the builder's."""
+    step = chunk or max(count, 1)
+    for start in range(0, count, step):
+        gc.disable()
+        try:
+            events = make(range(start, min(start + step, count)))
+        finally:
+            gc.enable()
+        yield events
+        del events
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -230,18 +307,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         """What is allocated now, since ``base`` (the events' wrappers are gone by then)."""
         return tracemalloc.get_traced_memory()[0] - base if args.memory else 0
 
-    population = profiles(args.subscribers)
     engine = Engine(campaigns, accelerated=args.accelerated)
-    handle = engine.handle
-    cpu, started = time.process_time(), time.perf_counter()
-    for event in population:
-        handle(event, START - 100)
-    steward.maintain()
-    profile_seconds = time.perf_counter() - started
-    profile_cpu = time.process_time() - cpu
-    del population, event  # the ProfileUpdated wrappers; the Profiles stay, held by the engine
+    feeder = Journeys(
+        engine,
+        journeys,
+        args.answer_rate,
+        measure,
+        steward,
+        chunk=args.chunk,
+        shuffled=args.order == "shuffled",
+    )
+    # billing describes everyone first; the Profiles stay, held by the engine (the wrappers go)
+    profile_seconds, profile_cpu = feeder.profiles(args.subscribers)
     profile_memory = measure()
-    feeder = Journeys(engine, journeys, args.answer_rate, measure, steward)
     feeder.run()
     journey_seconds = feeder.seconds
     peak = feeder.open_offers_memory
@@ -274,10 +352,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "memory_traced": args.memory,
         # the collector over the whole run (profiles and journeys), as the gateway's steward saw it
         "gc_collections": list(steward.stats.collections),
-        "gc_seconds": sum(steward.stats.pause_seconds) + steward.stats.full_pass_seconds,
+        "gc_seconds": sum(steward.stats.pause_seconds)
+        + steward.stats.full_pass_seconds
+        + steward.stats.count_seconds,
         "gc_longest_pause_s": max([*steward.stats.longest_pause, 0.0]),
         "gc_full_passes": steward.stats.full_passes,
         "gc_full_pass_seconds": steward.stats.full_pass_seconds,
+        "gc_passes_skipped": steward.stats.passes_skipped,  # due, but the frozen heap's count said no
+        "gc_count_seconds": steward.stats.count_seconds,
     }
 
 
@@ -287,6 +369,7 @@ def repeated(args: argparse.Namespace) -> dict[str, Any]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--json", "--subscribers", str(args.subscribers)]
     argv += ["--journeys", str(args.journeys), "--answer-rate", str(args.answer_rate)]
     argv += ["--full-after-growth", str(args.full_after_growth)]
+    argv += ["--chunk", str(args.chunk), "--order", args.order]
     if not args.accelerated:
         argv.append("--python-engine")
     if not args.memory:
@@ -325,6 +408,18 @@ def main() -> int:
         help="the heap steward's full pass when the frozen heap grew this much (0: never)",
     )
     parser.add_argument(
+        "--chunk",
+        type=int,
+        default=1_000,
+        help="events built (untimed) and alive at once, as a gateway's intakes hold a few; 0: each phase's all at once",
+    )
+    parser.add_argument(
+        "--order",
+        choices=("shuffled", "sequential"),
+        default="shuffled",
+        help="who exhausts first: a seeded shuffle of the subscribers (default), or billing's order",
+    )
+    parser.add_argument(
         "--python-engine",
         dest="accelerated",
         action="store_false",
@@ -359,7 +454,8 @@ def main() -> int:
     print(
         f"  collector: {result['gc_seconds']:.2f} s in all, collections by generation "
         f"{result['gc_collections']}, longest pause {result['gc_longest_pause_s'] * 1000:.0f} ms, "
-        f"{result['gc_full_passes']} full passes ({result['gc_full_pass_seconds']:.2f} s)"
+        f"{result['gc_full_passes']} full passes ({result['gc_full_pass_seconds']:.2f} s), "
+        f"{result['gc_passes_skipped']} skipped after counting the frozen heap ({result['gc_count_seconds']:.2f} s)"
     )
     print(
         f"  per CPU second: journeys {result['journey_events_per_cpu_s']:,.0f}, "

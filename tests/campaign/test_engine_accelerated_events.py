@@ -1284,6 +1284,7 @@ def test_what_the_c_paths_keep_is_untracked_after_a_reference_journey() -> None:
             tracked["empty-attributes profile"] = gc.is_tracked(empty)
             tracked["empty-attributes profile packages"] = gc.is_tracked(empty.packages)
             tracked["empty-attributes profile package"] = any(gc.is_tracked(p) for p in empty.packages)
+            tracked["trigger an open offer keeps"] = gc.is_tracked(engine._offers[open_key].trigger)
             # what may come to refer to anything stays tracked on both engines: a profile with
             # attributes of its own (a mutable dict), and the offers and subscribers, which hold
             # triggers and profiles that may carry such mappings
@@ -1350,6 +1351,32 @@ def test_a_profile_that_may_hold_a_cycle_stays_tracked(make: Callable[[str], Pro
     atomic = _gold(M[1])  # and the atomic one beside it (the shared empty attributes) is not
     engine.handle(ProfileUpdated(atomic), NOW)
     assert not gc.is_tracked(atomic)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: TriggerRaised("t", TriggerKind.EXHAUSTED, m, NOW, None, 100, {"tier": "gold"}),
+        lambda m: TriggerRaised("t", TriggerKind.EXHAUSTED, m, NOW, None, 100, MappingProxyType({})),
+        lambda m: TriggerRaised("t", TriggerKind.EXHAUSTED, m, NOW, _Text("data"), 100),
+        lambda m: TriggerRaised("t", TriggerKind.EXHAUSTED, m, Decimal(NOW), None, 100),  # type: ignore[arg-type]
+        lambda m: TriggerRaised("t", TriggerKind.EXHAUSTED, m, NOW, None, _Box(100)),  # type: ignore[arg-type]
+    ],
+    ids=["attributes of its own", "another empty mapping", "str subclass", "Decimal time", "level an object"],
+)
+def test_a_trigger_that_may_hold_a_cycle_stays_tracked(make: Callable[[str], TriggerRaised]) -> None:
+    """The trigger an offer keeps is untracked only when it cannot be on a cycle (atomic fields, a
+    TriggerKind, the shared empty attributes); the plain one beside it is."""
+    engine = Engine(SHIPPED_SET)
+    assert engine.accelerated
+    kept = make(SHIPPED_NEW[0])
+    plain = TriggerRaised("t-plain", TriggerKind.EXHAUSTED, SHIPPED_NEW[1], NOW, None, 100)
+    for event in (kept, plain):
+        engine.handle(event, NOW)
+    offers = {offer.msisdn: offer for offer in engine._offers.values()}
+    assert offers[SHIPPED_NEW[0]].trigger is kept and offers[SHIPPED_NEW[1]].trigger is plain
+    assert gc.is_tracked(kept)
+    assert not gc.is_tracked(plain)
 
 
 def _journeys(count: int, serial: int) -> weakref.ref[Engine]:

@@ -148,6 +148,32 @@ def test_the_growth_is_what_the_collections_froze_not_how_many_ran() -> None:
 
 
 @pytest.mark.usefixtures("restore_gc")
+def test_no_full_pass_when_what_made_it_due_has_died_since() -> None:
+    """A burst alive at a collection is frozen and counted as growth; when it is gone by the time the
+    pass would run, ``maintain`` counts the frozen heap, finds it has not grown enough, and skips the
+    pass (which walks everything) until the heap has really grown."""
+    steward = HeapSteward(full_after_growth=1.5, clock=Clock(0.25))
+    steward.install()
+    baseline = gc.get_freeze_count()
+    gc.set_threshold(int(baseline * 0.3) + 1)
+    burst = [[index] for index in range(baseline // 2 + 1000)]  # alive at the collection
+    gc.collect(0)
+    assert steward.full_due and len(burst) > baseline // 2
+    del burst  # the commands of one Tick, say: gone once it returns
+    assert steward.maintain() == 0
+    assert steward.stats.full_passes == 0 and steward.stats.full_pass_seconds == 0.0
+    assert steward.stats.passes_skipped == 1
+    assert steward.stats.count_seconds == pytest.approx(0.25)
+    assert not steward.full_due
+    kept = [[index] for index in range(baseline // 2 + 1000)]  # now the heap grows for real
+    gc.collect(0)
+    assert steward.full_due
+    steward.maintain()
+    assert steward.stats.full_passes == 1 and steward.stats.passes_skipped == 1
+    assert len(kept) > baseline // 2
+
+
+@pytest.mark.usefixtures("restore_gc")
 def test_watch_runs_the_due_full_pass_from_the_loop(caplog: pytest.LogCaptureFixture) -> None:
     steward = HeapSteward(full_after_growth=1.5)
     steward.install()
@@ -158,12 +184,15 @@ def test_watch_runs_the_due_full_pass_from_the_loop(caplog: pytest.LogCaptureFix
         node = Node(freed)
         gc.collect(0)
         del node
-        steward.full_due = True
+        kept = [[index] for index in range(gc.get_freeze_count() // 2 + 1000)]
+        gc.collect(0)  # the heap has grown by half: the pass is due
+        assert steward.full_due
         for _ in range(200):
             await asyncio.sleep(0.01)
             if steward.stats.full_passes:
                 break
         watcher.cancel()
+        assert len(kept) > 1000
 
     with caplog.at_level(logging.INFO, logger="tgw.runtime"):
         asyncio.run(scenario())
