@@ -2948,9 +2948,10 @@ atomic(PyObject *obj)
            PyFloat_CheckExact(obj);
 }
 
-/* whether every slot of obj (an instance of a slotted class without __dict__) holds an atomic value */
+/* whether every slot of obj (an instance of a slotted class without __dict__) holds an atomic value,
+ * but the slots at offsets `skip` and `skip_too` (-1: none) and a value of exact class `also` (NULL: none) */
 static int
-atomic_slots(PyObject *obj)
+atomic_slots_but(PyObject *obj, Py_ssize_t skip, Py_ssize_t skip_too, PyTypeObject *also)
 {
     PyTypeObject *type = Py_TYPE(obj);
     PyMemberDef *members = type->tp_members;
@@ -2958,11 +2959,13 @@ atomic_slots(PyObject *obj)
         return 0;
     }
     for (Py_ssize_t i = 0; members[i].name != NULL; i++) {
+        Py_ssize_t offset = members[i].offset;
         if (members[i].type != T_OBJECT_EX) {
             return 0;
         }
-        PyObject *value = SLOT(obj, members[i].offset);
-        if (value != NULL && !atomic(value)) {
+        PyObject *value = SLOT(obj, offset);
+        if (offset != skip && offset != skip_too && value != NULL && !atomic(value) &&
+            (also == NULL || !Py_IS_TYPE(value, also))) {
             return 0;
         }
     }
@@ -2986,26 +2989,13 @@ untrack_profile(PyObject *profile)
     if (attributes != no_attributes) {
         return; /* a mapping of its own may be changed later to refer to anything */
     }
-    /* every other slot atomic */
-    PyTypeObject *type = Py_TYPE(profile);
-    PyMemberDef *members = type->tp_members;
-    if (type->tp_dictoffset != 0 || type->tp_base != &PyBaseObject_Type || members == NULL) {
-        return;
-    }
-    for (Py_ssize_t i = 0; members[i].name != NULL; i++) {
-        Py_ssize_t offset = members[i].offset;
-        if (offset == prof_packages || offset == prof_attributes) {
-            continue;
-        }
-        PyObject *value = SLOT(profile, offset);
-        if (members[i].type != T_OBJECT_EX || (value != NULL && !atomic(value))) {
-            return;
-        }
+    if (!atomic_slots_but(profile, prof_packages, prof_attributes, NULL)) {
+        return; /* every other slot atomic */
     }
     Py_ssize_t count = PyTuple_GET_SIZE(packages);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *package = PyTuple_GET_ITEM(packages, i);
-        if (!Py_IS_TYPE(package, package_type) || !atomic_slots(package)) {
+        if (!Py_IS_TYPE(package, package_type) || !atomic_slots_but(package, -1, -1, NULL)) {
             return;
         }
     }
@@ -3029,23 +3019,9 @@ untrack_trigger(PyObject *event)
         SLOT(event, tr_attributes) != no_attributes) {
         return;
     }
-    PyTypeObject *type = Py_TYPE(event);
-    PyMemberDef *members = type->tp_members;
-    if (type->tp_dictoffset != 0 || type->tp_base != &PyBaseObject_Type || members == NULL) {
-        return;
+    if (atomic_slots_but(event, tr_attributes, -1, trigger_kind_type)) {
+        PyObject_GC_UnTrack(event);
     }
-    for (Py_ssize_t i = 0; members[i].name != NULL; i++) {
-        Py_ssize_t offset = members[i].offset;
-        PyObject *value = SLOT(event, offset);
-        if (members[i].type != T_OBJECT_EX) {
-            return;
-        }
-        if (offset == tr_attributes || value == NULL || atomic(value) || Py_IS_TYPE(value, trigger_kind_type)) {
-            continue;
-        }
-        return;
-    }
-    PyObject_GC_UnTrack(event);
 }
 
 /* Engine._on_profile: 1 done, 0 not native (the engine's method), -1 error */
