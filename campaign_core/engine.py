@@ -61,10 +61,11 @@ The C accelerator (``campaign_core/_journey.c``, optional like the codecs' ones)
 handlers of triggers, ticks, credit scores, delivery receipts, responses, activations and profiles
 are C callables that do what these methods do on the same objects, reading and writing their slots.
 What they do not do themselves (eligibility rules, policy refusals, refused responses, the failure
-events, any object of another class) they hand to the Python methods, before changing anything. They also untrack
-from the cyclic collector what the engine keeps and can never be on a cycle: profiles and the triggers
-its offers keep when their fields are atomic and their attributes the shared empty ones, id and count
-tuples. Offers and subscribers stay tracked (a trigger's or a profile's attributes may refer to anything). tests/campaign/test_engine_accelerated*.py run both engines on
+events, any object of another class) they hand to the Python methods, before changing anything. They
+also untrack from the cyclic collector what the engine keeps and can never be on a cycle: profiles and
+the triggers its offers keep when their fields are atomic and their attributes the shared empty ones,
+id and count tuples. Offers and subscribers stay tracked (a trigger's or a profile's attributes may
+refer to anything). tests/campaign/test_engine_accelerated*.py run both engines on
 the same events and compare every command, the state and the snapshots.
 """
 
