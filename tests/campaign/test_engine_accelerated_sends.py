@@ -966,6 +966,41 @@ def test_offers_closed_or_activating_between_queued_and_tick() -> None:
     assert pair.fast._offers == {} and pair.fast.next_deadline() is None
 
 
+def test_a_tick_of_many_offers_due_at_once_fetching_ahead() -> None:
+    """80 offers due at one time: the C Tick fetches what the next ones will read (the offers dict's
+    slots, the offer, its subscriber, the policy state) while it takes them. Some were closed, some are
+    activating, some waited from a receipt, and some subscribers have policy state from an earlier
+    contact while others have none: the commands and the state stay the plain engine's."""
+    pair = SendPair(campaign_set(campaigns=[MULTI], policy=policy()))
+    many = [f"2547000099{n:02d}" for n in range(80)]
+    keys = []
+    for n, msisdn in enumerate(many):
+        out = pair.feed(raised(f"many{n}", msisdn), NOW)
+        keys.append(records(out, RecordKind.ELIGIBLE)[0].offer_id)
+    for n in range(0, 80, 7):  # closed: their ids stay due, the dict no longer has them
+        pair.feed(Responded(f"no{n}", many[n], ResponseChannel.STK_DECLINED, offer_id=keys[n]), NOW + 60)
+    for n in range(3, 80, 11):  # activating: nothing more to wait for
+        pair.feed(Responded(f"yes{n}", many[n], ResponseChannel.STK_OK, offer_id=keys[n]), NOW + 61)
+    for n in range(5, 80, 9):  # a receipt: an earlier deadline, the first entry stale
+        pair.feed(DeliveryReported(f"{keys[n]}:0", True), NOW + 30)
+    assert len(pair.fast._deadlines._ids[NOW + 1800.0]) > 16
+    pair.check()
+    closed = set(keys[0:80:7]) | set(keys[3:80:11])
+    received = set(keys[5:80:9])
+    for now in (NOW + 700, NOW + 1800, NOW + 3600, NOW + 4800):
+        out = pair.tick(now)
+        pair.check()
+        contacted = [r.offer_id for r in records(out, RecordKind.CONTACT)]
+        assert closed.isdisjoint(contacted)
+        same_time = [key for key in contacted if key not in received]  # (one deadline: offer-id order)
+        assert same_time == sorted(same_time)
+        if now == NOW + 1800:
+            assert len(contacted) >= 40
+    assert pair.tick_sends >= 40
+    drive(pair, grid(NOW + 6000, NOW + 2 * DAY, 3600))
+    assert pair.fast.next_deadline() == pair.plain.next_deadline()
+
+
 EXPERIMENT = {
     "kind": "experiment",
     "id": "delayed",
