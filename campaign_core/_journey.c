@@ -435,15 +435,15 @@ set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
  * subscriber and profile, the policy state's index slot and entry. The Tick knows the next ids, so it
  * fetches each link of the chain a few offers ahead of taking it, one link per stage. Stages read only
  * what an earlier stage fetched, and only to fetch more: no decision rests on them. On CPython 3.11 the
- * dicts' slots are found as its lookup finds them (Include/internal/pycore_dict.h); elsewhere only the
- * ids, offers and what hangs off them are fetched. */
+ * dicts' slots are found as its lookup finds them (the keys layout of Include/internal/pycore_dict.h);
+ * elsewhere only the ids are fetched. An id whose first probe finds another key is not followed. */
 
 #define AHEAD_ID 16     /* the id (its hash) */
 #define AHEAD_INDEX 12  /* the offers dict's index slot */
 #define AHEAD_ENTRY 8   /* its entry */
-#define AHEAD_OFFER 5   /* the offer and its MSISDN */
+#define AHEAD_OFFER 5   /* the offer */
 #define AHEAD_LINKED 3  /* its subscriber, the policy state's index slot */
-#define AHEAD_STATE 1   /* the profile, the policy state's entry */
+#define AHEAD_STATE 1   /* the profile, the policy state's entry and value */
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #define DICT_LAYOUT 1
