@@ -329,6 +329,11 @@ class InteractiveHandset(Handset):
             if not waiter.done():
                 waiter.set_result(None)
 
+    @property
+    def waiting(self) -> int:
+        """How many waits (``wait_for``: a tester's long poll) are pending on this handset now."""
+        return sum(not waiter.done() for waiter in self._waiters)
+
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate()`` holds (checked after every event) for at most ``timeout`` s."""
         if predicate():

@@ -534,7 +534,9 @@ async def test_tgw_handset_sms_and_inbox(bed: Bed, capsys: pytest.CaptureFixture
     assert capsys.readouterr().err == "tgw: give both --to and --text to send an SMS\n"
 
     waiting = asyncio.ensure_future(tgw("handset", "inbox", *sim, "--wait", "10"))
-    await asyncio.sleep(0.3)
+    # "--wait" is the next SMS after those there when it asked: send only once it waits (a fixed
+    # sleep lost that race on a loaded machine, and the CLI rightly waited for a later one)
+    await until(lambda: bed.control.hub.get(PHONE).waiting > 0, "the inbox's long poll")
     await bed.gateway.client.send_text(SHORT_CODE, PHONE, "100 MB added.\nThank you.")
     assert await asyncio.wait_for(waiting, WAIT) == 0
     out = capsys.readouterr().out
