@@ -3188,7 +3188,7 @@ untrack_profile(PyObject *profile)
 /* Untrack a TriggerRaised that cannot be on a reference cycle: atomic fields, a TriggerKind member (its
  * class holds it for as long as the process runs, so no garbage cycle passes through it) and the shared
  * empty attributes. Its fields are frozen. Each open offer keeps its trigger (600k at 1M subscribers in
- * the engine benchmark): tracked, they were a third of the heap the collector walks, and the growth
+ * the engine benchmark): tracked, they were a quarter of the heap the collector walks, and the growth
  * that made the steward's full pass come due in the middle of the triggers. Anything else stays
  * tracked. */
 static void
