@@ -1543,13 +1543,22 @@ MIX_KINDS = [
 CHANNELS = [USSD, SMS_REPLY, STK_OK, STK_ITEM, STK_DECLINED]
 OPTIONS = [None, "*123*100#", "*123*1000#", "data-200mb", "data-500mb", "*9#"]
 
+_trigger_action = st.tuples(st.just("trigger"), st.integers(0, 3), st.integers(0, 4), st.integers(0, 5))
+_respond_action = st.tuples(
+    st.just("respond"),
+    st.integers(0, 20),
+    st.sampled_from(CHANNELS),
+    st.integers(0, 2),
+    st.sampled_from(OPTIONS),
+    st.integers(0, 6),
+)
 mixed_actions = st.lists(
     st.one_of(
         st.tuples(
             st.just("profile"), st.integers(0, 3), st.sampled_from(ZONES), st.booleans(), st.integers(0, 2)
         ),
-        st.tuples(st.just("trigger"), st.integers(0, 3), st.integers(0, 4), st.integers(0, 5)),
-        st.tuples(st.just("trigger"), st.integers(0, 3), st.integers(0, 4), st.integers(0, 5)),
+        _trigger_action,
+        _trigger_action,  # (twice: drawn twice as often)
         st.tuples(
             st.just("credit"),
             st.integers(0, 9),
@@ -1559,22 +1568,8 @@ mixed_actions = st.lists(
         st.tuples(st.just("credit_failed"), st.integers(0, 9)),
         st.tuples(st.just("delivery"), st.integers(0, 20), st.sampled_from([True, False, 1, "x", 0])),
         st.tuples(st.just("submit_failed"), st.integers(0, 20)),
-        st.tuples(
-            st.just("respond"),
-            st.integers(0, 20),
-            st.sampled_from(CHANNELS),
-            st.integers(0, 2),
-            st.sampled_from(OPTIONS),
-            st.integers(0, 6),
-        ),
-        st.tuples(
-            st.just("respond"),
-            st.integers(0, 20),
-            st.sampled_from(CHANNELS),
-            st.integers(0, 2),
-            st.sampled_from(OPTIONS),
-            st.integers(0, 6),
-        ),
+        _respond_action,
+        _respond_action,  # (twice: drawn twice as often)
         st.tuples(
             st.just("activated"),
             st.integers(0, 9),
