@@ -25,7 +25,7 @@ help:
 venv: $(STAMP)
 
 # Re-runs only when pyproject.toml is newer than the stamp (or the venv is missing).
-$(STAMP): pyproject.toml protocols/smpp/_speedups.c protocols/diameter/_speedups.c gateway/ingest/_fastjson.c protocols/_slots.c campaign_core/_journey.c
+$(STAMP): pyproject.toml protocols/smpp/_speedups.c protocols/diameter/_speedups.c gateway/ingest/_fastjson.c protocols/_slots.c campaign_core/_journey.c gateway/_hugeheap.c
 	@if [ ! -x $(BIN)/python ]; then \
 		$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 required, $(PYTHON) is " + sys.version.split()[0])' && \
 		echo "creating $(VENV) with $$($(PYTHON) --version)" && \

@@ -27,7 +27,9 @@ The process's collector is set up as a running gateway's is (``gateway.runtime.s
 steward freezes what survives each collection, and makes a full pass once the frozen heap has doubled);
 a full pass that falls due during a phase runs at the phase's end and counts in its time, as the gateway
 runs it from its loop within a second. The collector's work is printed (collections by generation, the
-longest pause, the full passes).
+longest pause, the full passes). Its object heap is on transparent huge pages as a running gateway's is
+(``gateway.runtime.use_huge_pages``; ``TGW_HUGE_PAGES=0`` runs it on the default 4 KiB pages), and the
+header says which.
 
 Reported: events/s for each phase and overall (goal >= 200k/s on one core), and bytes per tracked
 subscriber (``tracemalloc``, everything the engine holds divided by the subscribers: with profiles only,
@@ -80,7 +82,7 @@ from campaign_core.model import (  # noqa: E402
     TriggerRaised,
 )
 from gateway.campaigns.loader import load_campaign_dir  # noqa: E402
-from gateway.runtime import HeapSteward, settle_heap  # noqa: E402
+from gateway.runtime import HeapSteward, settle_heap, use_huge_pages  # noqa: E402
 
 SEED = 20260601  # the shuffle of who exhausts first: the same in every run
 START = 1_780_304_400.0  # 2026-06-01 12:00 in Nairobi: outside the shipped quiet hours
@@ -308,6 +310,7 @@ def chunked(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     pin(0)
+    heap = use_huge_pages()  # as a running gateway does, before its state is built (TGW_HUGE_PAGES=0: off)
     campaigns = load_campaign_dir(ROOT / "configs" / "campaigns", ussd_menus=None)
     journeys = min(args.journeys or args.subscribers, args.subscribers)
     steward = settle_heap(full_after_growth=args.full_after_growth or None)  # as a running gateway does
@@ -339,6 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "engine_path": "C" if engine.accelerated else "Python",  # campaign_core._journey, or not
+        "heap_pages": f"2 MiB (kernel mode {heap.mode})" if heap.installed else f"4 KiB ({heap.reason})",
         "libpython": libpython(),
         "machine": platform.processor() or platform.machine(),
         "subscribers": args.subscribers,
@@ -451,7 +455,7 @@ def main() -> int:
         )
     print(
         f"campaign engine, {result['subscribers']:,} subscribers, {result['journeys']:,} reference journeys "
-        f"(Python {result['python']}, libpython {result['libpython']}, engine paths {result['engine_path']}, one core{'; tracemalloc on, which slows it' if args.memory else ''})"
+        f"(Python {result['python']}, libpython {result['libpython']}, engine paths {result['engine_path']}, heap pages {result['heap_pages']}, one core{'; tracemalloc on, which slows it' if args.memory else ''})"
     )
     print(f"  profiles:  {result['profile_events_per_s']:>12,.0f} events/s")
     print(

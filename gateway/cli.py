@@ -55,7 +55,7 @@ from gateway.ingest.config import load_ingest_config
 from gateway.ingest.service import IngestService
 from gateway.logs import configure_logging
 from gateway.run import GatewayService
-from gateway.runtime import settle_heap
+from gateway.runtime import HugeHeap, settle_heap, use_huge_pages
 from gateway.smpp.client import BindError, ClientConfig, SmppClient, SubmitError
 from protocols.errors import ConfigError, GatewayError, LocalProtocolError, TransportError
 from protocols.gsm.split import build_submits
@@ -168,7 +168,20 @@ def _run_gateway(args: argparse.Namespace) -> int:
     for handler in list(root.handlers):  # the config's format replaces the command line's default
         root.removeHandler(handler)
     configure_logging(loaded.config.logging.format, loaded.config.logging.level)
+    _log_heap(use_huge_pages())  # before recovery builds the engine's state
     return asyncio.run(_serve(loaded, None if args.pcap is None else Path(args.pcap)))
+
+
+def _log_heap(heap: HugeHeap) -> None:
+    log = logging.getLogger("tgw.runtime")
+    if heap.installed:
+        log.info(
+            "object heap on transparent huge pages: %d GiB reserved (kernel mode %s)",
+            heap.reserved >> 30,
+            heap.mode,
+        )
+    else:
+        log.info("object heap on the default pages: %s", heap.reason)
 
 
 async def _serve(loaded: LoadedConfig, pcap: Path | None) -> int:
@@ -258,6 +271,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    _log_heap(use_huge_pages())  # before recovery builds the detector's state
     return asyncio.run(_ingest_async(args))
 
 

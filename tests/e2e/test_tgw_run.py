@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from tgw_kit import TOKEN, bound, copy_configs, gateway_config, line_of, simulators, tgw_run
 
+from gateway.runtime import thp_mode
 from simulators.smsc import SmscSimulator, parse_personality
 
 
@@ -37,6 +38,12 @@ async def test_reload_and_graceful_stop(network: tuple[SmscSimulator, str], tmp_
     smsc, billing_url = network
     config = _config(tmp_path, smsc, billing_url)
     async with tgw_run(config, "--pcap", str(tmp_path / "gateway.pcap")) as running:
+        # the object heap is on huge pages where the kernel offers them (gateway.runtime.use_huge_pages)
+        heap = await running.until("object heap on")
+        if thp_mode() in {"always", "madvise"}:
+            assert "transparent huge pages: 64 GiB reserved" in heap
+        else:
+            assert "default pages" in heap
         await running.until("gateway running")
         await bound(smsc)
         binds = smsc.stats.binds
