@@ -21,8 +21,10 @@ Results
     ``score`` answers ``CreditScored`` or ``CreditFailed``, ``activate`` ``Activated`` or
     ``ActivationFailed``; they never raise for billing's or the network's failures. When the retries
     are exhausted the reason says so and, for an activation, that its outcome is unknown (retrying the
-    same offer id is safe), which ``ActivationFailed.outcome_known`` (False) tells the caller. Internally an exhausted call is ``BillingUnavailable`` (a
-    ``TransportError``); a malformed answer is a ``RemoteProtocolError``.
+    same offer id is safe), which ``ActivationFailed.outcome_known`` (False) tells the caller; so does a
+    200/201 whose body cannot be read (billing has applied it; the same key gets its stored answer
+    again). Internally an exhausted call is ``BillingUnavailable`` (a ``TransportError``); a malformed
+    answer is a ``RemoteProtocolError``.
 """
 
 from __future__ import annotations
@@ -253,7 +255,18 @@ class BillingClient:
                 f"{exc} (outcome unknown: retrying the same offer id is safe)",
                 outcome_known=False,
             )
-        except (RemoteProtocolError, _Refused) as exc:
+        except RemoteProtocolError as exc:
+            # billing said 200/201, so it has applied the activation; only its answer is unreadable.
+            # "failed" would tell the subscriber they were not charged: the outcome is unknown, and
+            # asking again with the same key returns billing's stored answer.
+            self.stats.failures += 1
+            return ActivationFailed(
+                cmd.offer_id,
+                f"billing answered {answer.status} but {exc}"
+                " (outcome unknown: retrying the same offer id is safe)",
+                outcome_known=False,
+            )
+        except _Refused as exc:
             self.stats.failures += 1
             return ActivationFailed(cmd.offer_id, str(exc))
         return Activated(cmd.offer_id, package_id, payment, price)

@@ -310,6 +310,8 @@ async def test_malformed_answers_fail_cleanly(free_port: Callable[[], int]) -> N
         await runner.cleanup()
     assert isinstance(scored, CreditFailed) and "balance" in scored.reason
     assert isinstance(activated, ActivationFailed) and "not a JSON object" in activated.reason
+    # a 201 means billing applied it: the outcome is unknown, not failed (the channel asks again)
+    assert activated.outcome_known is False and "answered 201" in activated.reason
 
 
 # --- profiles --------------------------------------------------------------------------------------
