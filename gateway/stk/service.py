@@ -23,10 +23,13 @@ the ESME answers ESME_RX_T_APPN and the SMSC re-delivers it later. An answer tha
 verification is recorded and acknowledged (so the SMSC stops retrying) and never acted on.
 
 Pushed once: a push the SMSC took (it has a message id) is never sent again, however often the
-campaign's outbox asks. One it never took (refused, cancelled at shutdown, or cut short by a crash
-before the submit_sm_resp was stored) is sent again when asked, with the counter of the first
-attempt, so that a card which did get the first copy refuses the second as a replay (counter modes
-"higher" and "exactly one higher"; under "no counter" the card cannot tell).
+campaign's outbox asks. One it may have taken unbeknown to us (cancelled at shutdown, the link lost
+before the submit_sm_resp, or cut short by a crash before the resp was stored: state "submit_failed"
+or "submitting") is sent again when asked, with the counter of the first attempt, so that a card which
+did get the first copy refuses the second as a replay (counter modes "higher" and "exactly one
+higher"; under "no counter" the card cannot tell). One the SMSC refused (an error status in its
+submit_sm_resp or a generic_nack: state "refused") never reached the card, so it is sent again with a
+fresh counter: the old one may be below what the card has seen since, from another push.
 
 Events (``gateway.stk.events``) go to every ``events()`` stream and every listener.
 
@@ -105,7 +108,7 @@ _FAILED_STATES = frozenset(
 )
 _OPEN_STATES = frozenset({"submitting", "sent"})  # a receipt may still move these
 # with no SMSC message id these never reached the SMSC as far as we know: another attempt may go out
-_RETRYABLE_STATES = frozenset({"submitting", "submit_failed"})
+_RETRYABLE_STATES = frozenset({"submitting", "submit_failed", "refused"})
 # PoR statuses that report no failure (TS 102 225 5.2 '08' more time; TS 31.115 4.4 '0B' / '0C' the
 # response data follows by SMS-SUBMIT / USSD): the card took the command packet, the answer is to come
 _INFORMATIVE_STATUSES = frozenset(
@@ -320,9 +323,9 @@ class StkPushService:
         Raises UnknownSubscriber, OfferTooLarge (nothing sent, no counter used), DuplicateRecord (the
         SMSC took this offer id already, or it is being pushed right now), or what
         ``SmppClient.submit`` raises (SubmitError, TransportError), which is also reported as
-        StkPushFailed. An earlier attempt the SMSC never took (refused, cancelled, or cut short by a
-        crash) is sent again with the same counter (``_record_attempt``); a cancelled attempt is
-        recorded as "submit_failed".
+        StkPushFailed. An earlier attempt the SMSC never took is sent again (``_record_attempt``): with
+        the same counter after a cancel, a lost link or a crash ("submit_failed", "submitting"), with
+        a fresh one after the SMSC refused it ("refused").
         """
         card = self.card_for(offer.msisdn)
         payload = DstkOffer(offer.offer_id, self.reply_to, self.build_offer_dialog(offer)).encode()
@@ -358,7 +361,13 @@ class StkPushService:
                 raise
             except GatewayError as exc:
                 status = exc.status if isinstance(exc, SubmitError) else None
-                self._record_submit_failure(offer.offer_id, str(exc), now)
+                # an error status is the SMSC's answer: it did not take this copy (_record_attempt)
+                self._record_submit_failure(
+                    offer.offer_id,
+                    str(exc),
+                    now,
+                    "refused" if isinstance(exc, SubmitError) else "submit_failed",
+                )
                 log.warning("STK push of offer %s to %s refused: %s", offer.offer_id, card.msisdn, exc)
                 await self._emit(StkPushFailed(offer.offer_id, card.msisdn, str(exc), status, now))
                 raise
@@ -395,20 +404,23 @@ class StkPushService:
         current = self.store.push_by_offer(offer_id)
         return state if current is None or current.state == "submitting" else None
 
-    def _record_submit_failure(self, offer_id: str, detail: str, now: float) -> None:
-        state = self._state_after_submit(offer_id, "submit_failed")
+    def _record_submit_failure(
+        self, offer_id: str, detail: str, now: float, failed: str = "submit_failed"
+    ) -> None:
+        state = self._state_after_submit(offer_id, failed)
         if state is not None:  # else the card's verdict (and its detail) stands
             self.store.update_push(offer_id, state=state, detail=detail, now=now)
 
     def _record_attempt(self, offer: StkOffer, card: SimCard, now: float) -> int:
         """Record this attempt to push ``offer`` before anything goes out; the counter to send it with.
 
-        A first attempt takes a fresh counter. An earlier attempt with no SMSC message id (refused,
-        cancelled, or cut short by a crash before the submit_sm_resp was stored) is tried again with
-        the counter it used: had the SMSC taken that copy after all, the card refuses the second one
-        as a replay (TS 102 225 section 5.1.1, counter "higher" or "exactly one higher"), so the
-        subscriber never sees the offer twice. A push with a message id was taken by the SMSC:
-        DuplicateRecord, never again.
+        A first attempt takes a fresh counter. An earlier attempt with no SMSC message id (cancelled,
+        the link lost, or cut short by a crash before the submit_sm_resp was stored) is tried again
+        with the counter it used: had the SMSC taken that copy after all, the card refuses the second
+        one as a replay (TS 102 225 section 5.1.1, counter "higher" or "exactly one higher"), so the
+        subscriber never sees the offer twice. One the SMSC refused never went out: it takes a fresh
+        counter, as a card that counts strictly refuses an old one if another push reached it since.
+        A push with a message id was taken by the SMSC: DuplicateRecord, never again.
         """
         previous = self.store.push_by_offer(offer.offer_id)
         if previous is None:
@@ -426,10 +438,14 @@ class StkPushService:
                 f"offer {offer.offer_id!r} was first pushed to card {previous.iccid}; "
                 f"{card.msisdn} now has card {card.iccid}"
             )
+        cntr = previous.cntr
+        if previous.state == "refused":
+            cntr = self.store.next_ota_counter(card.iccid, at_least=card.min_counter)
         self.store.update_push(
             offer.offer_id,
             state="submitting",
             detail=f"pushed again after: {previous.detail or 'no answer from the SMSC'}",
+            cntr=cntr,
             now=now,
         )
         log.info(
@@ -437,9 +453,9 @@ class StkPushService:
             offer.offer_id,
             card.msisdn,
             previous.state,
-            previous.cntr,
+            cntr,
         )
-        return previous.cntr
+        return cntr
 
     @staticmethod
     def _too_large(offer: StkOffer, card: SimCard, payload: bytes, budget: int) -> OfferTooLarge:

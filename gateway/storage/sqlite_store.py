@@ -204,14 +204,16 @@ class SqliteStore(SqliteFile):
         message_id: str | None = None,
         state: str | None = None,
         detail: str | None = None,
+        cntr: int | None = None,
         now: float,
     ) -> PushRecord:
-        """Set the message id, state and/or detail of a recorded push; StoreError if there is none."""
+        """Set the message id, state, detail and/or counter (a new attempt's, when the SMSC refused the
+        last: ``StkPushService._record_attempt``) of a recorded push; StoreError if there is none."""
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE stk_pushes SET message_id = coalesce(?, message_id), state = coalesce(?, state), "
-                "detail = coalesce(?, detail), updated_at = ? WHERE offer_id = ?",
-                (message_id, state, detail, now, offer_id),
+                "detail = coalesce(?, detail), cntr = coalesce(?, cntr), updated_at = ? WHERE offer_id = ?",
+                (message_id, state, detail, cntr, now, offer_id),
             )
             if cursor.rowcount != 1:
                 raise StoreError(f"no push of offer {offer_id!r} to update")

@@ -4,7 +4,8 @@ A push cancelled before the SMSC answered (the executor shut down, the bind neve
 mid-submit is left without a message id. The next attempt (the runner's outbox after a restart)
 must send it, or the journey waits for its hard_cap before falling back to SMS. It goes out with the
 counter the first attempt used, so a card that did get the first copy refuses the second (TS 102 225
-section 5.1.1 replay check): the subscriber never sees one offer twice.
+section 5.1.1 replay check): the subscriber never sees one offer twice. A push the SMSC refused never
+went out: it is sent again with a fresh counter, which a card that another push reached since accepts.
 """
 
 from __future__ import annotations
@@ -129,11 +130,34 @@ async def test_push_refused_by_the_smsc_can_be_tried_again(
     await service.push(offer("warm-up"), 1.0)
     with pytest.raises(Exception, match="ESME_RSYSERR"):
         await service.push(offer(), 2.0)
-    assert (push := store.push_by_offer("offer-1")) is not None and push.state == "submit_failed"
+    assert (push := store.push_by_offer("offer-1")) is not None and push.state == "refused"
     result = await service.push(offer(), 3.0)
-    assert result.cntr == push.cntr
+    # the refused copy never went out: the retry takes a fresh counter
+    assert (push.cntr, result.cntr) == (2, 3)
     stored = store.push_by_offer("offer-1")
     assert stored is not None and stored.state == "sent" and stored.message_id == result.message_id
+    assert stored.cntr == 3 and store.push_by_counter(stored.iccid, 3) == stored
+
+
+async def test_push_refused_by_the_smsc_reaches_a_card_another_push_reached_since(
+    start_smsc: StartSmsc, connect: Connect, keystore: KeyStore, store: SqliteStore
+) -> None:
+    """The card counts strictly ("higher"): a re-push with the refused attempt's counter would be
+    below the counter of the push that reached it in between, and refused as a replay."""
+    smsc = await start_smsc("nack:3")  # every third submit refused
+    card = new_card()
+    smsc.register_handset(AES_MSISDN, card.on_sms)
+    service = StkPushService(await connect(smsc.address[1]), keystore, store, reply_to=REPLY_TO)
+    await service.push(offer("warm-up-1"), 1.0)  # CNTR 1
+    await service.push(offer("warm-up-2"), 2.0)  # CNTR 2
+    with pytest.raises(Exception, match="ESME_RSYSERR"):
+        await service.push(offer("offer-1"), 3.0)  # CNTR 3, refused by the SMSC
+    await service.push(offer("offer-2"), 4.0)  # CNTR 4 reaches the card
+    result = await service.push(offer("offer-1"), 5.0)
+    assert result.cntr == 5
+    await wait_until(lambda: len(card.received) == 4, what="the card to get four pushes")
+    assert [packet.cntr for packet, _ in card.received] == [1, 2, 4, 5]
+    assert not card.errors  # with CNTR 3 again the card would have refused it as a replay
 
 
 async def test_an_offer_in_flight_is_not_pushed_twice_at_once(

@@ -607,7 +607,7 @@ async def test_submit_rejection_reported(
     failed = await next_event(events)
     assert failed == StkPushFailed("offer-1", AES_MSISDN, str(caught.value), caught.value.status, 7.0)
     push = store.push_by_offer("offer-1")
-    assert push is not None and push.state == "submit_failed" and push.message_id is None
+    assert push is not None and push.state == "refused" and push.message_id is None
 
 
 async def test_push_over_a_closed_link_reported(
