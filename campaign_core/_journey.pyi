@@ -63,3 +63,7 @@ def blake2b(data: bytes, digest_size: int, /) -> bytes:
 
 def configure(namespace: dict[str, Any], /) -> None:
     """Take the engine module's record kinds, offer states, builders and classes (once, at import)."""
+
+def track_open_offers(engine: Any, subscriber: Any, /) -> None:
+    """Track ``subscriber``'s open offers again for the collector when its profile is tracked (the C
+    paths untrack an offer only while its subscriber's profile cannot refer back to it)."""
