@@ -176,8 +176,8 @@ def _log_heap(heap: HugeHeap) -> None:
     log = logging.getLogger("tgw.runtime")
     if heap.installed:
         log.info(
-            "object heap on transparent huge pages: %d GiB reserved (kernel mode %s)",
-            heap.reserved >> 30,
+            "object heap on transparent huge pages: %d MiB reserved (kernel mode %s)",
+            heap.reserved >> 20,
             heap.mode,
         )
     else:

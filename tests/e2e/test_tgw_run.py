@@ -41,7 +41,7 @@ async def test_reload_and_graceful_stop(network: tuple[SmscSimulator, str], tmp_
         # the object heap is on huge pages where the kernel offers them (gateway.runtime.use_huge_pages)
         heap = await running.until("object heap on")
         if thp_mode() in {"always", "madvise"}:
-            assert "transparent huge pages: 64 GiB reserved" in heap
+            assert "transparent huge pages: 65536 MiB reserved" in heap
         else:
             assert "default pages" in heap
         await running.until("gateway running")

@@ -105,6 +105,7 @@ print(json.dumps({'grown': grown, 'freed': freed, 'reused': reused,
     assert freed["in_use"] < 10
     assert freed["free"] == freed["peak"] - freed["in_use"]
     assert freed["resident_free"] <= 8 * MIB + 2 * MIB
+    assert 0 <= freed["resident_free"] <= freed["free"] * MIB  # counted from the free arenas only
     assert freed["released_blocks"] >= (freed["free"] * MIB - 10 * MIB) // (2 * MIB)
     # the second burst takes the freed arenas back before carving new ones
     assert reused["reused"] >= min(freed["free"], reused["in_use"] - freed["in_use"])
