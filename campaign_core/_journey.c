@@ -3242,9 +3242,9 @@ untrack_container(PyObject *v)
 
 /* Untrack a command the C paths just built into a list already holding HELD_LONG (a Tick's), a
  * Record, SendSms, PushStk, QueryCredit, Activate or Reply (frozen slotted dataclasses) whose every
- * field is a leaf_value, and the detail mapping and lists in it. Nothing it refers to can refer back to an object made after it, and the command is handed out
- * as it is (its detail is read, not changed: the decision trail), so it cannot be on a cycle: the
- * collector need not walk it. A Tick that sends 300k SMS holds 1.2M such objects until it returns, and
+ * field is a leaf_value, and the detail mapping and lists in it. Nothing it refers to can refer back
+ * to an object made after it, and the command is handed out as it is (its detail is read, not
+ * changed: the decision trail), so it cannot be on a cycle: the collector need not walk it. A Tick that sends 300k SMS holds 1.2M such objects until it returns, and
  * every young collection during it walked them all (0.75 s of the Tick at 1M subscribers). This is the
  * rule CPython applies to a tuple of atomic values; a consumer that stored a command inside its own
  * detail would make a cycle the collector cannot see, as it would with such a tuple. */
@@ -3369,7 +3369,7 @@ static PyObject *
 track_open_offers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !Py_IS_TYPE(args[1], subscriber_type)) {
-        PyErr_SetString(PyExc_TypeError, "track_open_offers(engine, subscriber) takes an engine and a _Subscriber");
+        PyErr_SetString(PyExc_TypeError, "track_open_offers(engine, subscriber): an engine and a _Subscriber");
         return NULL;
     }
     if (track_offers_of(args[0], args[1]) < 0) {

@@ -24,8 +24,8 @@ verification is recorded and acknowledged (so the SMSC stops retrying) and never
 
 Pushed once: a push the SMSC took (it has a message id) is never sent again, however often the
 campaign's outbox asks. One it may have taken unbeknown to us (cancelled at shutdown, the link lost
-before the submit_sm_resp, or cut short by a crash before the resp was stored: state "submit_failed"
-or "submitting") is sent again when asked, with the counter of the first attempt, so that a card which
+or no submit_sm_resp within the client's attempts, or cut short by a crash before the resp was stored:
+state "submit_failed" or "submitting") is sent again when asked, with the counter of the first attempt, so that a card which
 did get the first copy refuses the second as a replay (counter modes "higher" and "exactly one
 higher"; under "no counter" the card cannot tell). One the SMSC refused (an error status in its
 submit_sm_resp or a generic_nack: state "refused") never reached the card, so it is sent again with a
@@ -361,12 +361,11 @@ class StkPushService:
                 raise
             except GatewayError as exc:
                 status = exc.status if isinstance(exc, SubmitError) else None
-                # an error status is the SMSC's answer: it did not take this copy (_record_attempt)
+                # an error status is the SMSC's answer: it did not take this copy (_record_attempt);
+                # status 0 is no answer at all (response timeouts): it may have
+                refused = isinstance(exc, SubmitError) and exc.status != 0
                 self._record_submit_failure(
-                    offer.offer_id,
-                    str(exc),
-                    now,
-                    "refused" if isinstance(exc, SubmitError) else "submit_failed",
+                    offer.offer_id, str(exc), now, "refused" if refused else "submit_failed"
                 )
                 log.warning("STK push of offer %s to %s refused: %s", offer.offer_id, card.msisdn, exc)
                 await self._emit(StkPushFailed(offer.offer_id, card.msisdn, str(exc), status, now))

@@ -27,7 +27,7 @@ from stk_harness import (
 )
 from test_stk_service import TestCard, offer
 
-from gateway.smpp.client import SmppClient
+from gateway.smpp.client import SmppClient, SubmitError
 from gateway.stk import StkPushService
 from gateway.stk.keystore import KeyStore
 from gateway.storage import DuplicateRecord, SqliteStore
@@ -137,6 +137,26 @@ async def test_push_refused_by_the_smsc_can_be_tried_again(
     stored = store.push_by_offer("offer-1")
     assert stored is not None and stored.state == "sent" and stored.message_id == result.message_id
     assert stored.cntr == 3 and store.push_by_counter(stored.iccid, 3) == stored
+
+
+async def test_push_the_smsc_never_answered_keeps_its_counter(
+    start_smsc: StartSmsc, connect: Connect, keystore: KeyStore, store: SqliteStore
+) -> None:
+    """No submit_sm_resp is no answer, not a refusal: the SMSC may have taken that copy, so the next
+    attempt carries the same counter (the card refuses it as a replay if the first got through)."""
+    silent = await start_smsc("blackhole")
+    client = await connect(silent.address[1], response_timeout=0.2, submit_attempts=1)
+    service = StkPushService(client, keystore, store, reply_to=REPLY_TO)
+    with pytest.raises(SubmitError, match="no response"):
+        await service.push(offer(), 1.0)
+    push = store.push_by_offer("offer-1")
+    assert push is not None and push.state == "submit_failed" and push.message_id is None
+    smsc = await start_smsc()
+    card = new_card()
+    smsc.register_handset(AES_MSISDN, card.on_sms)
+    again = StkPushService(await connect(smsc.address[1]), keystore, store, reply_to=REPLY_TO)
+    result = await again.push(offer(), 2.0)
+    assert result.cntr == push.cntr and store.ota_counter(AES_ICCID) == push.cntr
 
 
 async def test_push_refused_by_the_smsc_reaches_a_card_another_push_reached_since(
