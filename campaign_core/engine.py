@@ -44,6 +44,8 @@ leaves out the offers whose campaign the engine's ``CampaignSet`` no longer has,
 changed so that the offer no longer fits it (its step past the journey, options from a campaign that now
 offers nothing); it cannot record their end (it has no ``now``), so it returns their ids for the caller
 to log and keeps an ``OfferDropped`` event for each (``dropped``) for the caller to hand to ``handle``.
+Each is remembered with the subscriber's closed offers (outcome "dropped"), so a USSD code from its SMS
+is answered as for an expired offer, not as if there had been none.
 
 The contact policy forgets the subscribers whose every cap period is over (``ContactPolicy.prune``) on
 a ``Tick`` once per simulated hour (``_PRUNE_EVERY``), which changes no decision.
@@ -223,6 +225,11 @@ class OfferView:
 _Eligibility = Callable[[Profile, TriggerRaised, float, str], "str | None"]
 
 
+def _names_of(options: tuple[OfferOption, ...]) -> tuple[str, ...]:
+    """Package ids and USSD codes, in order: what a closed offer remembers to answer a late response."""
+    return tuple(name for o in options for name in (o.package_id, o.ussd_code))
+
+
 class _OptionSet:
     """Options as offers hold them: one tuple object per distinct set of options, shared by every offer
     that has it (``Engine._option_set``), with what the engine derives from them computed once."""
@@ -231,8 +238,7 @@ class _OptionSet:
 
     def __init__(self, options: tuple[OfferOption, ...]) -> None:
         self.options = options
-        # package ids and USSD codes, in order: what a closed offer remembers to answer a late response
-        self.names = tuple(name for o in options for name in (o.package_id, o.ussd_code))
+        self.names = _names_of(options)
         by_name: dict[str, OfferOption] = {}
         for option in options:  # a response names the first option with that package id or code
             by_name.setdefault(option.package_id, option)
@@ -1825,7 +1831,7 @@ class Engine:
             campaign_id = row[1]
             if campaign_id not in campaigns:
                 campaigns[campaign_id] = self._compiled.get(campaign_id)
-            key, msisdn, offer = self._offer_from_row(index, row, campaigns[campaign_id], options)
+            key, msisdn, offer, names = self._offer_from_row(index, row, campaigns[campaign_id], options)
             if key in owners:
                 raise ConfigError(f"engine snapshot: offer {index} repeats {key}")
             owner = subscribers.get(msisdn)
@@ -1839,6 +1845,11 @@ class Engine:
             )
             if misfit is not None:
                 dropped.append(OfferDropped(key, msisdn, campaign_id, row[2], misfit))
+                # remembered as closed: its USSD codes, dialled from the SMS it sent, are then told the
+                # offer ended (as an expired one is), not that there is no offer at all
+                closed = owner.closed
+                entry: _Closed = (key, "dropped", names, campaign_id, row[2])
+                owner.closed = (*closed[-(_RECENT_CLOSED - 1) :], entry)
             elif offer is not None:
                 offer.subscriber = owner
                 offers[key] = offer
@@ -1866,8 +1877,9 @@ class Engine:
         row: list[Any],
         campaign: _Campaign | None,
         shared: dict[tuple[object, ...], OfferOption],
-    ) -> tuple[str, str, _Offer | None]:
-        """The id, msisdn and offer of one snapshot row (no offer when ``campaign`` is gone)."""
+    ) -> tuple[str, str, _Offer | None, tuple[str, ...]]:
+        """The id, msisdn and offer of one snapshot row (no offer when ``campaign`` is gone), and the
+        names of its options (``_OptionSet.names``: what a closed offer remembers)."""
         where = f"engine snapshot: offer {index}"
         key, _campaign_id, variant, trigger_json, state_name, step, step_ready, option_rows = row[:8]
         chosen, pushed, deadline, queued, expires_at, delivered = row[8:]
@@ -1900,7 +1912,7 @@ class Engine:
         if state in (OfferState.AWAITING, OfferState.OPEN) and (expires_at is None or not options):
             raise ConfigError(f"{where}: an offer {state.name} has options and an expiry")
         if campaign is None:
-            return key, trigger.msisdn, None
+            return key, trigger.msisdn, None, _names_of(options)
         offer = _Offer(key, campaign, variant, trigger, _NO_SUBSCRIBER)  # restore() sets its owner
         offer.state = state
         offer.step = step
@@ -1912,7 +1924,7 @@ class Engine:
         offer.queued = None if queued is None else float(queued)
         offer.expires_at = None if expires_at is None else float(expires_at)
         offer.delivered = delivered
-        return key, trigger.msisdn, offer
+        return key, trigger.msisdn, offer, offer.offered.names
 
     def _option_from_row(
         self, where: str, row: object, shared: dict[tuple[object, ...], OfferOption]

@@ -207,6 +207,48 @@ def test_a_dropped_offer_gets_its_end_in_the_trail() -> None:
     assert [v.offer_id for v in fresh.open_offers(MSISDN)] == [OFFER]  # the other offer goes on
 
 
+def sms_sent_then_campaign_gone() -> Engine:
+    """The reference offer's SMS went out listing every option; a reload then left its campaign out."""
+    e = engine()
+    e.handle(exhausted(), T0)
+    e.handle(CreditScored(f"{OFFER}:score", MSISDN, Decimal(0), Decimal(2000)), T0 + 1)
+    out = e.handle(Tick(), T0 + 1 + 1800)  # no receipt: the hard cap moves on to the SMS
+    assert any(isinstance(c, SendSms) and "*123*1000#" in c.text for c in actions(out))
+    fresh = Engine(campaign_set(campaigns=[OLD_UPSELL]))
+    assert fresh.restore(through_json(e.snapshot())) == [OFFER]
+    (event,) = fresh.dropped
+    fresh.handle(event, T0 + 1900)
+    return fresh
+
+
+def test_dialling_a_dropped_offers_code_says_it_ended() -> None:
+    """Before: "You have no open offer" to a subscriber dialling a code from the SMS they had just got,
+    and a trail naming no offer. The restore now remembers the dropped offer as closed ("dropped"),
+    as ``_close`` does when a replay still has it: the answer is the expired text, the trail names
+    the offer, its campaign and why."""
+    e = sms_sent_then_campaign_gone()
+    out = e.handle(Responded("r1", MSISDN, ResponseChannel.USSD, option_id="*123*1000#"), T0 + 2000)
+    (reply,) = actions(out)
+    assert isinstance(reply, Reply) and not reply.accepted
+    assert reply.text == "Sorry, this offer has expired."
+    (rejected,) = records(out, RecordKind.REJECTED_RESPONSE)
+    assert rejected.detail["reason"] == "dropped"
+    assert (rejected.offer_id, rejected.campaign_id) == (OFFER, "upsell-exhaustion")
+    # a code that offer never listed still finds no offer
+    out = e.handle(Responded("r2", MSISDN, ResponseChannel.USSD, option_id="*123*999#"), T0 + 2001)
+    (rejected,) = records(out, RecordKind.REJECTED_RESPONSE)
+    assert rejected.detail["reason"] == "no open offer" and rejected.offer_id is None
+
+
+def test_a_dropped_offer_stays_remembered_across_a_snapshot() -> None:
+    e = sms_sent_then_campaign_gone()
+    again = Engine(campaign_set(campaigns=[OLD_UPSELL]))
+    assert again.restore(through_json(e.snapshot())) == [] and again.dropped == ()
+    out = again.handle(Responded("r1", MSISDN, ResponseChannel.USSD, option_id="data-500mb"), T0 + 2000)
+    (rejected,) = records(out, RecordKind.REJECTED_RESPONSE)
+    assert rejected.detail["reason"] == "dropped" and rejected.offer_id == OFFER
+
+
 def test_an_offer_whose_step_is_gone_is_dropped_with_that_reason() -> None:
     e = engine()
     e.handle(exhausted(), T0)
