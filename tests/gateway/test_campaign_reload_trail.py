@@ -1,6 +1,7 @@
 """The trail of a reload and a pause through the whole gateway (gateway/app.py with the engine's
 ``paused`` and ``dropped``): an offer a reload drops is closed "dropped" in the store with its reason
-and logged with its ids, once across a restart; a trigger while its campaign is paused is recorded."""
+and logged with its ids, once across a restart, and one of its USSD codes dialled after the reload is
+told the offer ended; a trigger while its campaign is paused is recorded."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ async def test_a_reload_that_drops_an_offer_closes_it_in_the_trail(
     gateway = await network.gateway()
     await gateway.on_trigger(exhausted(msisdn, network.clock))
     await until(lambda: RecordKind.CONTACT in kinds(gateway, msisdn))
-    (offer,) = [view.offer_id for view in gateway.engine.open_offers(msisdn)]
+    (view,) = gateway.engine.open_offers(msisdn)
+    offer, code = view.offer_id, view.options[0].ussd_code
     (network.campaigns / "upsell_new.yaml").unlink()
     shutil.copy(CAMPAIGNS / "upsell_old.yaml", network.campaigns / "upsell_old.yaml")
     with caplog.at_level(logging.WARNING, logger="gateway.app"):
@@ -34,6 +36,13 @@ async def test_a_reload_that_drops_an_offer_closes_it_in_the_trail(
     }
     logged = [r for r in caplog.records if getattr(r, "offer_id", None) == offer]
     assert logged and logged[0].__dict__["msisdn"] == msisdn and "upsell_new" in logged[0].getMessage()
+    # the subscriber dials one of the dropped offer's codes: told it ended, not that there was none
+    dialog = await network.handsets[msisdn].dial(code)
+    screen = await dialog.next_screen(10)
+    assert screen.text == "Sorry, this offer has expired."
+    rejected = gateway.store.records_of(msisdn)[-1]
+    assert rejected.kind is RecordKind.REJECTED_RESPONSE and rejected.offer_id == offer
+    assert rejected.detail["reason"] == "dropped" and rejected.campaign_id == "upsell_new"
     await gateway.stop()
     network.gateways.remove(gateway)
     again = await network.gateway()  # the restart restores the snapshot of the reload: nothing twice
