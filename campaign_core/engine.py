@@ -494,6 +494,11 @@ class _Subscriber:
         # campaign id -> when its last offer started; experiment id -> the last control assignment
         self.last_start: tuple[tuple[str, float], ...] = ()  # a tuple of pairs: a third of a dict's size
 
+    def remember_closed(self, entry: _Closed) -> None:
+        """Keep ``entry`` as the latest closed offer (the oldest beyond ``_RECENT_CLOSED`` goes)."""
+        closed = self.closed
+        self.closed = (*closed[-(_RECENT_CLOSED - 1) :], entry) if closed else (entry,)
+
 
 _NO_SUBSCRIBER = _Subscriber()  # the owner of an offer being restored, until restore() knows it
 
@@ -1741,9 +1746,7 @@ class Engine:
         subscriber.offers = () if open_offers == (key,) else tuple(k for k in open_offers if k != key)
         campaign_id = offer.campaign.id
         variant = offer.variant
-        closed = subscriber.closed
-        entry = (key, outcome, offer.offered.names, campaign_id, variant)
-        subscriber.closed = (*closed[-(_RECENT_CLOSED - 1) :], entry) if closed else (entry,)
+        subscriber.remember_closed((key, outcome, offer.offered.names, campaign_id, variant))
         detail: dict[str, object] = {"outcome": outcome}
         if reason is not None:
             detail["reason"] = reason
@@ -1847,9 +1850,7 @@ class Engine:
                 dropped.append(OfferDropped(key, msisdn, campaign_id, row[2], misfit))
                 # remembered as closed: its USSD codes, dialled from the SMS it sent, are then told the
                 # offer ended (as an expired one is), not that there is no offer at all
-                closed = owner.closed
-                entry: _Closed = (key, "dropped", names, campaign_id, row[2])
-                owner.closed = (*closed[-(_RECENT_CLOSED - 1) :], entry)
+                owner.remember_closed((key, "dropped", names, campaign_id, row[2]))
             elif offer is not None:
                 offer.subscriber = owner
                 offers[key] = offer

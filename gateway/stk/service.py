@@ -25,9 +25,9 @@ verification is recorded and acknowledged (so the SMSC stops retrying) and never
 Pushed once: a push the SMSC took (it has a message id) is never sent again, however often the
 campaign's outbox asks. One it may have taken unbeknown to us (cancelled at shutdown, the link lost
 or no submit_sm_resp within the client's attempts, or cut short by a crash before the resp was stored:
-state "submit_failed" or "submitting") is sent again when asked, with the counter of the first attempt, so that a card which
-did get the first copy refuses the second as a replay (counter modes "higher" and "exactly one
-higher"; under "no counter" the card cannot tell). One the SMSC refused (an error status in its
+state "submit_failed" or "submitting") is sent again when asked, with the counter of the first
+attempt, so that a card which did get the first copy refuses the second as a replay (counter modes
+"higher" and "exactly one higher"; under "no counter" the card cannot tell). One the SMSC refused (an error status in its
 submit_sm_resp or a generic_nack: state "refused") never reached the card, so it is sent again with a
 fresh counter: the old one may be below what the card has seen since, from another push.
 
